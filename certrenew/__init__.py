@@ -1,0 +1,1 @@
+"""certrenew: the TLS certificate renewal runbook as Prefect flows."""

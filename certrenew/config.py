@@ -1,0 +1,243 @@
+"""Typed configuration: a TOML file plus CERTRENEW_* environment variables.
+
+Organisation-specific values (CSR subject, projects, mailboxes, SharePoint
+site and folders) have no defaults in code: the shipped example
+(`examples/certrenew.toml`) carries the runbook's values. Secrets come from the
+environment or from files named in the TOML, never from the TOML itself, so a
+configuration file can be committed and shared without leaking anything.
+
+Precedence: environment (`CERTRENEW_<KEY>`, `CERTRENEW_<SECTION>__<KEY>`) over
+the TOML file over the defaults below.
+"""
+
+from __future__ import annotations
+
+import os
+import tomllib
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError
+from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
+
+from certrenew.errors import ConfigError
+
+CONFIG_ENV = "CERTRENEW_CONFIG"
+
+# Keys that hold secrets: accepted from the environment only. A TOML file
+# names a file holding the secret instead (`<key>_file`).
+SECRET_KEYS = frozenset({"token", "password", "cert_password", "key_passphrase"})
+
+
+class Section(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class ScanSettings(Section):
+    """How hard the scan pushes: bounded concurrency, per-target time limit."""
+
+    concurrency: int = Field(64, ge=1, le=4096)
+    timeout_seconds: float = Field(10.0, gt=0, description="connect + TLS handshake")
+
+
+class CsrSettings(Section):
+    """The subject every CSR must carry (CN is always the renewed domain)."""
+
+    organization: str
+    organizational_unit: str
+    locality: str
+    state: str
+    country: str = Field(pattern=r"^[A-Z]{2}$")
+    email: str
+    min_rsa_bits: int = Field(2048, ge=2048)
+    ec_curves: list[str] = ["secp256r1", "secp384r1"]
+
+
+class JiraSettings(Section):
+    """Jira connection and the shape of the ticket chain.
+
+    The project keys, issue type, link type and done transition also shape the
+    local tracker's tickets, so a chain looks the same on either tracker.
+    """
+
+    url: str | None = None
+    token: SecretStr | None = None
+    token_file: Path | None = None
+    user: str | None = None
+    password: SecretStr | None = None
+    password_file: Path | None = None
+    csr_project: str = "SIS"
+    owner_project: str = "ST"
+    install_project: str = "SIS"
+    issue_type: str = "Task"
+    link_type: str = "Relates"
+    done_transition: str = "Done"
+    components: list[str] = []
+    labels: list[str] = []
+    custom_fields: dict[str, Any] = {}
+    delete_key_attachment: bool = True
+    ca_bundle: Path | None = None
+    timeout_seconds: float = Field(30.0, gt=0)
+
+    def secret_token(self) -> str | None:
+        return read_secret(self.token, self.token_file, "jira.token")
+
+    def secret_password(self) -> str | None:
+        return read_secret(self.password, self.password_file, "jira.password")
+
+
+class SharePointSettings(Section):
+    """SharePoint document library reached with an app-only certificate credential."""
+
+    site_url: str | None = None
+    library: str | None = None
+    root_folder: str = "CERTIFICATS/CDS"
+    tenant_id: str | None = None
+    authority: str | None = None
+    client_id: str | None = None
+    cert_path: Path | None = None
+    cert_password: SecretStr | None = None
+    cert_password_file: Path | None = None
+    ca_bundle: Path | None = None
+    chunk_size: int = Field(4 * 1024 * 1024, ge=1024)
+    on_conflict: Literal["keep_old", "refuse"] = "keep_old"
+    key_passphrase: SecretStr | None = None
+    key_passphrase_file: Path | None = None
+
+    def authority_url(self) -> str | None:
+        if self.authority:
+            return self.authority
+        if self.tenant_id:
+            return f"https://login.microsoftonline.com/{self.tenant_id}"
+        return None
+
+    def secret_cert_password(self) -> str | None:
+        return read_secret(self.cert_password, self.cert_password_file, "sharepoint.cert_password")
+
+    def secret_key_passphrase(self) -> str | None:
+        return read_secret(
+            self.key_passphrase, self.key_passphrase_file, "sharepoint.key_passphrase"
+        )
+
+
+class LocalArchiveSettings(Section):
+    """A folder on this machine that mirrors the SharePoint layout."""
+
+    path: Path | None = Field(None, description="default: <data_dir>/archive")
+    root_folder: str = "CERTIFICATS/CDS"
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(
+        env_prefix="CERTRENEW_",
+        env_nested_delimiter="__",
+        extra="forbid",
+        validate_default=True,
+    )
+
+    inventory: Path = Path("inventory.yaml")
+    data_dir: Path = Path(".certrenew")
+    tracker: Literal["local", "jira"] = "local"
+    archive: Literal["local", "sharepoint"] = "local"
+    scan: ScanSettings = ScanSettings()
+    csr: CsrSettings | None = None
+    jira: JiraSettings = JiraSettings()
+    sharepoint: SharePointSettings = SharePointSettings()
+    local_archive: LocalArchiveSettings = LocalArchiveSettings()
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        # The TOML file arrives as init arguments; the environment wins over it.
+        return (env_settings, init_settings)
+
+    def local_archive_path(self) -> Path:
+        return self.local_archive.path or self.data_dir / "archive"
+
+
+def read_secret(value: SecretStr | None, file: Path | None, name: str) -> str | None:
+    """A secret from its environment value, else from the file that holds it."""
+    if value is not None:
+        return value.get_secret_value()
+    if file is None:
+        return None
+    try:
+        return file.read_text(encoding="utf-8").strip()
+    except OSError as exc:
+        raise ConfigError(
+            f"cannot read the file for {name} ({file}): {exc.strerror}; "
+            f"fix {name}_file or set the secret in the environment"
+        ) from None
+
+
+def _reject_secrets(data: dict[str, Any], path: Path, prefix: str = "") -> None:
+    for key, value in data.items():
+        if isinstance(value, dict):
+            _reject_secrets(value, path, f"{prefix}{key}.")
+        elif key in SECRET_KEYS:
+            section = prefix.rstrip(".")
+            env = "CERTRENEW_" + "__".join(p.upper() for p in (*filter(None, [section]), key))
+            raise ConfigError(
+                f"{path}: '{prefix}{key}' is a secret and is not read from the configuration "
+                f"file; remove it and set {env} in the environment, or name a file holding "
+                f"it with '{prefix}{key}_file'"
+            )
+
+
+_PATH_KEYS = {
+    (): ("inventory", "data_dir"),
+    ("jira",): ("token_file", "password_file", "ca_bundle"),
+    ("sharepoint",): ("cert_path", "cert_password_file", "ca_bundle", "key_passphrase_file"),
+    ("local_archive",): ("path",),
+}
+
+
+def _resolve_paths(data: dict[str, Any], base: Path) -> None:
+    """Relative paths in the file are relative to the file, not to the caller's cwd."""
+    for section, keys in _PATH_KEYS.items():
+        node: Any = data
+        for part in section:
+            node = node.get(part) if isinstance(node, dict) else None
+        if not isinstance(node, dict):
+            continue
+        for key in keys:
+            if isinstance(node.get(key), str):
+                node[key] = str((base / node[key]).resolve())
+
+
+def config_path(explicit: Path | None = None) -> Path | None:
+    if explicit is not None:
+        return explicit
+    env = os.environ.get(CONFIG_ENV)
+    return Path(env) if env else None
+
+
+def load_settings(config_file: Path | None = None) -> Settings:
+    """Settings from `config_file`, else $CERTRENEW_CONFIG, else environment only."""
+    path = config_path(config_file)
+    data: dict[str, Any] = {}
+    if path is not None:
+        try:
+            data = tomllib.loads(path.read_text(encoding="utf-8"))
+        except FileNotFoundError:
+            raise ConfigError(
+                f"configuration file {path} does not exist: pass --config or set {CONFIG_ENV}"
+            ) from None
+        except tomllib.TOMLDecodeError as exc:
+            raise ConfigError(f"{path}: not valid TOML: {exc}") from None
+        _reject_secrets(data, path)
+        _resolve_paths(data, path.parent)
+    try:
+        return Settings(**data)
+    except ValidationError as exc:
+        where = str(path) if path else "environment"
+        problems = "; ".join(
+            f"{'.'.join(str(p) for p in err['loc'])}: {err['msg']}" for err in exc.errors()
+        )
+        raise ConfigError(f"{where}: invalid configuration: {problems}") from None

@@ -1,0 +1,247 @@
+"""The inventory: every certificate the team is responsible for, where it lives.
+
+Errors name the file, the line, the entry and the field, because the people
+who edit this file are not the people who wrote the code.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+from certrenew.errors import InventoryError
+
+_DNS_NAME = re.compile(r"(\*\.)?[a-z0-9]([a-z0-9-]*[a-z0-9])?(\.[a-z0-9]([a-z0-9-]*[a-z0-9])?)*")
+_HOST_PORT = re.compile(r"^(?:\[(?P<v6>[0-9A-Fa-f:.]+)\]|(?P<host>[^:\s]+))(?::(?P<port>\d+))?$")
+
+
+class _Model(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class Thresholds(_Model):
+    warn_days: int = Field(30, ge=0)
+    critical_days: int = Field(7, ge=0)
+
+    @model_validator(mode="after")
+    def _ordered(self) -> Thresholds:
+        if self.critical_days > self.warn_days:
+            raise ValueError("critical_days must not be larger than warn_days")
+        return self
+
+
+class Endpoint(_Model):
+    host: str
+    port: int = Field(443, ge=1, le=65535)
+    server_name: str | None = None
+
+    @model_validator(mode="before")
+    @classmethod
+    def _shorthand(cls, value: Any) -> Any:
+        if not isinstance(value, str):
+            return value
+        match = _HOST_PORT.match(value.strip())
+        if not match:
+            raise ValueError(f"'{value}' is not host:port (write IPv6 as [::1]:443)")
+        out: dict[str, Any] = {"host": match["v6"] or match["host"]}
+        if match["port"]:
+            out["port"] = int(match["port"])
+        return out
+
+    @property
+    def target(self) -> str:
+        host = f"[{self.host}]" if ":" in self.host else self.host
+        return f"{host}:{self.port}"
+
+
+class CertificateFile(_Model):
+    path: Path
+    password_env: str | None = Field(
+        None, description="environment variable holding the PKCS#12 password"
+    )
+
+
+class CertificateEntry(_Model):
+    name: str = Field(min_length=1)
+    domain: str = Field(min_length=1)
+    owner: str | None = None
+    ca: str | None = None
+    endpoints: list[Endpoint] = []
+    files: list[CertificateFile] = []
+    warn_days: int | None = Field(None, ge=0)
+    critical_days: int | None = Field(None, ge=0)
+
+    @field_validator("domain")
+    @classmethod
+    def _domain(cls, value: str) -> str:
+        value = value.strip().lower().rstrip(".")
+        if not _DNS_NAME.fullmatch(value):
+            raise ValueError(f"'{value}' is not a DNS name")
+        return value
+
+    @model_validator(mode="after")
+    def _somewhere(self) -> CertificateEntry:
+        if not self.endpoints and not self.files:
+            raise ValueError("give at least one endpoint or file to check")
+        return self
+
+    def thresholds(self, defaults: Thresholds) -> Thresholds:
+        return Thresholds(
+            warn_days=defaults.warn_days if self.warn_days is None else self.warn_days,
+            critical_days=(
+                defaults.critical_days if self.critical_days is None else self.critical_days
+            ),
+        )
+
+    def server_name(self, endpoint: Endpoint) -> str:
+        """SNI name: the endpoint's own, else the certificate's domain (wildcards stripped)."""
+        return endpoint.server_name or self.domain.removeprefix("*.")
+
+
+class Inventory(_Model):
+    defaults: Thresholds = Thresholds()
+    certificates: list[CertificateEntry] = []
+
+    def get(self, name: str) -> CertificateEntry:
+        for entry in self.certificates:
+            if entry.name == name:
+                return entry
+        for entry in self.certificates:
+            if entry.domain == name.lower():
+                return entry
+        known = ", ".join(e.name for e in self.certificates[:10]) or "none"
+        raise InventoryError(
+            f"no certificate named '{name}' in the inventory (known: {known}); "
+            "check the name or add an entry"
+        )
+
+
+@dataclass(frozen=True)
+class Target:
+    """One thing to probe: an endpoint or a file of one inventory entry."""
+
+    entry: CertificateEntry
+    kind: Literal["endpoint", "file"]
+    endpoint: Endpoint | None = None
+    file: CertificateFile | None = None
+
+    @property
+    def label(self) -> str:
+        if self.endpoint is not None:
+            return self.endpoint.target
+        assert self.file is not None
+        return str(self.file.path)
+
+
+def targets(inventory: Inventory) -> Iterator[Target]:
+    """Every probe target, lazily, so huge inventories never build a second list."""
+    for entry in inventory.certificates:
+        for endpoint in entry.endpoints:
+            yield Target(entry, "endpoint", endpoint=endpoint)
+        for file in entry.files:
+            yield Target(entry, "file", file=file)
+
+
+def _line_map(node: yaml.Node, path: tuple[Any, ...] = ()) -> dict[tuple[Any, ...], int]:
+    """Map every YAML path (as pydantic reports it) to its 1-based line."""
+    lines = {path: node.start_mark.line + 1}
+    if isinstance(node, yaml.MappingNode):
+        for key, value in node.value:
+            lines.update(_line_map(value, (*path, key.value)))
+    elif isinstance(node, yaml.SequenceNode):
+        for index, item in enumerate(node.value):
+            lines.update(_line_map(item, (*path, index)))
+    return lines
+
+
+def _line_for(lines: dict[tuple[Any, ...], int], loc: tuple[Any, ...]) -> int:
+    while loc and loc not in lines:
+        loc = loc[:-1]
+    return lines.get(loc, 1)
+
+
+def _describe(data: Any, loc: tuple[Any, ...]) -> str:
+    """'certificates[3] (seu.example.cat).endpoints[0].port' for a pydantic loc."""
+    parts: list[str] = []
+    node = data
+    for part in loc:
+        if isinstance(part, int):
+            parts[-1] += f"[{part}]"
+            node = node[part] if isinstance(node, list) and part < len(node) else None
+            if isinstance(node, dict) and isinstance(node.get("name"), str):
+                parts[-1] += f" ({node['name']})"
+        else:
+            parts.append(str(part))
+            node = node.get(part) if isinstance(node, dict) else None
+    return ".".join(parts) or "top level"
+
+
+def parse_inventory(text: str, source: str = "<inventory>", base: Path | None = None) -> Inventory:
+    try:
+        root = yaml.compose(text, Loader=yaml.SafeLoader)
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f"{source}:{mark.line + 1}" if mark else source
+        raise InventoryError(f"{where}: not valid YAML: {getattr(exc, 'problem', exc)}") from None
+    if data is None:
+        data = {}
+    if not isinstance(data, dict):
+        raise InventoryError(f"{source}:1: the inventory must be a mapping with 'certificates'")
+    lines = _line_map(root) if root is not None else {}
+    try:
+        inventory = Inventory.model_validate(data)
+    except ValidationError as exc:
+        err = exc.errors()[0]
+        loc = tuple(p for p in err["loc"] if not (isinstance(p, str) and p.startswith("function-")))
+        # Shorthand endpoints report a union-ish loc; keep only what exists in the YAML.
+        more = f" (and {len(exc.errors()) - 1} more problems)" if len(exc.errors()) > 1 else ""
+        raise InventoryError(
+            f"{source}:{_line_for(lines, loc)}: {_describe(data, loc)}: "
+            f"{err['msg'].removeprefix('Value error, ')}{more}"
+        ) from None
+    seen: dict[str, int] = {}
+    for index, entry in enumerate(inventory.certificates):
+        line = _line_for(lines, ("certificates", index))
+        if entry.name in seen:
+            raise InventoryError(
+                f"{source}:{line}: certificates[{index}] ({entry.name}): name is already used "
+                f"at line {seen[entry.name]}; names must be unique"
+            )
+        seen[entry.name] = line
+    if base is not None:
+        inventory = _with_files_relative_to(inventory, base)
+    return inventory
+
+
+def _with_files_relative_to(inventory: Inventory, base: Path) -> Inventory:
+    """File paths in the inventory are relative to the inventory file."""
+    entries = [
+        entry.model_copy(
+            update={
+                "files": [
+                    f.model_copy(update={"path": f.path if f.path.is_absolute() else base / f.path})
+                    for f in entry.files
+                ]
+            }
+        )
+        for entry in inventory.certificates
+    ]
+    return inventory.model_copy(update={"certificates": entries})
+
+
+def load_inventory(path: Path) -> Inventory:
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise InventoryError(
+            f"inventory {path} does not exist: pass --inventory or set 'inventory' in the "
+            "configuration (see examples/inventory.yaml)"
+        ) from None
+    return parse_inventory(text, str(path), base=path.parent)

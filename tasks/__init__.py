@@ -1,0 +1,1 @@
+"""The runbook's steps, grouped by the system they touch."""

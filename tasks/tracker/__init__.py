@@ -1,0 +1,94 @@
+"""The ticket tracker seam: what the renewal needs from Jira (or its local stand-in).
+
+A tracker is a handful of methods. Exactly-once creation is not the tracker's
+job: `ensure_ticket` searches by the ticket's own label before it creates, so
+every tracker gets the same guarantee from the same code.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Protocol, runtime_checkable
+
+
+@dataclass(frozen=True)
+class Attachment:
+    id: str
+    filename: str
+    size: int
+
+
+@dataclass(frozen=True)
+class Ticket:
+    key: str
+    summary: str
+    status: str
+    labels: tuple[str, ...] = ()
+    url: str = ""
+
+
+@dataclass(frozen=True)
+class Link:
+    link_type: str
+    other_key: str
+
+
+@dataclass(frozen=True)
+class NewTicket:
+    """Everything needed to open one ticket; `label` identifies it for exactly-once."""
+
+    project: str
+    summary: str
+    description: str
+    label: str
+    labels: tuple[str, ...] = ()
+    assignee: str | None = None
+    issue_type: str = "Task"
+    extra_fields: dict[str, object] = field(default_factory=dict)
+
+
+@runtime_checkable
+class TicketTracker(Protocol):
+    """Jira in production, SQLite on a laptop; both pass tests/contract/test_tracker.py."""
+
+    def create_ticket(self, new: NewTicket) -> Ticket:
+        """Open a ticket carrying `new.label` and `new.labels`. Not idempotent by itself."""
+        ...
+
+    def find_tickets(self, label: str) -> list[Ticket]:
+        """Tickets carrying `label`, oldest first."""
+        ...
+
+    def get_ticket(self, key: str) -> Ticket:
+        """Raises TicketNotFound when the ticket was deleted."""
+        ...
+
+    def link_tickets(self, from_key: str, to_key: str, link_type: str) -> None:
+        """Link two tickets; linking twice leaves one link."""
+        ...
+
+    def links(self, key: str) -> list[Link]: ...
+
+    def add_comment(self, key: str, body: str) -> None: ...
+
+    def comments(self, key: str) -> list[str]: ...
+
+    def add_attachment(self, key: str, filename: str, data: bytes) -> Attachment: ...
+
+    def attachments(self, key: str) -> list[Attachment]: ...
+
+    def download_attachment(self, key: str, attachment: Attachment) -> bytes: ...
+
+    def delete_attachment(self, key: str, attachment: Attachment) -> None: ...
+
+    def close_ticket(self, key: str) -> None:
+        """Move the ticket to its done state; closing a closed ticket does nothing."""
+        ...
+
+
+def ensure_ticket(tracker: TicketTracker, new: NewTicket) -> Ticket:
+    """Open the ticket unless one with its label exists: a lost cache write never doubles it."""
+    existing = tracker.find_tickets(new.label)
+    if existing:
+        return existing[0]
+    return tracker.create_ticket(new)
