@@ -127,6 +127,42 @@ class LocalArchiveSettings(Section):
     root_folder: str = "CERTIFICATS/CDS"
 
 
+class CaRequestSettings(Section):
+    """The CA portal form (CESICAT via Remedy in the runbook): every value ready to copy.
+
+    `{domain}` in a value is replaced by the renewed domain.
+    """
+
+    portal: str
+    section: str
+    fields: dict[str, str]
+
+
+class RenewalSettings(Section):
+    """How the renewal waits for people and machines."""
+
+    cas: list[str] = Field(min_length=1, description="choices offered for the CA question")
+    max_lifetime_days: int = Field(200, ge=1, description="longest certificate lifetime accepted")
+    attachment_poll_seconds: float = Field(10, gt=0)
+    attachment_poll_minutes: float = Field(
+        2, ge=0, description="how long to poll a ticket before asking a person"
+    )
+    verify_poll_seconds: float = Field(30, gt=0, description="first delay; doubles up to 10 min")
+    verify_poll_minutes: float = Field(
+        30, ge=0, description="how long to poll endpoints before asking a person"
+    )
+    flow_ui_url: str | None = Field(
+        None, description="Prefect UI base URL for links in tickets (default: PREFECT_UI_URL)"
+    )
+
+
+class NoticeSettings(Section):
+    """Where expiry reminders and revocation notices go."""
+
+    recipients: list[str] = []
+    outbox: Path | None = Field(None, description="default: <data_dir>/outbox")
+
+
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(
         env_prefix="CERTRENEW_",
@@ -144,6 +180,9 @@ class Settings(BaseSettings):
     jira: JiraSettings = JiraSettings()
     sharepoint: SharePointSettings = SharePointSettings()
     local_archive: LocalArchiveSettings = LocalArchiveSettings()
+    ca_request: CaRequestSettings | None = None
+    renewal: RenewalSettings | None = None
+    notices: NoticeSettings = NoticeSettings()
 
     @classmethod
     def settings_customise_sources(
@@ -159,6 +198,28 @@ class Settings(BaseSettings):
 
     def local_archive_path(self) -> Path:
         return self.local_archive.path or self.data_dir / "archive"
+
+    def outbox_path(self) -> Path:
+        return self.notices.outbox or self.data_dir / "outbox"
+
+    def for_renewal(self) -> tuple[CsrSettings, CaRequestSettings, RenewalSettings]:
+        """The sections a renewal cannot do without, or one message naming what is missing."""
+        missing = [
+            name
+            for name, value in (
+                ("csr", self.csr),
+                ("ca_request", self.ca_request),
+                ("renewal", self.renewal),
+            )
+            if value is None
+        ]
+        if missing:
+            raise ConfigError(
+                f"the configuration has no [{'], ['.join(missing)}] section: renewals need it; "
+                "copy it from examples/certrenew.toml"
+            )
+        assert self.csr and self.ca_request and self.renewal
+        return self.csr, self.ca_request, self.renewal
 
 
 def read_secret(value: SecretStr | None, file: Path | None, name: str) -> str | None:
@@ -195,6 +256,7 @@ _PATH_KEYS = {
     ("jira",): ("token_file", "password_file", "ca_bundle"),
     ("sharepoint",): ("cert_path", "cert_password_file", "ca_bundle", "key_passphrase_file"),
     ("local_archive",): ("path",),
+    ("notices",): ("outbox",),
 }
 
 
