@@ -1,0 +1,129 @@
+"""What one renewal knows as it moves through the runbook.
+
+These records are what the flow's steps return, and Prefect persists them so a
+resumed run picks up where it was. They therefore hold no secret: the private
+key is referred to by where it lives (a ticket attachment or an archived file)
+and by its public-key fingerprint, never by its bytes.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Literal
+
+
+def renewal_id(domain: str, old_serial: str) -> str:
+    """Stable per (domain, certificate being replaced): starting twice resumes, not restarts.
+
+    Safe as a Jira label: lower-case letters, digits, dots and dashes only.
+    """
+    slug = re.sub(r"[^a-z0-9.-]+", "-", domain.lower().replace("*", "wildcard")).strip("-")
+    return f"certrenew-{slug}-{old_serial.lower()[:16]}"
+
+
+@dataclass(frozen=True)
+class ServedCertificate:
+    """The certificate in service when the renewal started (step 0)."""
+
+    serial: str
+    not_after: datetime
+    sha256: str
+    subject_cn: str | None
+    days_left: int
+
+
+@dataclass(frozen=True)
+class RenewalStart:
+    """Step 0's verdict: which certificate is being replaced, and where it is served."""
+
+    id: str
+    name: str
+    domain: str
+    owner: str | None
+    current_ca: str | None
+    old: ServedCertificate
+    endpoints: tuple[str, ...]
+    files: tuple[str, ...]
+    already_renewed: bool = False
+    note: str = ""
+
+    def label(self, kind: str) -> str:
+        """The label that finds this renewal's ticket of `kind` again."""
+        return f"{self.id}-{kind}"
+
+
+@dataclass(frozen=True)
+class KeySource:
+    """Where the private key is, without holding it."""
+
+    kind: Literal["ticket", "archive"]
+    location: str  # ticket key, or archive folder
+    name: str  # attachment file name, or archived file name
+    attachment_id: str = ""
+
+
+@dataclass(frozen=True)
+class CsrRecord:
+    csr_pem: str
+    key: KeySource
+    key_fingerprint: str
+    source: str  # e.g. "SIS-12" or "reused from CERTIFICATS/CDS/CESICAT/2025/x"
+
+
+@dataclass(frozen=True)
+class CaChoice:
+    ca: str
+    answered_by: str
+
+
+@dataclass(frozen=True)
+class CaRequest:
+    ca: str
+    request_number: str
+    requested_by: str
+    approved_by: str = ""
+    approved_at: str = ""
+
+
+@dataclass(frozen=True)
+class IssuedRecord:
+    cert_pem: str
+    chain_pem: str
+    serial: str
+    not_before: datetime
+    not_after: datetime
+    sha256: str
+    source: str
+
+
+@dataclass(frozen=True)
+class ArchiveRecord:
+    folder: str
+    location: str
+    files: tuple[str, ...]
+    key_protected: bool = False
+
+
+@dataclass(frozen=True)
+class Verification:
+    verified: bool
+    served_new: tuple[str, ...] = ()
+    still_old: tuple[str, ...] = ()
+    confirmed_by: str = ""
+
+
+@dataclass(frozen=True)
+class Retirement:
+    retired: bool
+    confirmed_by: str
+    retired_at: str
+
+
+@dataclass
+class StepOutcome:
+    """A check that may not have an answer yet: the record, or what a person must fix."""
+
+    problem: str = ""
+    details: list[str] = field(default_factory=list)

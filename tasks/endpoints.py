@@ -1,0 +1,122 @@
+"""Runbook steps that look at the live certificate: step 0 (confirm) and step 7 (verify)."""
+
+from __future__ import annotations
+
+import time
+from datetime import UTC, datetime
+
+from certrenew.probe import ProbeResult, run_scan
+from prefect import task
+from prefect.runtime import flow_run
+
+from certrenew.errors import CertRenewError
+from certrenew.inventory import CertificateEntry, Inventory, load_inventory
+from certrenew.renewal import RenewalStart, ServedCertificate, Verification, renewal_id
+from tasks.context import RenewalContext, renewal_step
+
+
+class NothingServed(CertRenewError):
+    """No target of the certificate could be read: a person has to look."""
+
+
+def probe_entry(
+    ctx: RenewalContext, inventory: Inventory, entry: CertificateEntry
+) -> list[ProbeResult]:
+    scan = ctx.settings.scan
+    single = Inventory(defaults=inventory.defaults, certificates=[entry])
+    return run_scan(single, concurrency=scan.concurrency, timeout=scan.timeout_seconds)
+
+
+def confirm(ctx: RenewalContext, name: str, force: bool) -> RenewalStart:
+    """Which certificate is being replaced; `already_renewed` when a fresh one is served.
+
+    The newest certificate among the entry's endpoints and files decides: one
+    stale endpoint next to a renewed one is an installation gap, not a renewal.
+    """
+    inventory = load_inventory(ctx.settings.inventory)
+    entry = inventory.get(name)
+    results = probe_entry(ctx, inventory, entry)
+    readable = [r for r in results if r.serial and r.not_after]
+    if not readable:
+        errors = "; ".join(f"{r.target}: {r.error}" for r in results)
+        raise NothingServed(
+            f"no endpoint or file of {entry.name} could be read ({errors}): fix the inventory "
+            "or the endpoint, then resume"
+        )
+    newest = max(readable, key=lambda r: r.not_after or "")
+    assert newest.serial and newest.not_after_datetime and newest.sha256
+    thresholds = entry.thresholds(inventory.defaults)
+    days_left = newest.days_left if newest.days_left is not None else 0
+    fresh = days_left > thresholds.warn_days
+    stale = [r.target for r in readable if r.serial != newest.serial]
+    note = ""
+    if fresh and not force:
+        note = (
+            f"{newest.target} already serves serial {newest.serial}, valid for {days_left} more "
+            f"days (over the {thresholds.warn_days}-day threshold): nothing to renew"
+        )
+        if stale:
+            note += f"; still serving an older certificate: {', '.join(stale)}"
+    return RenewalStart(
+        id=renewal_id(entry.domain, newest.serial),
+        name=entry.name,
+        domain=entry.domain,
+        owner=entry.owner,
+        current_ca=entry.ca,
+        old=ServedCertificate(
+            serial=newest.serial,
+            not_after=newest.not_after_datetime,
+            sha256=newest.sha256,
+            subject_cn=newest.subject_cn,
+            days_left=days_left,
+        ),
+        endpoints=tuple(e.target for e in entry.endpoints),
+        files=tuple(str(f.path) for f in entry.files),
+        already_renewed=fresh and not force,
+        note=note,
+    )
+
+
+def _per_run_key(_: object, parameters: dict[str, object]) -> str:
+    return f"{flow_run.get_id()}.confirm-expiry.{parameters['name']}"
+
+
+@task(name="confirm-expiry", persist_result=True, cache_key_fn=_per_run_key)
+def confirm_expiry(ctx: RenewalContext, name: str, force: bool = False) -> RenewalStart:
+    """Step 0, once per flow run: the renewal's identity comes from what was served then."""
+    return confirm(ctx, name, force)
+
+
+def serving_new(ctx: RenewalContext, start: RenewalStart, new_serial: str) -> Verification:
+    inventory = load_inventory(ctx.settings.inventory)
+    results = probe_entry(ctx, inventory, inventory.get(start.name))
+    served = tuple(r.target for r in results if r.serial == new_serial)
+    return Verification(
+        verified=len(served) == len(results),
+        served_new=served,
+        still_old=tuple(
+            f"{r.target} ({'serial ' + r.serial if r.serial else r.error})"
+            for r in results
+            if r.serial != new_serial
+        ),
+    )
+
+
+@renewal_step("verify-served-certificate")
+def verify_served_certificate(
+    ctx: RenewalContext, start: RenewalStart, new_serial: str, attempt: int
+) -> Verification:
+    """Step 7: poll every endpoint and file with growing pauses until all show the new serial."""
+    _, _, renewal = ctx.settings.for_renewal()
+    deadline = time.monotonic() + renewal.verify_poll_minutes * 60
+    delay = renewal.verify_poll_seconds
+    while True:
+        verification = serving_new(ctx, start, new_serial)
+        if verification.verified or time.monotonic() + delay > deadline:
+            return verification
+        time.sleep(delay)
+        delay = min(delay * 2, 600)
+
+
+def now_text() -> str:
+    return datetime.now(UTC).strftime("%Y-%m-%d %H:%M:%S UTC")

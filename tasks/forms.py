@@ -1,0 +1,104 @@
+"""The questions only people can answer, as forms in the Prefect UI.
+
+Each form suspends the run (nothing is held while people take days) and has a
+markdown description saying exactly what to do. Form input is stored by
+Prefect in its database, so no form ever asks for a private key: keys travel
+only as ticket attachments or archived files.
+
+Names typed in a form are recorded as typed: the open-source Prefect server has
+no user accounts, so they are a statement, not an identity.
+"""
+
+from __future__ import annotations
+
+from typing import Literal, TypeVar
+
+from prefect.flow_runs import suspend_flow_run
+from prefect.input import RunInput
+from pydantic import Field, create_model
+
+R = TypeVar("R", bound=RunInput)
+
+RECHECK = "Check again"
+
+
+class CsrReuseAnswer(RunInput):
+    choice: Literal["Reuse the previous CSR and key", "Ask the systems team for a new CSR"] = Field(
+        title="Previous CSR"
+    )
+
+
+class CsrAnswer(RunInput):
+    csr_pem: str = Field(
+        "",
+        title="CSR (optional)",
+        description="Paste the CSR (PEM) here, or leave empty when the .csr is attached to the "
+        "ticket. The private key is never entered here: it must be attached to the ticket.",
+        json_schema_extra={"format": "textarea"},
+    )
+
+
+class CaRequestAnswer(RunInput):
+    request_number: str = Field(
+        min_length=1, max_length=64, title="Request number given by the CA's portal"
+    )
+    requested_by: str = Field(min_length=1, max_length=120, title="Your name")
+
+
+class UrgentApproval(RunInput):
+    approved_by: str = Field(min_length=1, max_length=120, title="Manager who approved")
+    approved: bool = Field(title="Approved for the urgent channel")
+
+
+class CertificateAnswer(RunInput):
+    certificate_pem: str = Field(
+        "",
+        title="Certificate (PEM, optional)",
+        description="Paste the .crt the CA sent, or leave empty when it is attached to a "
+        "ticket of this renewal.",
+        json_schema_extra={"format": "textarea"},
+    )
+    chain_pem: str = Field(
+        "",
+        title="Intermediate chain (PEM, optional)",
+        json_schema_extra={"format": "textarea"},
+    )
+
+
+class InstallAnswer(RunInput):
+    action: Literal["Check the endpoints again", "The new certificate is installed"] = Field(
+        title="What now"
+    )
+    confirmed_by: str = Field("", max_length=120, title="Your name (when confirming)")
+
+
+class RetireAnswer(RunInput):
+    outcome: Literal["Revoked at the CA", "Retired without revocation"] = Field(
+        title="What was done with the old certificate"
+    )
+    confirmed_by: str = Field(min_length=1, max_length=120, title="Your name")
+
+
+class WaitAnswer(RunInput):
+    action: Literal["Check again"] = Field(RECHECK, title="When the problem is fixed")
+
+
+def ca_choice_form(cas: list[str]) -> type[RunInput]:
+    """The CA question with the configured CAs as a dropdown."""
+    return create_model(  # type: ignore[call-overload, no-any-return]
+        "CaChoiceAnswer",
+        __base__=RunInput,
+        ca=(Literal[tuple(cas)], Field(title="CA named by the service owner")),
+        answered_by=(str, Field(min_length=1, max_length=120, title="Your name")),
+    )
+
+
+def ask(form: type[R], key: str, description: str) -> R:
+    """Suspend the run until a person answers `form`; replays return the stored answer.
+
+    `key` must be unique per question and attempt: on resume the flow runs again
+    from the top, and a key already answered returns that answer at once.
+    """
+    return suspend_flow_run(  # type: ignore[no-any-return]
+        wait_for_input=form.with_initial_data(description=description), key=key, timeout=None
+    )

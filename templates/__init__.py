@@ -1,0 +1,36 @@
+"""Ticket, form and notice texts as Jinja templates.
+
+Texts change for reasons of their own (wording, language, a new field in the
+CA's form), so they live here rather than in the flow. Ticket texts are in
+Catalan and use Jira wiki markup, which reads fine as plain text elsewhere.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from jinja2 import Environment, PackageLoader, StrictUndefined
+
+_env = Environment(
+    loader=PackageLoader("templates", ""),
+    undefined=StrictUndefined,  # a missing value is a bug, not an empty line in a ticket
+    keep_trailing_newline=False,
+    trim_blocks=True,
+    lstrip_blocks=True,
+    autoescape=False,
+)
+
+
+def render(name: str, **context: Any) -> str:
+    """Render `<name>.j2`; the first line of a ticket template is its summary."""
+    return _env.get_template(f"{name}.j2").render(**context).strip() + "\n"
+
+
+def render_ticket(name: str, **context: Any) -> tuple[str, str]:
+    """(summary, description) of a ticket template."""
+    summary, _, description = render(name, **context).partition("\n")
+    return summary.strip(), description.strip() + "\n"
+
+
+comments = _env.get_template("comments.j2").module
+"""Step comments, one macro each (`comments.csr_received(...)`)."""
