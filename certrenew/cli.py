@@ -63,5 +63,48 @@ def show_config(config: ConfigOption = None) -> None:
     sys.stdout.write(settings.model_dump_json(indent=2) + "\n")
 
 
+@app.command("scan")
+@friendly_errors
+def scan(
+    inventory: Annotated[
+        Path | None,
+        typer.Option("--inventory", "-i", help="inventory YAML (default: 'inventory' setting)"),
+    ] = None,
+    as_json: Annotated[
+        bool, typer.Option("--json", help="print a JSON array, one object per target")
+    ] = False,
+    config: ConfigOption = None,
+) -> None:
+    """Read the expiry of every certificate in the inventory (runbook step 0).
+
+    Exit code as a monitoring check: 0 all ok, 1 a warning, 2 a critical or
+    expired certificate (or one that does not cover its domain), 3 a target
+    could not be checked and nothing worse.
+    """
+    from certrenew.inventory import load_inventory
+    from certrenew.probe import exit_code
+    from certrenew.scan_report import (
+        results_json,
+        results_table,
+        scan_with_progress,
+        summary_line,
+    )
+
+    settings = settings_from(config)
+    results = scan_with_progress(
+        load_inventory(inventory or settings.inventory),
+        concurrency=settings.scan.concurrency,
+        timeout=settings.scan.timeout_seconds,
+        console=err_console,
+    )
+    if as_json:
+        sys.stdout.write(results_json(results) + "\n")
+    else:
+        out = Console()
+        out.print(results_table(results))
+        out.print(summary_line(results))
+    raise typer.Exit(exit_code(r.status for r in results))
+
+
 def main() -> None:
     app()

@@ -1,0 +1,380 @@
+"""Step 0 of the runbook: read the real expiry of every certificate in the inventory.
+
+Endpoints are probed the way a person checks them in a browser, minus the
+trust decision: verification is off so that expired, self-signed and
+untrusted certificates are read too (they are exactly the ones we must see).
+Files are read in PEM, DER or PKCS#12 form.
+
+The scan is asyncio with a fixed pool of workers fed lazily from the
+inventory's target iterator, so 10,000 targets cost no more memory in flight
+than `concurrency` targets. Every failure becomes a result with a message a
+person understands; one bad target never stops the scan.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import errno
+import os
+import socket
+import ssl
+from collections.abc import AsyncIterator, Callable, Iterable
+from dataclasses import asdict, dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any, Literal
+
+from cryptography import x509
+
+from certrenew.certs import certificate_facts, load_certificate
+from certrenew.errors import CertRenewError
+from certrenew.inventory import CertificateFile, Endpoint, Inventory, Target, Thresholds, targets
+
+Status = Literal["ok", "warning", "critical", "expired", "error"]
+STATUSES: tuple[Status, ...] = ("expired", "critical", "warning", "ok", "error")
+RESULT_KEYS = (
+    "name",
+    "domain",
+    "target",
+    "kind",
+    "not_after",
+    "days_left",
+    "status",
+    "subject_cn",
+    "sans",
+    "issuer",
+    "serial",
+    "sha256",
+    "covers_domain",
+    "error",
+)
+
+
+@dataclass(frozen=True)
+class ProbeResult:
+    """What one target showed; the fields are exactly the `scan --json` keys."""
+
+    name: str
+    domain: str
+    target: str
+    kind: Literal["endpoint", "file"]
+    not_after: str | None
+    days_left: int | None
+    status: Status
+    subject_cn: str | None
+    sans: list[str]
+    issuer: str | None
+    serial: str | None
+    sha256: str | None
+    covers_domain: bool | None
+    error: str | None
+
+    def as_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @property
+    def not_after_datetime(self) -> datetime | None:
+        return datetime.fromisoformat(self.not_after) if self.not_after else None
+
+
+class ProbeError(Exception):
+    """A target could not be checked; the message is for the person reading the scan."""
+
+
+def expiry_status(days_left: int, thresholds: Thresholds) -> Status:
+    """Expiry alone: `expired` once past notAfter, else by whole days left.
+
+    A threshold of N days is crossed when fewer than N whole days remain, so
+    with the default 30/7 a certificate turns `warning` 30 days before expiry
+    and `critical` 7 days before.
+    """
+    if days_left < 0:
+        return "expired"
+    if days_left < thresholds.critical_days:
+        return "critical"
+    if days_left < thresholds.warn_days:
+        return "warning"
+    return "ok"
+
+
+def target_status(days_left: int, covers: bool, thresholds: Thresholds) -> Status:
+    """The status a monitor should raise for one target.
+
+    A certificate that does not cover its domain makes every client refuse
+    it, which is an outage now, so it counts as `critical` however far its
+    expiry is (an expired one stays `expired`).
+    """
+    status = expiry_status(days_left, thresholds)
+    if not covers and status in ("ok", "warning"):
+        return "critical"
+    return status
+
+
+def exit_code(statuses: Iterable[Status]) -> int:
+    """Monitoring-plugin convention: 2 beats 3 beats 1 beats 0."""
+    seen = set(statuses)
+    if seen & {"critical", "expired"}:
+        return 2
+    if "error" in seen:
+        return 3
+    if "warning" in seen:
+        return 1
+    return 0
+
+
+def sort_key(result: ProbeResult) -> tuple[int, str, str, str]:
+    """Targets that could not be checked first (they may be the worst), then soonest expiry."""
+    checked = 0 if result.not_after is None else 1
+    return (checked, result.not_after or "", result.name, result.target)
+
+
+def _client_context() -> ssl.SSLContext:
+    """Verification off, every protocol and cipher on: read any certificate a server shows."""
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+    context.check_hostname = False
+    context.verify_mode = ssl.CERT_NONE
+    context.minimum_version = ssl.TLSVersion.MINIMUM_SUPPORTED
+    context.set_ciphers("ALL:@SECLEVEL=0")
+    return context
+
+
+def describe_connection_error(exc: BaseException, target: str, timeout: float) -> str:
+    """Turn what the socket and ssl layers raise into a sentence for the team."""
+    if isinstance(exc, TimeoutError):
+        return (
+            f"timed out after {timeout:g} s (connect + TLS handshake) at {target}: the host does "
+            "not answer, a firewall drops the traffic, or the service is hung"
+        )
+    if isinstance(exc, socket.gaierror):
+        return f"name does not resolve: {target} (DNS): check the host name in the inventory"
+    if isinstance(exc, ConnectionRefusedError):
+        return f"connection refused at {target}: nothing listens there (service down or wrong port)"
+    if isinstance(exc, ssl.SSLError):
+        reason = exc.reason or ""
+        if reason in ("WRONG_VERSION_NUMBER", "RECORD_LAYER_FAILURE", "PACKET_LENGTH_TOO_LONG"):
+            return (
+                f"not TLS: {target} answered in plain text (plain HTTP on this port?): "
+                "check the port in the inventory"
+            )
+        if isinstance(exc, ssl.SSLEOFError):
+            return (
+                f"{target} closed the connection during the TLS handshake: not TLS, or no "
+                "certificate configured for this server name"
+            )
+        return f"TLS handshake with {target} failed: {reason or exc}"
+    if isinstance(exc, ConnectionResetError | BrokenPipeError):
+        return (
+            f"{target} reset the connection during the TLS handshake: not TLS, or the "
+            "server refuses this client"
+        )
+    if isinstance(exc, OSError) and exc.errno in (errno.EHOSTUNREACH, errno.ENETUNREACH):
+        return f"{target} is unreachable: no route to the host ({os.strerror(exc.errno)})"
+    if isinstance(exc, OSError) and exc.strerror:
+        return f"cannot connect to {target}: {exc.strerror}"
+    return f"cannot check {target}: {type(exc).__name__}: {exc}"
+
+
+class _Handshake(asyncio.Protocol):
+    """Reads nothing: the certificate is on the SSL object once the handshake is done."""
+
+
+async def fetch_served_certificate(
+    host: str, port: int, server_name: str | None, timeout: float, context: ssl.SSLContext
+) -> bytes:
+    """DER of the leaf certificate the endpoint serves for `server_name`."""
+    loop = asyncio.get_running_loop()
+    target = f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+    try:
+        transport, _ = await asyncio.wait_for(
+            loop.create_connection(
+                _Handshake, host, port, ssl=context, server_hostname=server_name or None
+            ),
+            timeout,
+        )
+    except (OSError, TimeoutError) as exc:
+        raise ProbeError(describe_connection_error(exc, target, timeout)) from None
+    try:
+        ssl_object = transport.get_extra_info("ssl_object")
+        der = ssl_object.getpeercert(binary_form=True) if ssl_object else None
+    finally:
+        # Never wait for a polite close: a bad peer can hold wait_closed forever.
+        transport.abort()
+    if not der:
+        raise ProbeError(f"{target} completed the TLS handshake but showed no certificate")
+    return der
+
+
+def read_certificate_file(file: CertificateFile) -> x509.Certificate:
+    """The certificate in a PEM, DER or PKCS#12 file; the password comes from the environment."""
+    password = None
+    if file.password_env:
+        password = os.environ.get(file.password_env)
+        if password is None:
+            raise ProbeError(
+                f"{file.path}: the password variable {file.password_env} is not set: "
+                "set it in the scan's environment"
+            )
+    try:
+        data = Path(file.path).read_bytes()
+    except FileNotFoundError:
+        raise ProbeError(f"{file.path}: file not found: fix the path in the inventory") from None
+    except IsADirectoryError:
+        raise ProbeError(f"{file.path}: is a folder, not a certificate file") from None
+    except OSError as exc:
+        raise ProbeError(f"{file.path}: unreadable file: {exc.strerror}") from None
+    try:
+        return load_certificate(data, password, source=str(file.path))
+    except CertRenewError as exc:
+        raise ProbeError(str(exc)) from None
+
+
+def result_for(
+    target: Target, thresholds: Thresholds, certificate: x509.Certificate, now: datetime
+) -> ProbeResult:
+    facts = certificate_facts(certificate)
+    entry = target.entry
+    days_left = facts.days_left(now)
+    covers = facts.covers(entry.domain)
+    return ProbeResult(
+        name=entry.name,
+        domain=entry.domain,
+        target=target.label,
+        kind=target.kind,
+        not_after=facts.not_after.astimezone(UTC).isoformat(),
+        days_left=days_left,
+        status=target_status(days_left, covers, thresholds),
+        subject_cn=facts.subject_cn,
+        sans=list(facts.sans),
+        issuer=facts.issuer,
+        serial=facts.serial,
+        sha256=facts.sha256,
+        covers_domain=covers,
+        error=None,
+    )
+
+
+def error_result(target: Target, message: str) -> ProbeResult:
+    return ProbeResult(
+        name=target.entry.name,
+        domain=target.entry.domain,
+        target=target.label,
+        kind=target.kind,
+        not_after=None,
+        days_left=None,
+        status="error",
+        subject_cn=None,
+        sans=[],
+        issuer=None,
+        serial=None,
+        sha256=None,
+        covers_domain=None,
+        error=message,
+    )
+
+
+async def probe_target(
+    target: Target,
+    defaults: Thresholds,
+    *,
+    timeout: float,
+    now: datetime,
+    context: ssl.SSLContext,
+) -> ProbeResult:
+    """Probe one target; never raises, so one bad target cannot stop a scan."""
+    try:
+        if target.endpoint is not None:
+            endpoint: Endpoint = target.endpoint
+            der = await fetch_served_certificate(
+                endpoint.host,
+                endpoint.port,
+                target.entry.server_name(endpoint),
+                timeout,
+                context,
+            )
+            certificate = x509.load_der_x509_certificate(der)
+        else:
+            assert target.file is not None
+            # PKCS#12 costs ~45 ms of CPU: keep it off the loop's thread.
+            certificate = await asyncio.to_thread(read_certificate_file, target.file)
+        return result_for(target, target.entry.thresholds(defaults), certificate, now)
+    except ProbeError as exc:
+        return error_result(target, str(exc))
+    except ValueError as exc:
+        return error_result(target, f"the certificate served is malformed: {exc}")
+    except Exception as exc:  # a bug or a surprise must not end the whole scan
+        return error_result(target, f"unexpected failure: {type(exc).__name__}: {exc}")
+
+
+async def scan_targets(
+    items: Iterable[Target],
+    defaults: Thresholds,
+    *,
+    concurrency: int,
+    timeout: float,
+    now: datetime | None = None,
+) -> AsyncIterator[ProbeResult]:
+    """Results in completion order, from `concurrency` workers sharing one iterator.
+
+    Workers pull the next target only when they are free, so at most
+    `concurrency` targets are in flight and the iterator is never drained
+    up front.
+    """
+    source = iter(items)
+    context = _client_context()
+    moment = now or datetime.now(UTC)
+    done = object()
+    results: asyncio.Queue[ProbeResult | object] = asyncio.Queue(maxsize=concurrency)
+
+    async def worker() -> None:
+        for target in source:
+            result = await probe_target(
+                target, defaults, timeout=timeout, now=moment, context=context
+            )
+            await results.put(result)
+        await results.put(done)
+
+    workers = [asyncio.create_task(worker()) for _ in range(concurrency)]
+    try:
+        running = len(workers)
+        while running:
+            item = await results.get()
+            if item is done:
+                running -= 1
+            else:
+                assert isinstance(item, ProbeResult)
+                yield item
+    finally:
+        for task in workers:
+            task.cancel()
+        await asyncio.gather(*workers, return_exceptions=True)
+
+
+def target_count(inventory: Inventory) -> int:
+    return sum(len(e.endpoints) + len(e.files) for e in inventory.certificates)
+
+
+def run_scan(
+    inventory: Inventory,
+    *,
+    concurrency: int,
+    timeout: float,
+    on_result: Callable[[ProbeResult], None] | None = None,
+    now: datetime | None = None,
+) -> list[ProbeResult]:
+    """The whole inventory, sorted soonest expiry first; `on_result` sees each as it lands."""
+
+    async def collect() -> list[ProbeResult]:
+        collected: list[ProbeResult] = []
+        async for result in scan_targets(
+            targets(inventory),
+            inventory.defaults,
+            concurrency=concurrency,
+            timeout=timeout,
+            now=now,
+        ):
+            collected.append(result)
+            if on_result is not None:
+                on_result(result)
+        return collected
+
+    return sorted(asyncio.run(collect()), key=sort_key)
