@@ -17,7 +17,6 @@ from prefect.events import DeploymentEventTrigger
 from certrenew.config import CONFIG_ENV
 from flows.renew_certificate import renew_certificate
 
-RENEWAL_DEPLOYMENT = "renew-certificate/renew-certificate"
 EXPIRING_EVENT = "certificate.expiring"
 
 

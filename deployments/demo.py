@@ -1,0 +1,279 @@
+"""`certrenew demo`: the whole runbook on this machine, with nothing to configure.
+
+It starts a local Prefect server and the serving process, a TLS endpoint on
+loopback whose certificate expires in a few days, and a local CA standing in
+for the real one; then it detects the expiring certificate and starts its
+renewal. Interactive, it stops at the first human step and prints where to
+answer it. Unattended, it plays every person's part through the same channels
+people use (ticket attachments and comments, resume forms through the API) so
+the runbook completes by itself.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import sys
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+from uuid import UUID
+
+from certrenew.config import Settings, load_settings
+from certrenew.csr import build_csr
+from certrenew.errors import CertRenewError
+from certrenew.lab import LeafCertificate, LocalCA, TLSServer
+from certrenew.renewal import renewal_id
+from certrenew.certs import serial_hex
+from deployments.stack import LocalStack
+
+RENEWAL_DEPLOYMENT = "renew-certificate/renew-certificate"
+
+EXAMPLES = Path(__file__).resolve().parents[1] / "examples"
+DEMO_DOMAIN = "seu.demo.example.cat"
+DEMO_NAME = "seu-demo"
+
+
+def demo_environment(data_dir: Path, inventory: Path) -> dict[str, str]:
+    """Settings the demo overrides on top of the configuration, for every process."""
+    return {
+        "CERTRENEW_DATA_DIR": str(data_dir),
+        "CERTRENEW_INVENTORY": str(inventory),
+        # People answer at once in the demo: no reason to poll a ticket for minutes.
+        "CERTRENEW_RENEWAL__ATTACHMENT_POLL_MINUTES": "0",
+        "CERTRENEW_RENEWAL__VERIFY_POLL_MINUTES": "0",
+        "CERTRENEW_RENEWAL__VERIFY_POLL_SECONDS": "1",
+    }
+
+
+def write_inventory(path: Path, endpoint: str) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(
+        "defaults: {warn_days: 30, critical_days: 7}\n"
+        "certificates:\n"
+        f"  - name: {DEMO_NAME}\n"
+        f"    domain: {DEMO_DOMAIN}\n"
+        "    owner: demo-service-owner\n"
+        "    ca: CESICAT\n"
+        "    endpoints:\n"
+        f'      - {{host: "{endpoint.rsplit(":", 1)[0]}", port: {endpoint.rsplit(":", 1)[1]},'
+        f" server_name: {DEMO_DOMAIN}}}\n",
+        encoding="utf-8",
+    )
+
+
+@dataclass
+class DemoPeople:
+    """The systems team, the service owner, support staff and the CA, played by code.
+
+    Each acts only through what a person would use: the ticket tracker and the
+    run's resume form.
+    """
+
+    settings: Settings
+    ca: LocalCA
+    server: TLSServer
+    log: Callable[[str], None]
+    generated: dict[str, bytes] = field(default_factory=dict)
+
+    def answer(self, pause_key: str, renewal: str) -> dict[str, Any]:
+        from tasks.wiring import build_tracker
+
+        tracker = build_tracker(self.settings)
+        kind = pause_key.rsplit("-", 1)[0] if pause_key[-1].isdigit() else pause_key
+        if kind == "csr-reuse":
+            return {"choice": "Ask the systems team for a new CSR"}
+        if kind == "csr":
+            assert self.settings.csr
+            ticket = tracker.find_tickets(f"{renewal}-csr")[0].key
+            csr_pem, key_pem = build_csr(self.settings.csr, DEMO_DOMAIN)
+            self.generated = {"csr": csr_pem, "key": key_pem}
+            tracker.add_attachment(ticket, f"{DEMO_DOMAIN}.csr", csr_pem)
+            tracker.add_attachment(ticket, f"{DEMO_DOMAIN}.key", key_pem)
+            self.log(f"systems team: attached {DEMO_DOMAIN}.csr and .key to {ticket}")
+            return {}
+        if kind == "ca-choice":
+            owner = tracker.find_tickets(f"{renewal}-owner")[0].key
+            tracker.add_comment(owner, "Renoveu-lo amb CESICAT, com l'any passat.")
+            self.log(f"service owner: answered CESICAT on {owner}")
+            return {"ca": "CESICAT", "answered_by": "Suport Tècnic (demo)"}
+        if kind == "ca-request":
+            self.log("support staff: filed the request in the CA portal, number REQ000123")
+            return {"request_number": "REQ000123", "requested_by": "Suport Tècnic (demo)"}
+        if kind == "certificate":
+            ticket = tracker.find_tickets(f"{renewal}-csr")[0].key
+            crt = self.ca.sign_csr(self.generated["csr"], days=180)
+            self.generated["crt"] = crt
+            tracker.add_attachment(ticket, f"{DEMO_DOMAIN}.crt", crt)
+            self.log(f"CA: signed the CSR; support staff attached the .crt to {ticket}")
+            return {}
+        if kind == "install":
+            self.server.install(
+                LeafCertificate.from_pem(
+                    self.generated["crt"] + self.ca.cert_pem, self.generated["key"]
+                )
+            )
+            self.log(f"systems team: installed the new certificate on {self.server.address}")
+            return {"action": "Check the endpoints again"}
+        if kind == "retire":
+            self.log("support staff: revoked the old certificate at the CA")
+            return {"outcome": "Revoked at the CA", "confirmed_by": "Suport Tècnic (demo)"}
+        raise CertRenewError(f"the demo does not know how to answer the step '{pause_key}'")
+
+
+def wait_for_run(
+    flow_run_id: UUID, until: Callable[[Any], bool], timeout: float = 300
+) -> Any:
+    from prefect import get_client
+
+    deadline = time.monotonic() + timeout
+    with get_client(sync_client=True) as client:
+        while time.monotonic() < deadline:
+            run = client.read_flow_run(flow_run_id)
+            if run.state and until(run.state):
+                return run
+            time.sleep(1)
+    raise CertRenewError(f"flow run {flow_run_id} did not move on within {timeout:.0f} s")
+
+
+def wait_for_deployment(timeout: float = 120) -> None:
+    """The serving process registers the deployment and its trigger at start."""
+    from prefect import get_client
+    from prefect.exceptions import ObjectNotFound
+
+    deadline = time.monotonic() + timeout
+    with get_client(sync_client=True) as client:
+        while time.monotonic() < deadline:
+            try:
+                client.read_deployment_by_name(RENEWAL_DEPLOYMENT)
+                return
+            except ObjectNotFound:
+                time.sleep(1)
+    raise CertRenewError(f"the deployment {RENEWAL_DEPLOYMENT} was not served within {timeout:.0f} s")
+
+
+def find_renewal_run(timeout: float = 120) -> UUID:
+    """The renewal run the detection's event started (the trigger creates it)."""
+    from prefect import get_client
+    from prefect.client.schemas.filters import DeploymentFilter, DeploymentFilterName
+
+    deadline = time.monotonic() + timeout
+    with get_client(sync_client=True) as client:
+        while time.monotonic() < deadline:
+            runs = client.read_flow_runs(
+                deployment_filter=DeploymentFilter(
+                    name=DeploymentFilterName(any_=["renew-certificate"])
+                )
+            )
+            if runs:
+                return runs[0].id
+            time.sleep(1)
+    raise CertRenewError("no renewal run was started by the expiring-certificate event")
+
+
+def run_demo(config: Path | None, unattended: bool, as_json: bool, data_dir: Path) -> int:
+    say: Callable[[str], None] = (lambda _: None) if as_json else (lambda m: print(m, flush=True))
+    config = config or EXAMPLES / "certrenew.toml"
+    if data_dir.exists():
+        shutil.rmtree(data_dir)
+    ca = LocalCA("certrenew demo CA")
+    old = ca.issue(DEMO_DOMAIN, days=5, key_type="rsa")
+    with TLSServer(old, host="127.0.0.1") as server:
+        inventory = data_dir / "inventory.yaml"
+        write_inventory(inventory, server.address)
+        overrides = demo_environment(data_dir, inventory)
+        os.environ.update(overrides)
+        settings = load_settings(config)
+        say(f"TLS endpoint {server.address} serves {DEMO_DOMAIN}, expiring in 5 days")
+        stack = LocalStack(data_dir / "prefect", config)
+        stack.env.update(overrides)
+        say("starting a local Prefect server and the renewal deployment ...")
+        with stack:
+            os.environ.update(stack.env)
+            say(f"Prefect UI: {stack.ui_url}")
+            served = serial_hex(old.certificate.serial_number)
+            return _drive(stack, settings, ca, server, served, config, unattended, as_json, say)
+
+
+def _drive(
+    stack: LocalStack,
+    settings: Settings,
+    ca: LocalCA,
+    server: TLSServer,
+    served_serial: str,
+    config: Path,
+    unattended: bool,
+    as_json: bool,
+    say: Callable[[str], None],
+) -> int:
+    from prefect.flow_runs import resume_flow_run
+
+    from flows.detect_expiring import detect_expiring_certificates
+
+    wait_for_deployment()
+    detect_expiring_certificates(str(settings.inventory), str(config))
+    say("detection: the certificate is within its threshold; the event starts its renewal")
+    run_id = find_renewal_run()
+    say(f"renewal run: {stack.ui_url}/runs/flow-run/{run_id}")
+    renewal = renewal_id(DEMO_DOMAIN, served_serial)
+    people = DemoPeople(settings, ca, server, say)
+    while True:
+        run = wait_for_run(run_id, lambda s: s.is_paused() or s.is_final())
+        state = run.state
+        if state.is_final():
+            break
+        key = state.state_details.pause_key or ""
+        if not unattended:
+            say(
+                f"\nThe renewal waits for a person at step '{key}'.\n"
+                f"Answer it in the Prefect UI: {stack.ui_url}/runs/flow-run/{run_id}\n"
+                "(menu ⋮ → Resume). Press Ctrl-C to stop the demo."
+            )
+            try:
+                while True:
+                    time.sleep(3600)
+            except KeyboardInterrupt:
+                return 0
+        resume_flow_run(run_id, run_input=people.answer(key, renewal))
+        wait_for_run(run_id, lambda s, k=key: not (s.is_paused() and s.state_details.pause_key == k))
+    if not state.is_completed():
+        sys.stderr.write(f"the renewal ended {state.name}: {state.message}\n{stack.runner.tail() if stack.runner else ''}\n")
+        return 1
+    result = state.result()
+    report = demo_report(settings, result)
+    if as_json:
+        print(json.dumps(report, indent=2, ensure_ascii=False))
+    else:
+        say(json.dumps(report, indent=2, ensure_ascii=False))
+    return 0
+
+
+def demo_report(settings: Settings, result: dict[str, Any]) -> dict[str, Any]:
+    """The demo's closing JSON, read back from the tracker and the archive themselves."""
+    from tasks.wiring import build_archive, build_tracker
+
+    tracker = build_tracker(settings)
+    archive = build_archive(settings).archive
+    tickets = [
+        {
+            "key": key,
+            "kind": kind,
+            "links": sorted(link.other_key for link in tracker.links(key)),
+        }
+        for kind, key in result["tickets"].items()
+        if key
+    ]
+    folder = result["archive"][0].rsplit("/", 1)[0]
+    stored = sorted(f"{folder}/{f.name}" for f in archive.list_files(folder))
+    return {
+        "domain": result["domain"],
+        "tickets": tickets,
+        "archive": stored,
+        "old_serial": result["old_serial"],
+        "new_serial": result["new_serial"],
+        "verified": result["verified"],
+        "retired": result["retired"],
+    }
