@@ -14,6 +14,7 @@ from typing import Annotated, Any, TypeVar
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 
 from certrenew.config import Settings, load_settings
 from certrenew.errors import CertRenewError
@@ -45,7 +46,12 @@ def friendly_errors(func: F) -> F:
         try:
             return func(*args, **kwargs)
         except CertRenewError as exc:
-            err_console.print(f"[bold red]error:[/] {exc}", highlight=False, markup=True)
+            err_console.print(
+                f"[bold red]error:[/] {escape(str(exc))}",
+                highlight=False,
+                markup=True,
+                soft_wrap=True,
+            )
             raise typer.Exit(3) from None
 
     return wrapper  # type: ignore[return-value]

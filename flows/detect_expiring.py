@@ -1,0 +1,99 @@
+"""Runbook step 0 as a flow: confirm every certificate's expiry and announce the ones due.
+
+Each certificate that crossed its warning threshold gets exactly one
+`certificate.expiring` event per run, which is what starts its renewal. A
+certificate already renewed on some live endpoint is not announced: the
+newest certificate seen decides (see certrenew.renewal_need).
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from pathlib import Path
+from typing import Any
+
+from prefect import flow, get_run_logger, task
+from prefect.artifacts import create_table_artifact
+from prefect.cache_policies import NO_CACHE
+from prefect.events import emit_event
+
+from certrenew.config import load_settings
+from certrenew.inventory import load_inventory
+from certrenew.probe import ProbeResult
+from certrenew.renewal_need import (
+    RenewalDecision,
+    expiry_notes,
+    expiry_table,
+    renewal_decisions,
+)
+from tasks.tls import scan_certificates
+
+EXPIRY_ARTIFACT_KEY = "certificate-expiry"
+EXPIRING_EVENT = "certificate.expiring"
+RESOURCE_PREFIX = "certrenew.certificate."
+
+
+@task(name="publish-expiry-table", cache_policy=NO_CACHE)
+def publish_expiry_table(results: list[ProbeResult], decisions: list[RenewalDecision]) -> None:
+    create_table_artifact(
+        table=expiry_table(results, decisions),
+        key=EXPIRY_ARTIFACT_KEY,
+        description=expiry_notes(decisions),
+    )
+
+
+@task(name="announce-expiring-certificates", cache_policy=NO_CACHE)
+def announce_expiring(decisions: list[RenewalDecision]) -> list[str]:
+    """One event per certificate due for renewal; returns the names announced."""
+    announced = []
+    for decision in decisions:
+        if not decision.needs_renewal:
+            continue
+        emit_event(
+            event=EXPIRING_EVENT,
+            resource={
+                "prefect.resource.id": RESOURCE_PREFIX + decision.name,
+                "prefect.resource.name": decision.name,
+            },
+            payload=decision.event_payload(),
+        )
+        announced.append(decision.name)
+    return announced
+
+
+@flow(name="detect-expiring-certificates")
+def detect_expiring_certificates(
+    inventory_path: str | None = None, config_path: str | None = None
+) -> dict[str, Any]:
+    """Scan the inventory, publish the expiry table, announce what needs renewal."""
+    settings = load_settings(Path(config_path) if config_path else None)
+    inventory = load_inventory(Path(inventory_path) if inventory_path else settings.inventory)
+    results = scan_certificates(inventory, settings.scan.concurrency, settings.scan.timeout_seconds)
+    decisions = renewal_decisions(results, inventory)
+    publish_expiry_table(results, decisions)
+    announced = announce_expiring(decisions)
+    summary = {
+        "targets": len(results),
+        "statuses": dict(Counter(r.status for r in results)),
+        "certificates": len(decisions),
+        "needs_renewal": announced,
+        "stale_targets": [
+            {"name": d.name, "target": r.target, "serial": r.serial}
+            for d in decisions
+            for r in d.stale
+        ],
+        "not_checked": [
+            {"name": r.name, "target": r.target} for d in decisions for r in d.unchecked
+        ],
+    }
+    get_run_logger().info(
+        "%d targets scanned, %d certificates need renewal: %s",
+        summary["targets"],
+        len(announced),
+        ", ".join(announced) or "none",
+    )
+    return summary
+
+
+if __name__ == "__main__":
+    detect_expiring_certificates()
