@@ -112,5 +112,60 @@ def scan(
     raise typer.Exit(exit_code(r.status for r in results))
 
 
+@app.command("renew")
+@friendly_errors
+def renew(
+    name: Annotated[str, typer.Argument(help="certificate name or domain from the inventory")],
+    force: Annotated[
+        bool, typer.Option("--force", help="renew even if not yet within its warning threshold")
+    ] = False,
+    urgent: Annotated[
+        bool, typer.Option("--urgent", help="urgent channel: ask a manager's approval first")
+    ] = False,
+    config: ConfigOption = None,
+) -> None:
+    """Start the renewal runbook for one certificate (needs `certrenew serve` running)."""
+    from certrenew.config import config_path
+    from certrenew.inventory import load_inventory
+    from deployments.serve import start_renewal
+
+    settings = settings_from(config)
+    entry = load_inventory(settings.inventory).get(name)
+    path = config_path(config)
+    url = start_renewal(entry.name, str(path.resolve()) if path else None, force, urgent)
+    Console().print(f"renewal of [bold]{entry.name}[/] started: {url}")
+
+
+@app.command("serve")
+@friendly_errors
+def serve_deployments(config: ConfigOption = None) -> None:
+    """Serve the renewal flow (and start renewals from expiring-certificate events)."""
+    from certrenew.config import config_path
+    from deployments.serve import main as serve_main
+
+    path = config_path(config)
+    serve_main(["--config", str(path.resolve())] if path else [])
+
+
+@app.command("demo")
+@friendly_errors
+def demo(
+    unattended: Annotated[
+        bool, typer.Option("--unattended", help="play every person's part; run to the end")
+    ] = False,
+    as_json: Annotated[
+        bool, typer.Option("--json", help="print one JSON object at the end (with --unattended)")
+    ] = False,
+    data_dir: Annotated[
+        Path, typer.Option("--data-dir", help="where the demo keeps its state (wiped first)")
+    ] = Path(".certrenew/demo"),
+    config: ConfigOption = None,
+) -> None:
+    """Run the whole runbook on this machine: local Prefect, TLS endpoint, CA and tickets."""
+    from deployments.demo import run_demo
+
+    raise typer.Exit(run_demo(config, unattended, as_json, data_dir.resolve()))
+
+
 def main() -> None:
     app()

@@ -22,12 +22,12 @@ from pathlib import Path
 from typing import Any
 from uuid import UUID
 
+from certrenew.certs import serial_hex
 from certrenew.config import Settings, load_settings
 from certrenew.csr import build_csr
 from certrenew.errors import CertRenewError
 from certrenew.lab import LeafCertificate, LocalCA, TLSServer
 from certrenew.renewal import renewal_id
-from certrenew.certs import serial_hex
 from deployments.stack import LocalStack
 
 RENEWAL_DEPLOYMENT = "renew-certificate/renew-certificate"
@@ -124,9 +124,7 @@ class DemoPeople:
         raise CertRenewError(f"the demo does not know how to answer the step '{pause_key}'")
 
 
-def wait_for_run(
-    flow_run_id: UUID, until: Callable[[Any], bool], timeout: float = 300
-) -> Any:
+def wait_for_run(flow_run_id: UUID, until: Callable[[Any], bool], timeout: float = 300) -> Any:
     from prefect import get_client
 
     deadline = time.monotonic() + timeout
@@ -152,7 +150,9 @@ def wait_for_deployment(timeout: float = 120) -> None:
                 return
             except ObjectNotFound:
                 time.sleep(1)
-    raise CertRenewError(f"the deployment {RENEWAL_DEPLOYMENT} was not served within {timeout:.0f} s")
+    raise CertRenewError(
+        f"the deployment {RENEWAL_DEPLOYMENT} was not served within {timeout:.0f} s"
+    )
 
 
 def find_renewal_run(timeout: float = 120) -> UUID:
@@ -238,9 +238,12 @@ def _drive(
             except KeyboardInterrupt:
                 return 0
         resume_flow_run(run_id, run_input=people.answer(key, renewal))
-        wait_for_run(run_id, lambda s, k=key: not (s.is_paused() and s.state_details.pause_key == k))
+        wait_for_run(
+            run_id, lambda s, k=key: not (s.is_paused() and s.state_details.pause_key == k)
+        )
     if not state.is_completed():
-        sys.stderr.write(f"the renewal ended {state.name}: {state.message}\n{stack.runner.tail() if stack.runner else ''}\n")
+        log = stack.runner.tail() if stack.runner else ""
+        sys.stderr.write(f"the renewal ended {state.name}: {state.message}\n{log}\n")
         return 1
     result = state.result()
     report = demo_report(settings, result)

@@ -13,11 +13,11 @@ import os
 from prefect import serve
 from prefect.deployments.runner import RunnerDeployment
 from prefect.events import DeploymentEventTrigger
+from prefect.settings import PREFECT_UI_URL
 
 from certrenew.config import CONFIG_ENV
+from flows.detect_expiring import EXPIRING_EVENT, RESOURCE_PREFIX
 from flows.renew_certificate import renew_certificate
-
-EXPIRING_EVENT = "certificate.expiring"
 
 
 def renewal_deployment(config: str | None) -> RunnerDeployment:
@@ -27,12 +27,25 @@ def renewal_deployment(config: str | None) -> RunnerDeployment:
         triggers=[
             DeploymentEventTrigger(
                 expect={EXPIRING_EVENT},
-                match={"prefect.resource.id": "certrenew.certificate.*"},
+                match={"prefect.resource.id": f"{RESOURCE_PREFIX}*"},
                 parameters={"name": "{{ event.payload.name }}", "config": config},
             )
         ],
         description="The certificate renewal runbook, steps 0-8.",
     )
+
+
+def start_renewal(name: str, config: str | None, force: bool, urgent: bool) -> str:
+    """Create a renewal run on the served deployment; returns its page in the Prefect UI."""
+    from prefect.deployments import run_deployment
+
+    run = run_deployment(
+        f"{renew_certificate.name}/renew-certificate",
+        parameters={"name": name, "config": config, "force": force, "urgent": urgent},
+        timeout=0,
+    )
+    ui = PREFECT_UI_URL.value()
+    return f"{ui}/runs/flow-run/{run.id}" if ui else str(run.id)
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -5,13 +5,14 @@ from __future__ import annotations
 import time
 from datetime import UTC, datetime
 
-from certrenew.probe import ProbeResult, run_scan
 from prefect import task
 from prefect.runtime import flow_run
 
 from certrenew.errors import CertRenewError
 from certrenew.inventory import CertificateEntry, Inventory, load_inventory
+from certrenew.probe import ProbeResult, run_scan
 from certrenew.renewal import RenewalStart, ServedCertificate, Verification, renewal_id
+from certrenew.renewal_need import renewal_decisions
 from tasks.context import RenewalContext, renewal_step
 
 
@@ -30,33 +31,31 @@ def probe_entry(
 def confirm(ctx: RenewalContext, name: str, force: bool) -> RenewalStart:
     """Which certificate is being replaced; `already_renewed` when a fresh one is served.
 
-    The newest certificate among the entry's endpoints and files decides: one
-    stale endpoint next to a renewed one is an installation gap, not a renewal.
+    The same rule as detection decides (certrenew.renewal_need): the newest
+    certificate among the entry's endpoints and files.
     """
     inventory = load_inventory(ctx.settings.inventory)
     entry = inventory.get(name)
-    results = probe_entry(ctx, inventory, entry)
-    readable = [r for r in results if r.serial and r.not_after]
-    if not readable:
-        errors = "; ".join(f"{r.target}: {r.error}" for r in results)
+    (decision,) = renewal_decisions(probe_entry(ctx, inventory, entry), inventory)
+    newest = decision.newest
+    if newest is None or not (newest.serial and newest.not_after_datetime and newest.sha256):
+        errors = "; ".join(f"{r.target}: {r.error}" for r in decision.unchecked)
         raise NothingServed(
             f"no endpoint or file of {entry.name} could be read ({errors}): fix the inventory "
             "or the endpoint, then resume"
         )
-    newest = max(readable, key=lambda r: r.not_after or "")
-    assert newest.serial and newest.not_after_datetime and newest.sha256
-    thresholds = entry.thresholds(inventory.defaults)
-    days_left = newest.days_left if newest.days_left is not None else 0
-    fresh = days_left > thresholds.warn_days
-    stale = [r.target for r in readable if r.serial != newest.serial]
+    days_left = newest.days_left or 0
+    fresh = not decision.needs_renewal and not force
     note = ""
-    if fresh and not force:
+    if fresh:
         note = (
             f"{newest.target} already serves serial {newest.serial}, valid for {days_left} more "
-            f"days (over the {thresholds.warn_days}-day threshold): nothing to renew"
+            "days: nothing to renew"
         )
-        if stale:
-            note += f"; still serving an older certificate: {', '.join(stale)}"
+        if decision.stale:
+            note += "; still serving an older certificate: " + ", ".join(
+                r.target for r in decision.stale
+            )
     return RenewalStart(
         id=renewal_id(entry.domain, newest.serial),
         name=entry.name,
@@ -72,7 +71,7 @@ def confirm(ctx: RenewalContext, name: str, force: bool) -> RenewalStart:
         ),
         endpoints=tuple(e.target for e in entry.endpoints),
         files=tuple(str(f.path) for f in entry.files),
-        already_renewed=fresh and not force,
+        already_renewed=fresh,
         note=note,
     )
 
