@@ -31,7 +31,7 @@ from certrenew.errors import CertificateError
 
 FileKind = Literal["csr", "private_key", "certificate", "pkcs7", "pkcs12", "unknown"]
 
-_PEM_LABEL = re.compile(rb"-----BEGIN ([A-Z0-9 ]+)-----")
+PEM_LABEL = re.compile(rb"-----BEGIN ([A-Z0-9 ]+)-----")
 _CSR_LABELS = {b"CERTIFICATE REQUEST", b"NEW CERTIFICATE REQUEST"}
 _CERT_LABELS = {b"CERTIFICATE", b"X509 CERTIFICATE", b"TRUSTED CERTIFICATE"}
 _PKCS7_LABELS = {b"PKCS7", b"PKCS #7 SIGNED DATA", b"CMS"}
@@ -87,7 +87,7 @@ def classify_file(data: bytes) -> FileKind:
     A PEM file holding a private key anywhere counts as a key, so that a
     certificate-plus-key bundle is always handled as the secret it is.
     """
-    labels = _PEM_LABEL.findall(data)
+    labels = PEM_LABEL.findall(data)
     if labels:
         if any(label.endswith(b"PRIVATE KEY") for label in labels):
             return "private_key"
@@ -100,12 +100,12 @@ def describe_file(data: bytes) -> str:
     kind = classify_file(data)
     if kind != "unknown":
         return _KIND_WORDS[kind]
-    labels = _PEM_LABEL.findall(data)
+    labels = PEM_LABEL.findall(data)
     if labels:
         return f"a PEM block of type '{labels[0].decode()}'"
     if not data.strip():
         return "an empty file"
-    return "neither PEM nor DER (not a certificate, CSR or key file)"
+    return "neither PEM nor readable DER (damaged, truncated, or not a certificate, CSR or key)"
 
 
 def _pem_kind(label: bytes) -> FileKind:
@@ -190,7 +190,7 @@ def build_csr(
 
 def load_csr(data: bytes) -> x509.CertificateSigningRequest:
     """A CSR from PEM or DER; anything else is refused saying what it is instead."""
-    labels = _PEM_LABEL.findall(data)
+    labels = PEM_LABEL.findall(data)
     if any(label in _CSR_LABELS for label in labels):
         try:
             return x509.load_pem_x509_csr(data)
@@ -280,7 +280,7 @@ def key_problem(
 
 def load_private_key(key_pem: bytes) -> PrivateKeyTypes:
     """An unencrypted private key from PEM or DER; refusals name what was given instead."""
-    labels = _PEM_LABEL.findall(key_pem)
+    labels = PEM_LABEL.findall(key_pem)
     is_pem = bool(labels)
     if is_pem and not any(label.endswith(b"PRIVATE KEY") for label in labels):
         raise _not_a_key(key_pem)

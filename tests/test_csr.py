@@ -133,8 +133,8 @@ def test_pkcs7_instead_of_csr() -> None:
     ("data", "words"),
     [
         (b"", "an empty file"),
-        (b"hello, this is not a CSR\n", "neither PEM nor DER"),
-        (b"\x30\x82\x01\x00garbage", "neither PEM nor DER"),
+        (b"hello, this is not a CSR\n", "neither PEM nor readable DER"),
+        (b"\x30\x82\x01\x00garbage", "neither PEM nor readable DER"),
         (b"-----BEGIN PUBLIC KEY-----\nAAAA\n-----END PUBLIC KEY-----\n", "'PUBLIC KEY'"),
     ],
 )
@@ -265,7 +265,9 @@ def test_csr_given_as_key() -> None:
 
 def test_garbage_given_as_key() -> None:
     csr = make_csr(rsa_key(2048))
-    assert "not a private key: it is neither PEM nor DER" in key_refusal(b"\x00\x01junk", csr)
+    assert "not a private key: it is neither PEM nor readable DER" in key_refusal(
+        b"\x00\x01junk", csr
+    )
 
 
 def test_truncated_key() -> None:

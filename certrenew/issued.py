@@ -1,0 +1,194 @@
+"""Step 4 of the runbook: is the file the CA sent the certificate for this renewal?
+
+Self-contained like certrenew.certs. A CA mails a leaf alone, a leaf with its
+chain in one PEM, DER, or a PKCS#7 bundle whose certificates come in any
+order; all are accepted and the leaf is found by its public key, not by its
+position. Messages say what is wrong and what to ask for; the caller adds
+which ticket or form the file came from.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+
+from cryptography import x509
+from cryptography.exceptions import InvalidSignature, UnsupportedAlgorithm
+from cryptography.hazmat.primitives.serialization import Encoding, pkcs7
+
+from certrenew.certs import CertificateFacts, certificate_facts, load_certificate
+from certrenew.csr import PEM_LABEL, classify_file, describe_file, key_problem
+from certrenew.csr import public_key_fingerprint as fingerprint_of
+from certrenew.errors import CertificateError
+
+# What any certificate issued today must at least have (the CSR rules are
+# stricter and configurable; these catch a CA mistake or a foreign file).
+MIN_RSA_BITS = 2048
+EC_CURVES = ("secp256r1", "secp384r1", "secp521r1")
+# A CA's clock and ours may differ a little; more than this is a wrong date.
+NOT_BEFORE_TOLERANCE = timedelta(days=1)
+
+_ASK_AGAIN = "ask the CA (or whoever forwarded it) for the certificate issued from that CSR"
+
+
+@dataclass(frozen=True)
+class IssuedCertificate:
+    """The accepted leaf, its chain leaf-first (b"" when none came), and its facts."""
+
+    leaf_pem: bytes
+    chain_pem: bytes
+    facts: CertificateFacts
+
+
+def check_issued_certificate(
+    data: bytes,
+    *,
+    key_fingerprint: str,
+    domain: str,
+    max_lifetime_days: int,
+    now: datetime | None = None,
+    chain: bytes | None = None,
+) -> IssuedCertificate:
+    """Refuse a certificate that cannot be installed for `domain` with the renewal's key."""
+    now = now or datetime.now(UTC)
+    given = load_certificates(data, "the certificate file")
+    extra = load_certificates(chain, "the chain file") if chain else []
+    leaf = _leaf(given, key_fingerprint)
+    facts = certificate_facts(leaf)
+    problem = key_problem(leaf.public_key(), min_rsa_bits=MIN_RSA_BITS, ec_curves=EC_CURVES)
+    if problem:
+        raise CertificateError(f"the certificate's {problem}: {_ASK_AGAIN} with a stronger key")
+    _check_names(facts, domain)
+    _check_dates(facts, now, max_lifetime_days)
+    ordered = _chain_from(leaf, [c for c in given + extra if c != leaf])
+    return IssuedCertificate(
+        leaf_pem=leaf.public_bytes(Encoding.PEM),
+        chain_pem=b"".join(c.public_bytes(Encoding.PEM) for c in ordered),
+        facts=facts,
+    )
+
+
+def load_certificates(data: bytes, source: str) -> list[x509.Certificate]:
+    """Every certificate in PEM, DER or PKCS#7 (PEM or DER) bytes, in file order."""
+    kind = classify_file(data)
+    if kind == "pkcs7":
+        loader = pkcs7.load_pem_pkcs7_certificates
+        if not PEM_LABEL.search(data):
+            loader = pkcs7.load_der_pkcs7_certificates
+        try:
+            certs = loader(data)
+        except (ValueError, UnsupportedAlgorithm):
+            raise CertificateError(
+                f"{source}: is a PKCS#7 bundle that cannot be read (damaged or truncated): "
+                "ask for the file again"
+            ) from None
+        if not certs:
+            raise CertificateError(f"{source}: is a PKCS#7 bundle without certificates")
+        return certs
+    if kind == "private_key" and b"CERTIFICATE-----" in data:
+        raise CertificateError(
+            f"{source}: holds a private key beside the certificate: give the certificate "
+            "alone; a private key never goes into a form or a ticket"
+        )
+    if kind != "certificate":
+        raise CertificateError(
+            f"{source}: is not a certificate: it is {describe_file(data)}; give the .crt, "
+            ".cer, .pem or .p7b file the CA sent"
+        )
+    first = load_certificate(data, source=source)
+    if not PEM_LABEL.search(data):
+        return [first]
+    try:
+        return x509.load_pem_x509_certificates(data)
+    except ValueError:
+        raise CertificateError(
+            f"{source}: one of its PEM certificate blocks cannot be read; the file is damaged "
+            "or truncated: ask for the file again"
+        ) from None
+
+
+def _leaf(certs: list[x509.Certificate], key_fingerprint: str) -> x509.Certificate:
+    for cert in certs:
+        if fingerprint_of(cert.public_key()) == key_fingerprint:
+            return cert
+    found = ", ".join(
+        f"'{cert.subject.rfc4514_string()}' (key {fingerprint_of(cert.public_key())[:16]}…)"
+        for cert in certs
+    )
+    raise CertificateError(
+        f"the certificate's public key does not match the key from the CSR ticket (key "
+        f"{key_fingerprint[:16]}…; the file holds {found}): {_ASK_AGAIN}, or ask the systems "
+        "team which CSR was sent to the CA"
+    )
+
+
+def _check_names(facts: CertificateFacts, domain: str) -> None:
+    if facts.covers(domain):
+        return
+    if facts.sans:
+        names = ", ".join(facts.sans)
+    else:
+        names = f"CN={facts.subject_cn}" if facts.subject_cn else "no name at all"
+    raise CertificateError(
+        f"the certificate does not cover {domain}: it is for {names}; ask the CA for a "
+        f"certificate for {domain}"
+    )
+
+
+def _check_dates(facts: CertificateFacts, now: datetime, max_lifetime_days: int) -> None:
+    if facts.not_after <= now:
+        raise CertificateError(f"the certificate expired on {_day(facts.not_after)}: {_ASK_AGAIN}")
+    if facts.not_before > now + NOT_BEFORE_TOLERANCE:
+        raise CertificateError(
+            f"the certificate is only valid from {_day(facts.not_before)}, more than a day "
+            "ahead: check this machine's clock, or ask the CA why it was dated in the future"
+        )
+    lifetime = facts.not_after - facts.not_before
+    if lifetime > timedelta(days=max_lifetime_days):
+        raise CertificateError(
+            f"the certificate is valid for {lifetime.days} days, longer than the "
+            f"{max_lifetime_days} days allowed (CA/Browser Forum limit): browsers will refuse "
+            "it; ask the CA to reissue it with a shorter validity"
+        )
+
+
+def _chain_from(leaf: x509.Certificate, others: list[x509.Certificate]) -> list[x509.Certificate]:
+    """The given chain certificates ordered leaf-upwards; each must sign the one before.
+
+    A chain may stop below the root. A certificate that is no link of the
+    leaf's chain means the wrong chain was sent, which the server would serve.
+    """
+    remaining = list(dict.fromkeys(others))
+    ordered: list[x509.Certificate] = []
+    current = leaf
+    while remaining and current.issuer != current.subject:
+        issuer = next((c for c in remaining if c.subject == current.issuer), None)
+        if issuer is None:
+            break
+        try:
+            current.verify_directly_issued_by(issuer)
+        except (ValueError, TypeError, InvalidSignature):
+            raise CertificateError(
+                f"the chain does not link: '{_name(current)}' names '{_name(issuer)}' as its "
+                "issuer but is not signed by that certificate; ask the CA for the right "
+                "intermediate certificates"
+            ) from None
+        ordered.append(issuer)
+        remaining.remove(issuer)
+        current = issuer
+    if remaining:
+        strays = ", ".join(f"'{_name(c)}'" for c in remaining)
+        raise CertificateError(
+            f"the chain does not link: {strays} did not issue '{_name(current)}' nor any "
+            "certificate above it; ask the CA for the intermediate certificates of this "
+            "certificate"
+        )
+    return ordered
+
+
+def _name(cert: x509.Certificate) -> str:
+    return cert.subject.rfc4514_string()
+
+
+def _day(moment: datetime) -> str:
+    return moment.strftime("%Y-%m-%d %H:%M UTC")
