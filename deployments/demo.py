@@ -159,6 +159,7 @@ def find_renewal_run(timeout: float = 120) -> UUID:
     """The renewal run the detection's event started (the trigger creates it)."""
     from prefect import get_client
     from prefect.client.schemas.filters import DeploymentFilter, DeploymentFilterName
+    from prefect.client.schemas.sorting import FlowRunSort
 
     deadline = time.monotonic() + timeout
     with get_client(sync_client=True) as client:
@@ -166,7 +167,9 @@ def find_renewal_run(timeout: float = 120) -> UUID:
             runs = client.read_flow_runs(
                 deployment_filter=DeploymentFilter(
                     name=DeploymentFilterName(any_=["renew-certificate"])
-                )
+                ),
+                sort=FlowRunSort.EXPECTED_START_TIME_DESC,
+                limit=10,
             )
             if runs:
                 return runs[0].id

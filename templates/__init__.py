@@ -21,14 +21,14 @@ _env = Environment(
 )
 
 
-def render(name: str, **context: Any) -> str:
-    """Render `<name>.j2`; the first line of a ticket template is its summary."""
-    return _env.get_template(f"{name}.j2").render(**context).strip() + "\n"
+def render(template: str, **context: Any) -> str:
+    """Render `<template>.j2`; the first line of a ticket template is its summary."""
+    return _env.get_template(f"{template}.j2").render(**context).strip() + "\n"
 
 
-def render_ticket(name: str, **context: Any) -> tuple[str, str]:
+def render_ticket(template: str, **context: Any) -> tuple[str, str]:
     """(summary, description) of a ticket template."""
-    summary, _, description = render(name, **context).partition("\n")
+    summary, _, description = render(template, **context).partition("\n")
     return summary.strip(), description.strip() + "\n"
 
 
