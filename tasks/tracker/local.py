@@ -253,9 +253,7 @@ class LocalTracker:
 
     def all_tickets(self) -> list[Ticket]:
         with self._connection() as db:
-            keys = [
-                row[0] for row in db.execute("SELECT key FROM tickets ORDER BY project, number")
-            ]
+            keys = [row[0] for row in db.execute("SELECT key FROM tickets ORDER BY rowid")]
             return [self._ticket(db, key) for key in keys]
 
     def description(self, key: str) -> str:
