@@ -4,15 +4,16 @@ from __future__ import annotations
 
 import multiprocessing
 import re
+import sqlite3
 from pathlib import Path
 
 import pytest
 
 from certrenew.config import JiraSettings
-from certrenew.errors import ArchiveError, TicketNotFound, TrackerError
+from certrenew.errors import ArchiveError, ServiceUnavailable, TicketNotFound, TrackerError
 from tasks.archive import Archive, renewal_folder
 from tasks.archive.local import LocalArchive
-from tasks.tracker import Link, NewTicket, TicketTracker
+from tasks.tracker import Link, NewTicket, TicketTracker, local
 from tasks.tracker.local import LocalTracker, TicketLink
 from tests.contract.archive_contract import ArchiveContract
 from tests.contract.tracker_contract import TrackerContract, new_ticket
@@ -144,6 +145,28 @@ def test_unwritable_location_is_reported(tmp_path: Path) -> None:
     blocker.write_text("a file where the data folder should be")
     with pytest.raises(TrackerError, match="check that data_dir points to a writable folder"):
         LocalTracker(blocker / "tickets.sqlite3", JiraSettings())
+
+
+def test_a_file_that_is_not_a_database_is_reported(tmp_path: Path) -> None:
+    path = tmp_path / "tickets.sqlite3"
+    path.write_bytes(b"these are notes, not tickets" * 100)
+    with pytest.raises(TrackerError, match="cannot use the local ticket database"):
+        LocalTracker(path, JiraSettings())
+
+
+def test_a_database_held_locked_is_reported_as_retryable(
+    tracker: LocalTracker, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(local, "BUSY_TIMEOUT_SECONDS", 0.05)
+    holder = sqlite3.connect(tracker.path, isolation_level=None)
+    try:
+        holder.execute("BEGIN IMMEDIATE")
+        with pytest.raises(ServiceUnavailable, match="can be retried"):
+            tracker.create_ticket(new_ticket("SIS"))
+        holder.execute("ROLLBACK")
+    finally:
+        holder.close()
+    assert tracker.create_ticket(new_ticket("SIS")).key == "SIS-1"
 
 
 TICKETS_PER_WRITER = 25

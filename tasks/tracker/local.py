@@ -21,7 +21,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from certrenew.config import JiraSettings
-from certrenew.errors import TicketNotFound, TrackerError
+from certrenew.errors import ServiceUnavailable, TicketNotFound, TrackerError
 from tasks.tracker import Attachment, Link, NewTicket, Ticket
 
 OPEN_STATUS = "Open"
@@ -101,16 +101,13 @@ class LocalTracker:
         self.chain = chain
         try:
             self.path.parent.mkdir(parents=True, exist_ok=True)
-            with self._connection() as db:
-                # WAL is a property of the file: set once, by whoever creates it.
-                if db.execute("PRAGMA journal_mode").fetchone()[0] != "wal":
-                    db.execute("PRAGMA journal_mode=WAL")
-                db.executescript(_SCHEMA)
-        except (OSError, sqlite3.Error) as exc:
-            raise TrackerError(
-                f"cannot open the local ticket database {self.path}: {exc}; check that "
-                "data_dir points to a writable folder"
-            ) from None
+        except OSError as exc:
+            raise self._unusable(exc) from None
+        with self._connection() as db:
+            # WAL is a property of the file: set once, by whoever creates it.
+            if db.execute("PRAGMA journal_mode").fetchone()[0] != "wal":
+                db.execute("PRAGMA journal_mode=WAL")
+            db.executescript(_SCHEMA)
 
     # --- TicketTracker ---------------------------------------------------------------
 
@@ -287,13 +284,34 @@ class LocalTracker:
 
     @contextmanager
     def _connection(self) -> Iterator[sqlite3.Connection]:
-        # Autocommit mode: transactions are explicit (BEGIN IMMEDIATE) where we write.
-        db = sqlite3.connect(self.path, timeout=BUSY_TIMEOUT_SECONDS, isolation_level=None)
+        """A fresh connection per call, so threads and processes never share one."""
+        try:
+            # Autocommit mode: transactions are explicit (BEGIN IMMEDIATE) where we write.
+            db = sqlite3.connect(self.path, timeout=BUSY_TIMEOUT_SECONDS, isolation_level=None)
+        except sqlite3.Error as exc:
+            raise self._unusable(exc) from None
         try:
             db.execute("PRAGMA foreign_keys = ON")
             yield db
+        except sqlite3.IntegrityError:
+            raise
+        except sqlite3.OperationalError as exc:
+            if "locked" in str(exc) or "busy" in str(exc):
+                raise ServiceUnavailable(
+                    f"the local ticket database {self.path} stayed locked for "
+                    f"{BUSY_TIMEOUT_SECONDS:g} s by another process: the step can be retried"
+                ) from None
+            raise self._unusable(exc) from None
+        except sqlite3.DatabaseError as exc:
+            raise self._unusable(exc) from None
         finally:
             db.close()
+
+    def _unusable(self, exc: Exception) -> TrackerError:
+        return TrackerError(
+            f"cannot use the local ticket database {self.path}: {exc}; check that data_dir "
+            "points to a writable folder holding only certrenew's own files"
+        )
 
     def _ticket(self, db: sqlite3.Connection, key: str) -> Ticket:
         row = db.execute("SELECT summary, status FROM tickets WHERE key = ?", (key,)).fetchone()
