@@ -55,14 +55,6 @@ def settings_from(config: Path | None) -> Settings:
     return load_settings(config)
 
 
-@app.command("config")
-@friendly_errors
-def show_config(config: ConfigOption = None) -> None:
-    """Print the effective configuration (secrets masked)."""
-    settings = settings_from(config)
-    sys.stdout.write(settings.model_dump_json(indent=2) + "\n")
-
-
 @app.command("tickets")
 @friendly_errors
 def show_tickets(
@@ -81,6 +73,14 @@ def show_tickets(
     tracker = build_tracker(settings_from(config))
     view = ticket_detail(tracker, key.upper()) if key else ticket_table(tracker, label)
     Console(highlight=False).print(view)
+
+
+@app.command("config")
+@friendly_errors
+def show_config(config: ConfigOption = None) -> None:
+    """Print the effective configuration (secrets masked)."""
+    settings = settings_from(config)
+    sys.stdout.write(settings.model_dump_json(indent=2) + "\n")
 
 
 def main() -> None:
