@@ -61,6 +61,26 @@ def settings_from(config: Path | None) -> Settings:
     return load_settings(config)
 
 
+@app.command("tickets")
+@friendly_errors
+def show_tickets(
+    key: Annotated[
+        str | None, typer.Argument(help="Show this ticket (e.g. SIS-12)", show_default=False)
+    ] = None,
+    label: Annotated[
+        str | None, typer.Option("--label", "-l", help="Only tickets with this label")
+    ] = None,
+    config: ConfigOption = None,
+) -> None:
+    """List the renewal tickets, or show one ticket's description, links, comments and files."""
+    from tasks.tracker.view import ticket_detail, ticket_table
+    from tasks.wiring import build_tracker
+
+    tracker = build_tracker(settings_from(config))
+    view = ticket_detail(tracker, key.upper()) if key else ticket_table(tracker, label)
+    Console(highlight=False).print(view)
+
+
 @app.command("config")
 @friendly_errors
 def show_config(config: ConfigOption = None) -> None:

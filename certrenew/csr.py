@@ -17,11 +17,7 @@ from cryptography import x509
 from cryptography.exceptions import UnsupportedAlgorithm
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
-from cryptography.hazmat.primitives.asymmetric.types import (
-    CertificateIssuerPublicKeyTypes,
-    PrivateKeyTypes,
-    PublicKeyTypes,
-)
+from cryptography.hazmat.primitives.asymmetric.types import PrivateKeyTypes, PublicKeyTypes
 from cryptography.hazmat.primitives.serialization import pkcs7
 from cryptography.x509.oid import NameOID
 
@@ -257,7 +253,7 @@ def check_csr(csr_pem: bytes, subject: CsrSettings, domain: str) -> CsrFacts:
 
 
 def key_problem(
-    public_key: PublicKeyTypes | CertificateIssuerPublicKeyTypes,
+    public_key: PublicKeyTypes,
     *,
     min_rsa_bits: int,
     ec_curves: Collection[str],
@@ -291,8 +287,9 @@ def load_private_key(key_pem: bytes) -> PrivateKeyTypes:
     except TypeError:
         raise CertificateError(
             "the private key is encrypted with a passphrase: ask the systems team for the "
-            "unencrypted key (the archive protects it), or decrypt it first with "
-            "'openssl pkey -in <file> -out <file>.plain' and give that file"
+            "unencrypted key, or decrypt it first with "
+            "'openssl pkey -in <file> -out <file>.plain' and give that file (never send the "
+            "passphrase in a ticket)"
         ) from None
     except ValueError:
         if is_pem:

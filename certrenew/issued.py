@@ -57,7 +57,10 @@ def check_issued_certificate(
     facts = certificate_facts(leaf)
     problem = key_problem(leaf.public_key(), min_rsa_bits=MIN_RSA_BITS, ec_curves=EC_CURVES)
     if problem:
-        raise CertificateError(f"the certificate's {problem}: {_ASK_AGAIN} with a stronger key")
+        raise CertificateError(
+            f"the certificate's {problem}: it cannot be installed; the renewal needs a new "
+            "CSR and key from the systems team"
+        )
     _check_names(facts, domain)
     _check_dates(facts, now, max_lifetime_days)
     ordered = _chain_from(leaf, [c for c in given + extra if c != leaf])

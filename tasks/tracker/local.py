@@ -1,0 +1,350 @@
+"""The ticket tracker on this machine: one SQLite file standing in for Jira.
+
+The renewal flow, the demo's systems team and `certrenew tickets` use the file
+from different processes at once, so every call opens its own connection, the
+database runs in WAL mode (readers never block the writer) and writers wait on
+a busy timeout instead of failing. A ticket key is allocated and its ticket
+written in one IMMEDIATE transaction, so two processes never get the same key.
+
+Tickets take their shape from the Jira settings (projects, done state, extra
+labels) so that a chain looks the same on either tracker.
+"""
+
+from __future__ import annotations
+
+import re
+import sqlite3
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+
+from certrenew.config import JiraSettings
+from certrenew.errors import ServiceUnavailable, TicketNotFound, TrackerError
+from tasks.tracker import Attachment, Link, NewTicket, Ticket
+
+OPEN_STATUS = "Open"
+# Long enough for a writer to finish a large attachment on a loaded laptop.
+BUSY_TIMEOUT_SECONDS = 30.0
+
+_PROJECT_KEY = re.compile(r"^[A-Z][A-Z0-9_]{0,9}$")
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS counters (
+    project TEXT PRIMARY KEY,
+    last_number INTEGER NOT NULL
+);
+CREATE TABLE IF NOT EXISTS tickets (
+    key TEXT PRIMARY KEY,
+    project TEXT NOT NULL,
+    number INTEGER NOT NULL,
+    summary TEXT NOT NULL,
+    description TEXT NOT NULL,
+    status TEXT NOT NULL,
+    issue_type TEXT NOT NULL,
+    assignee TEXT,
+    created TEXT NOT NULL,
+    UNIQUE (project, number)
+);
+CREATE TABLE IF NOT EXISTS labels (
+    key TEXT NOT NULL REFERENCES tickets (key),
+    position INTEGER NOT NULL,
+    label TEXT NOT NULL,
+    PRIMARY KEY (key, label)
+);
+CREATE INDEX IF NOT EXISTS labels_by_label ON labels (label);
+CREATE TABLE IF NOT EXISTS links (
+    key TEXT NOT NULL REFERENCES tickets (key),
+    other_key TEXT NOT NULL REFERENCES tickets (key),
+    link_type TEXT NOT NULL,
+    outward INTEGER NOT NULL,
+    PRIMARY KEY (key, other_key, link_type)
+);
+CREATE TABLE IF NOT EXISTS comments (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    key TEXT NOT NULL REFERENCES tickets (key),
+    body TEXT NOT NULL,
+    created TEXT NOT NULL
+);
+CREATE TABLE IF NOT EXISTS attachments (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    key TEXT NOT NULL REFERENCES tickets (key),
+    filename TEXT NOT NULL,
+    size INTEGER NOT NULL,
+    data BLOB NOT NULL,
+    created TEXT NOT NULL
+);
+"""
+
+
+@dataclass(frozen=True)
+class Comment:
+    body: str
+    created: datetime
+
+
+@dataclass(frozen=True)
+class TicketLink:
+    """A link as a person reads it: outward (this ticket links to) or inward."""
+
+    link_type: str
+    other_key: str
+    outward: bool
+
+
+class LocalTracker:
+    """TicketTracker on SQLite; also lists every ticket and shows descriptions for the CLI."""
+
+    def __init__(self, path: Path, chain: JiraSettings) -> None:
+        self.path = path.resolve()
+        self.chain = chain
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise self._unusable(exc) from None
+        with self._connection() as db:
+            # WAL is a property of the file: set once, by whoever creates it.
+            if db.execute("PRAGMA journal_mode").fetchone()[0] != "wal":
+                db.execute("PRAGMA journal_mode=WAL")
+            db.executescript(_SCHEMA)
+
+    # --- TicketTracker ---------------------------------------------------------------
+
+    def create_ticket(self, new: NewTicket) -> Ticket:
+        if not _PROJECT_KEY.match(new.project):
+            raise TrackerError(
+                f"'{new.project}' is not a project key (upper-case letters and digits, e.g. "
+                "SIS): fix jira.csr_project / owner_project / install_project"
+            )
+        labels = tuple(dict.fromkeys((new.label, *new.labels, *self.chain.labels)))
+        with self._connection() as db, _transaction(db):
+            row = db.execute(
+                "INSERT INTO counters (project, last_number) VALUES (?, 1) "
+                "ON CONFLICT (project) DO UPDATE SET last_number = last_number + 1 "
+                "RETURNING last_number",
+                (new.project,),
+            ).fetchone()
+            key = f"{new.project}-{row[0]}"
+            db.execute(
+                "INSERT INTO tickets (key, project, number, summary, description, status, "
+                "issue_type, assignee, created) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                (
+                    key,
+                    new.project,
+                    row[0],
+                    new.summary,
+                    new.description,
+                    OPEN_STATUS,
+                    new.issue_type,
+                    new.assignee,
+                    _now(),
+                ),
+            )
+            db.executemany(
+                "INSERT INTO labels (key, position, label) VALUES (?, ?, ?)",
+                [(key, n, label) for n, label in enumerate(labels)],
+            )
+        return Ticket(key, new.summary, OPEN_STATUS, labels, self.url(key))
+
+    def find_tickets(self, label: str) -> list[Ticket]:
+        with self._connection() as db:
+            keys = [
+                row[0]
+                for row in db.execute(
+                    "SELECT t.key FROM tickets t JOIN labels l ON l.key = t.key "
+                    "WHERE l.label = ? ORDER BY t.rowid",
+                    (label,),
+                )
+            ]
+            return [self._ticket(db, key) for key in keys]
+
+    def get_ticket(self, key: str) -> Ticket:
+        with self._connection() as db:
+            return self._ticket(db, key)
+
+    def link_tickets(self, from_key: str, to_key: str, link_type: str) -> None:
+        if from_key == to_key:
+            raise TrackerError(f"cannot link {from_key} to itself: name two different tickets")
+        with self._connection() as db, _transaction(db):
+            self._require(db, from_key)
+            self._require(db, to_key)
+            db.executemany(
+                "INSERT OR IGNORE INTO links (key, other_key, link_type, outward) "
+                "VALUES (?, ?, ?, ?)",
+                [(from_key, to_key, link_type, 1), (to_key, from_key, link_type, 0)],
+            )
+
+    def links(self, key: str) -> list[Link]:
+        return [Link(link.link_type, link.other_key) for link in self.directed_links(key)]
+
+    def add_comment(self, key: str, body: str) -> None:
+        with self._connection() as db, _transaction(db):
+            self._require(db, key)
+            db.execute(
+                "INSERT INTO comments (key, body, created) VALUES (?, ?, ?)", (key, body, _now())
+            )
+
+    def comments(self, key: str) -> list[str]:
+        return [comment.body for comment in self.dated_comments(key)]
+
+    def add_attachment(self, key: str, filename: str, data: bytes) -> Attachment:
+        if not filename or "/" in filename or "\\" in filename:
+            raise TrackerError(
+                f"'{filename}' is not a file name (no folders): attach the file by its name only"
+            )
+        with self._connection() as db, _transaction(db):
+            self._require(db, key)
+            cursor = db.execute(
+                "INSERT INTO attachments (key, filename, size, data, created) "
+                "VALUES (?, ?, ?, ?, ?)",
+                (key, filename, len(data), data, _now()),
+            )
+        return Attachment(str(cursor.lastrowid), filename, len(data))
+
+    def attachments(self, key: str) -> list[Attachment]:
+        with self._connection() as db:
+            self._require(db, key)
+            return [
+                Attachment(str(row[0]), row[1], row[2])
+                for row in db.execute(
+                    "SELECT id, filename, size FROM attachments WHERE key = ? ORDER BY id",
+                    (key,),
+                )
+            ]
+
+    def download_attachment(self, key: str, attachment: Attachment) -> bytes:
+        with self._connection() as db:
+            self._require(db, key)
+            row = db.execute(
+                "SELECT data FROM attachments WHERE key = ? AND id = ?", (key, attachment.id)
+            ).fetchone()
+        if row is None:
+            raise TrackerError(
+                f"{key} no longer has the attachment '{attachment.filename}' (deleted?): "
+                "ask for the file to be attached again"
+            )
+        return bytes(row[0])
+
+    def delete_attachment(self, key: str, attachment: Attachment) -> None:
+        """Deleting an attachment that is already gone leaves the ticket as wanted."""
+        with self._connection() as db, _transaction(db):
+            self._require(db, key)
+            db.execute("DELETE FROM attachments WHERE key = ? AND id = ?", (key, attachment.id))
+
+    def close_ticket(self, key: str) -> None:
+        with self._connection() as db, _transaction(db):
+            self._require(db, key)
+            db.execute(
+                "UPDATE tickets SET status = ? WHERE key = ?", (self.chain.done_transition, key)
+            )
+
+    # --- what a person needs beyond the renewal: the CLI view ----------------------
+
+    def url(self, key: str) -> str:
+        """Where a person finds the ticket: the database file, with the key as fragment.
+
+        `certrenew tickets <key>` shows it; the URI names both the file and the key.
+        """
+        return f"{self.path.as_uri()}#{key}"
+
+    def all_tickets(self) -> list[Ticket]:
+        with self._connection() as db:
+            keys = [row[0] for row in db.execute("SELECT key FROM tickets ORDER BY rowid")]
+            return [self._ticket(db, key) for key in keys]
+
+    def description(self, key: str) -> str:
+        with self._connection() as db:
+            self._require(db, key)
+            row = db.execute("SELECT description FROM tickets WHERE key = ?", (key,)).fetchone()
+        return str(row[0])
+
+    def directed_links(self, key: str) -> list[TicketLink]:
+        with self._connection() as db:
+            self._require(db, key)
+            return [
+                TicketLink(row[0], row[1], bool(row[2]))
+                for row in db.execute(
+                    "SELECT link_type, other_key, outward FROM links WHERE key = ? ORDER BY rowid",
+                    (key,),
+                )
+            ]
+
+    def dated_comments(self, key: str) -> list[Comment]:
+        with self._connection() as db:
+            self._require(db, key)
+            return [
+                Comment(row[0], datetime.fromisoformat(row[1]))
+                for row in db.execute(
+                    "SELECT body, created FROM comments WHERE key = ? ORDER BY id", (key,)
+                )
+            ]
+
+    # --- internals -------------------------------------------------------------------
+
+    @contextmanager
+    def _connection(self) -> Iterator[sqlite3.Connection]:
+        """A fresh connection per call, so threads and processes never share one."""
+        try:
+            # Autocommit mode: transactions are explicit (BEGIN IMMEDIATE) where we write.
+            db = sqlite3.connect(self.path, timeout=BUSY_TIMEOUT_SECONDS, isolation_level=None)
+        except sqlite3.Error as exc:
+            raise self._unusable(exc) from None
+        try:
+            db.execute("PRAGMA foreign_keys = ON")
+            yield db
+        except sqlite3.IntegrityError:
+            raise
+        except sqlite3.OperationalError as exc:
+            if "locked" in str(exc) or "busy" in str(exc):
+                raise ServiceUnavailable(
+                    f"the local ticket database {self.path} stayed locked for "
+                    f"{BUSY_TIMEOUT_SECONDS:g} s by another process: the step can be retried"
+                ) from None
+            raise self._unusable(exc) from None
+        except sqlite3.DatabaseError as exc:
+            raise self._unusable(exc) from None
+        finally:
+            db.close()
+
+    def _unusable(self, exc: Exception) -> TrackerError:
+        return TrackerError(
+            f"cannot use the local ticket database {self.path}: {exc}; check that data_dir "
+            "points to a writable folder holding only certrenew's own files"
+        )
+
+    def _ticket(self, db: sqlite3.Connection, key: str) -> Ticket:
+        row = db.execute("SELECT summary, status FROM tickets WHERE key = ?", (key,)).fetchone()
+        if row is None:
+            raise self._not_found(key)
+        labels = tuple(
+            r[0]
+            for r in db.execute("SELECT label FROM labels WHERE key = ? ORDER BY position", (key,))
+        )
+        return Ticket(key, row[0], row[1], labels, self.url(key))
+
+    def _require(self, db: sqlite3.Connection, key: str) -> None:
+        if db.execute("SELECT 1 FROM tickets WHERE key = ?", (key,)).fetchone() is None:
+            raise self._not_found(key)
+
+    def _not_found(self, key: str) -> TicketNotFound:
+        return TicketNotFound(
+            f"ticket {key} does not exist in the local tracker {self.path}: it was deleted or "
+            "the data folder changed; check data_dir, or let the step open a new ticket"
+        )
+
+
+@contextmanager
+def _transaction(db: sqlite3.Connection) -> Iterator[None]:
+    """IMMEDIATE takes the write lock up front, so concurrent writers queue, never deadlock."""
+    db.execute("BEGIN IMMEDIATE")
+    try:
+        yield
+    except BaseException:
+        db.execute("ROLLBACK")
+        raise
+    db.execute("COMMIT")
+
+
+def _now() -> str:
+    return datetime.now(UTC).isoformat()

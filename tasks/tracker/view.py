@@ -1,0 +1,112 @@
+"""A person's view of the ticket chain, for `certrenew tickets`.
+
+Auditors and support staff read the chain here when the tickets live in the
+local tracker (on Jira they use Jira). Attachments are listed by name and
+size only: a `.key` attached by the systems team is a secret and its bytes are
+never printed. Ticket text is shown as plain text, never as console markup.
+"""
+
+from __future__ import annotations
+
+from typing import Protocol, runtime_checkable
+
+from rich.console import Group, RenderableType
+from rich.table import Table
+from rich.text import Text
+
+from certrenew.errors import TrackerError
+from tasks.tracker import Ticket, TicketTracker
+from tasks.tracker.local import Comment, TicketLink
+
+
+@runtime_checkable
+class BrowsableTracker(Protocol):
+    """What a tracker offers beyond the renewal's needs so a person can browse it."""
+
+    def all_tickets(self) -> list[Ticket]: ...
+
+    def description(self, key: str) -> str: ...
+
+    def directed_links(self, key: str) -> list[TicketLink]: ...
+
+    def dated_comments(self, key: str) -> list[Comment]: ...
+
+
+def ticket_table(tracker: TicketTracker, label: str | None = None) -> RenderableType:
+    """Every ticket (or those carrying `label`) with status, labels and links."""
+    if label is not None:
+        tickets = tracker.find_tickets(label)
+    elif isinstance(tracker, BrowsableTracker):
+        tickets = tracker.all_tickets()
+    else:
+        raise TrackerError(
+            "this tracker lists tickets by label only: pass --label (e.g. the renewal's label)"
+        )
+    if not tickets:
+        where = f"with label '{label}'" if label else "yet"
+        return Text(f"No tickets {where}.")
+    table = Table(title="Tickets", show_lines=False)
+    for column in ("key", "status", "summary", "labels", "links"):
+        table.add_column(column, overflow="fold")
+    for ticket in tickets:
+        table.add_row(
+            ticket.key,
+            ticket.status,
+            Text(ticket.summary),
+            Text(", ".join(ticket.labels)),
+            Text(", ".join(_links(tracker, ticket.key))),
+        )
+    return table
+
+
+def ticket_detail(tracker: TicketTracker, key: str) -> RenderableType:
+    """One ticket as the chain's story: description, links, comments, attachments."""
+    ticket = tracker.get_ticket(key)
+    parts: list[RenderableType] = [
+        Text.assemble((ticket.key, "bold"), "  ", ticket.summary, "  ", (ticket.status, "cyan")),
+        Text(ticket.url, style="dim"),
+        Text("labels: " + (", ".join(ticket.labels) or "none")),
+    ]
+    if isinstance(tracker, BrowsableTracker):
+        parts += [_heading("Description"), Text(tracker.description(key))]
+    parts += [_heading("Links"), Text("\n".join(_links(tracker, key)) or "none")]
+    parts += [_heading("Comments"), _comments(tracker, key)]
+    parts += [_heading("Attachments"), _attachments(tracker, key)]
+    return Group(*parts)
+
+
+def _links(tracker: TicketTracker, key: str) -> list[str]:
+    if isinstance(tracker, BrowsableTracker):
+        return [
+            f"{'→' if link.outward else '←'} {link.other_key} ({link.link_type})"
+            for link in tracker.directed_links(key)
+        ]
+    return [f"{link.other_key} ({link.link_type})" for link in tracker.links(key)]
+
+
+def _comments(tracker: TicketTracker, key: str) -> RenderableType:
+    if isinstance(tracker, BrowsableTracker):
+        dated = [
+            (f"{c.created:%Y-%m-%d %H:%M:%S} UTC", c.body) for c in tracker.dated_comments(key)
+        ]
+    else:
+        dated = [(f"#{n}", body) for n, body in enumerate(tracker.comments(key), start=1)]
+    if not dated:
+        return Text("none")
+    return Group(*(Text.assemble((when, "dim"), "\n", body, "\n") for when, body in dated))
+
+
+def _attachments(tracker: TicketTracker, key: str) -> RenderableType:
+    attachments = tracker.attachments(key)
+    if not attachments:
+        return Text("none")
+    table = Table(show_header=True, box=None)
+    table.add_column("name")
+    table.add_column("size", justify="right")
+    for attachment in attachments:
+        table.add_row(Text(attachment.filename), f"{attachment.size} bytes")
+    return table
+
+
+def _heading(title: str) -> Text:
+    return Text(f"\n{title}", style="bold underline")
