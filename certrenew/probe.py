@@ -150,7 +150,7 @@ def describe_connection_error(exc: BaseException, target: str, timeout: float) -
     if isinstance(exc, ConnectionRefusedError):
         return f"connection refused at {target}: nothing listens there (service down or wrong port)"
     if isinstance(exc, ssl.SSLError):
-        reason = exc.reason or ""
+        reason = getattr(exc, "reason", None) or ""
         if reason in ("WRONG_VERSION_NUMBER", "RECORD_LAYER_FAILURE", "PACKET_LENGTH_TOO_LONG"):
             return (
                 f"not TLS: {target} answered in plain text (plain HTTP on this port?): "
