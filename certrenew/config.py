@@ -299,7 +299,12 @@ def load_settings(config_file: Path | None = None) -> Settings:
         return Settings(**data)
     except ValidationError as exc:
         where = str(path) if path else "environment"
-        problems = "; ".join(
-            f"{'.'.join(str(p) for p in err['loc'])}: {err['msg']}" for err in exc.errors()
-        )
+        problems = "; ".join(f"{_setting_name(err['loc'])}: {err['msg']}" for err in exc.errors())
         raise ConfigError(f"{where}: invalid configuration: {problems}") from None
+
+
+def _setting_name(loc: tuple[Any, ...]) -> str:
+    """`scan.concurrency`, plus the environment variable when that is where the value came from."""
+    env = "CERTRENEW_" + "__".join(str(part).upper() for part in loc)
+    name = ".".join(str(part) for part in loc)
+    return f"{name} (from {env})" if env in os.environ else name

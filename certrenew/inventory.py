@@ -66,6 +66,16 @@ class CertificateFile(_Model):
         None, description="environment variable holding the PKCS#12 password"
     )
 
+    @model_validator(mode="before")
+    @classmethod
+    def _no_password(cls, value: Any) -> Any:
+        if isinstance(value, dict) and "password" in value:
+            raise ValueError(
+                "a password is never written in the inventory: remove it, put it in an "
+                "environment variable and name that variable with password_env"
+            )
+        return value
+
 
 class CertificateEntry(_Model):
     name: str = Field(min_length=1)
@@ -215,6 +225,14 @@ def parse_inventory(text: str, source: str = "<inventory>", base: Path | None = 
                 f"at line {seen[entry.name]}; names must be unique"
             )
         seen[entry.name] = line
+        try:
+            entry.thresholds(inventory.defaults)
+        except ValidationError:
+            raise InventoryError(
+                f"{source}:{line}: certificates[{index}] ({entry.name}): critical_days is larger "
+                f"than warn_days once the defaults (warn_days {inventory.defaults.warn_days}, "
+                f"critical_days {inventory.defaults.critical_days}) apply; set both on this entry"
+            ) from None
     if base is not None:
         inventory = _with_files_relative_to(inventory, base)
     return inventory

@@ -150,7 +150,7 @@ def describe_connection_error(exc: BaseException, target: str, timeout: float) -
     if isinstance(exc, ConnectionRefusedError):
         return f"connection refused at {target}: nothing listens there (service down or wrong port)"
     if isinstance(exc, ssl.SSLError):
-        reason = exc.reason or ""
+        reason = getattr(exc, "reason", None) or ""
         if reason in ("WRONG_VERSION_NUMBER", "RECORD_LAYER_FAILURE", "PACKET_LENGTH_TOO_LONG"):
             return (
                 f"not TLS: {target} answered in plain text (plain HTTP on this port?): "
@@ -291,7 +291,10 @@ async def probe_target(
                 timeout,
                 context,
             )
-            certificate = x509.load_der_x509_certificate(der)
+            try:
+                certificate = x509.load_der_x509_certificate(der)
+            except ValueError as exc:
+                raise ProbeError(f"{target.label} served a malformed certificate: {exc}") from None
         else:
             assert target.file is not None
             # PKCS#12 costs ~45 ms of CPU: keep it off the loop's thread.
@@ -299,8 +302,6 @@ async def probe_target(
         return result_for(target, target.entry.thresholds(defaults), certificate, now)
     except ProbeError as exc:
         return error_result(target, str(exc))
-    except ValueError as exc:
-        return error_result(target, f"the certificate served is malformed: {exc}")
     except Exception as exc:  # a bug or a surprise must not end the whole scan
         return error_result(target, f"unexpected failure: {type(exc).__name__}: {exc}")
 

@@ -15,6 +15,7 @@ def prefect_harness(tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
     from prefect.settings import (
         PREFECT_FLOWS_HEARTBEAT_FREQUENCY,
         PREFECT_HOME,
+        PREFECT_SERVER_ANALYTICS_ENABLED,
         PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS,
         PREFECT_SERVER_SERVICES_EVENT_PERSISTER_FLUSH_INTERVAL,
         temporary_settings,
@@ -26,6 +27,7 @@ def prefect_harness(tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
             {
                 PREFECT_HOME: tmp_path_factory.mktemp("prefect-home"),
                 PREFECT_FLOWS_HEARTBEAT_FREQUENCY: None,
+                PREFECT_SERVER_ANALYTICS_ENABLED: False,
                 PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS: 120,
                 # Events reach the database in batches; a short interval keeps
                 # the tests that read them back quick.

@@ -1,0 +1,107 @@
+"""Configuration: TOML plus CERTRENEW_* environment, secrets only from the environment or files."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from certrenew.config import load_settings
+from certrenew.errors import ConfigError
+
+
+@pytest.fixture(autouse=True)
+def clean_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    for name in (
+        "CERTRENEW_CONFIG",
+        "CERTRENEW_JIRA__URL",
+        "CERTRENEW_JIRA__TOKEN",
+        "CERTRENEW_SCAN__CONCURRENCY",
+        "CERTRENEW_SCAN__TIMEOUT_SECONDS",
+        "CERTRENEW_INVENTORY",
+    ):
+        monkeypatch.delenv(name, raising=False)
+
+
+def write(folder: Path, text: str) -> Path:
+    path = folder / "certrenew.toml"
+    path.write_text(text, encoding="utf-8")
+    return path
+
+
+def test_the_shipped_example_loads_with_the_runbook_values() -> None:
+    example = Path(__file__).parent.parent / "examples" / "certrenew.toml"
+    settings = load_settings(example)
+    assert settings.scan.concurrency == 64 and settings.scan.timeout_seconds == 10
+    assert settings.csr is not None and settings.csr.country == "ES"
+    assert settings.inventory == (example.parent / "inventory.yaml").resolve()
+
+
+def test_the_environment_overrides_the_file(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    config = write(tmp_path, '[jira]\nurl = "https://file.example"\n[scan]\nconcurrency = 8\n')
+    monkeypatch.setenv("CERTRENEW_JIRA__URL", "https://jira.lab.test")
+    monkeypatch.setenv("CERTRENEW_SCAN__TIMEOUT_SECONDS", "2.5")
+    settings = load_settings(config)
+    assert settings.jira.url == "https://jira.lab.test"
+    assert settings.scan.timeout_seconds == 2.5
+    assert settings.scan.concurrency == 8
+
+
+def test_the_config_file_can_come_from_the_environment(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("CERTRENEW_CONFIG", str(write(tmp_path, 'inventory = "inv.yaml"\n')))
+    assert load_settings().inventory == (tmp_path / "inv.yaml").resolve()
+
+
+def test_a_secret_in_the_file_is_refused_and_not_repeated(tmp_path: Path) -> None:
+    config = write(tmp_path, '[jira]\nurl = "https://j"\ntoken = "tok-123-secret"\n')
+    with pytest.raises(ConfigError) as caught:
+        load_settings(config)
+    message = str(caught.value)
+    assert "'jira.token' is a secret" in message
+    assert "CERTRENEW_JIRA__TOKEN" in message and "jira.token_file" in message
+    assert "tok-123-secret" not in message
+
+
+def test_secrets_come_from_the_environment_or_a_file_and_stay_masked(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    (tmp_path / "token").write_text("file-token-secret\n", encoding="utf-8")
+    config = write(tmp_path, '[jira]\ntoken_file = "token"\n')
+    assert load_settings(config).jira.secret_token() == "file-token-secret"
+    monkeypatch.setenv("CERTRENEW_JIRA__TOKEN", "env-token-secret")
+    settings = load_settings(config)
+    assert settings.jira.secret_token() == "env-token-secret"
+    assert "env-token-secret" not in settings.model_dump_json()
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("[scan]\nconcurrency = 0\n", "invalid configuration: scan.concurrency: Input should be"),
+        ("[scan]\nconcurrency = \n", "not valid TOML"),
+        ("colour = 1\n", "invalid configuration: colour: Extra inputs are not permitted"),
+    ],
+)
+def test_bad_values_name_the_file_and_the_setting(tmp_path: Path, text: str, expected: str) -> None:
+    config = write(tmp_path, text)
+    with pytest.raises(ConfigError) as caught:
+        load_settings(config)
+    assert str(caught.value).startswith(f"{config}: ")
+    assert expected in str(caught.value)
+
+
+def test_a_bad_environment_value_names_the_variable(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("CERTRENEW_SCAN__CONCURRENCY", "lots")
+    with pytest.raises(ConfigError, match=r"scan.concurrency \(from CERTRENEW_SCAN__CONCURRENCY\)"):
+        load_settings(write(tmp_path, ""))
+
+
+def test_a_missing_config_file_says_how_to_name_one(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match="does not exist: pass --config or set CERTRENEW_CONFIG"):
+        load_settings(tmp_path / "none.toml")
