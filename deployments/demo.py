@@ -49,18 +49,22 @@ def demo_environment(data_dir: Path, inventory: Path) -> dict[str, str]:
     }
 
 
-def write_inventory(path: Path, endpoint: str) -> None:
+def inventory_entry(name: str, domain: str, address: str, owner: str = "demo-owner") -> str:
+    """One inventory entry (YAML) for a certificate served at `address` (host:port)."""
+    host, port = address.rsplit(":", 1)
+    return (
+        f"  - name: {name}\n"
+        f"    domain: {domain}\n"
+        f"    owner: {owner}\n"
+        "    ca: CESICAT\n"
+        f'    endpoints: [{{host: "{host.strip("[]")}", port: {port}, server_name: {domain}}}]\n'
+    )
+
+
+def write_inventory(path: Path, entries: list[str]) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(
-        "defaults: {warn_days: 30, critical_days: 7}\n"
-        "certificates:\n"
-        f"  - name: {DEMO_NAME}\n"
-        f"    domain: {DEMO_DOMAIN}\n"
-        "    owner: demo-service-owner\n"
-        "    ca: CESICAT\n"
-        "    endpoints:\n"
-        f'      - {{host: "{endpoint.rsplit(":", 1)[0]}", port: {endpoint.rsplit(":", 1)[1]},'
-        f" server_name: {DEMO_DOMAIN}}}\n",
+        "defaults: {warn_days: 30, critical_days: 7}\ncertificates:\n" + "".join(entries),
         encoding="utf-8",
     )
 
@@ -76,6 +80,7 @@ class DemoPeople:
     settings: Settings
     ca: LocalCA
     server: TLSServer
+    domain: str
     log: Callable[[str], None]
     generated: dict[str, bytes] = field(default_factory=dict)
 
@@ -89,11 +94,11 @@ class DemoPeople:
         if kind == "csr":
             assert self.settings.csr
             ticket = tracker.find_tickets(f"{renewal}-csr")[0].key
-            csr_pem, key_pem = build_csr(self.settings.csr, DEMO_DOMAIN)
+            csr_pem, key_pem = build_csr(self.settings.csr, self.domain)
             self.generated = {"csr": csr_pem, "key": key_pem}
-            tracker.add_attachment(ticket, f"{DEMO_DOMAIN}.csr", csr_pem)
-            tracker.add_attachment(ticket, f"{DEMO_DOMAIN}.key", key_pem)
-            self.log(f"systems team: attached {DEMO_DOMAIN}.csr and .key to {ticket}")
+            tracker.add_attachment(ticket, f"{self.domain}.csr", csr_pem)
+            tracker.add_attachment(ticket, f"{self.domain}.key", key_pem)
+            self.log(f"systems team: attached {self.domain}.csr and .key to {ticket}")
             return {}
         if kind == "ca-choice":
             owner = tracker.find_tickets(f"{renewal}-owner")[0].key
@@ -107,7 +112,7 @@ class DemoPeople:
             ticket = tracker.find_tickets(f"{renewal}-csr")[0].key
             crt = self.ca.sign_csr(self.generated["csr"], days=180)
             self.generated["crt"] = crt
-            tracker.add_attachment(ticket, f"{DEMO_DOMAIN}.crt", crt)
+            tracker.add_attachment(ticket, f"{self.domain}.crt", crt)
             self.log(f"CA: signed the CSR; support staff attached the .crt to {ticket}")
             return {}
         if kind == "install":
@@ -186,7 +191,7 @@ def run_demo(config: Path | None, unattended: bool, as_json: bool, data_dir: Pat
     old = ca.issue(DEMO_DOMAIN, days=5, key_type="rsa")
     with TLSServer(old, host="127.0.0.1") as server:
         inventory = data_dir / "inventory.yaml"
-        write_inventory(inventory, server.address)
+        write_inventory(inventory, [inventory_entry(DEMO_NAME, DEMO_DOMAIN, server.address)])
         overrides = demo_environment(data_dir, inventory)
         os.environ.update(overrides)
         settings = load_settings(config)
@@ -222,7 +227,7 @@ def _drive(
     run_id = find_renewal_run()
     say(f"renewal run: {stack.ui_url}/runs/flow-run/{run_id}")
     renewal = renewal_id(DEMO_DOMAIN, served_serial)
-    people = DemoPeople(settings, ca, server, say)
+    people = DemoPeople(settings, ca, server, DEMO_DOMAIN, say)
     while True:
         run = wait_for_run(run_id, lambda s: s.is_paused() or s.is_final())
         state = run.state

@@ -69,13 +69,17 @@ class Process:
 
 
 class LocalStack:
-    """`prefect server start` on loopback plus the serving process for the renewal flow."""
+    """`prefect server start` on loopback plus the serving process for the renewal flow.
 
-    def __init__(self, home: Path, config: Path | None, port: int | None = None) -> None:
+    Given the `api_url` of a server that already runs, only the serving process starts.
+    """
+
+    def __init__(self, home: Path, config: Path | None, api_url: str | None = None) -> None:
         self.home = home
         self.config = config
-        self.port = port or free_port()
-        self.api_url = f"http://127.0.0.1:{self.port}/api"
+        self.port = free_port()
+        self.own_server = api_url is None
+        self.api_url = api_url or f"http://127.0.0.1:{self.port}/api"
         self.env = prefect_env(home, self.api_url)
         self.server: Process | None = None
         self.runner: Process | None = None
@@ -86,22 +90,23 @@ class LocalStack:
 
     def start(self, timeout: float = 120) -> Self:
         self.home.mkdir(parents=True, exist_ok=True)
-        self.server = Process(
-            [
-                sys.executable,
-                "-m",
-                "prefect",
-                "server",
-                "start",
-                "--host",
-                "127.0.0.1",
-                "--port",
-                str(self.port),
-            ],
-            self.env,
-            self.home / "server.log",
-        )
-        self._wait_healthy(timeout)
+        if self.own_server:
+            self.server = Process(
+                [
+                    sys.executable,
+                    "-m",
+                    "prefect",
+                    "server",
+                    "start",
+                    "--host",
+                    "127.0.0.1",
+                    "--port",
+                    str(self.port),
+                ],
+                self.env,
+                self.home / "server.log",
+            )
+            self._wait_healthy(timeout)
         args = [sys.executable, "-m", "deployments.serve"]
         if self.config:
             args += ["--config", str(self.config)]

@@ -31,7 +31,7 @@ from certrenew.renewal import (
 )
 from tasks import forms
 from tasks.archiving import archive_artifacts, find_previous_csr
-from tasks.context import RenewalContext, renewal_context, renewal_step
+from tasks.context import RenewalContext, other_active_run, renewal_context, renewal_step
 from tasks.endpoints import NothingServed, confirm_expiry, now_text, verify_served_certificate
 from tasks.notices import write_notice
 from tasks.tickets import (
@@ -82,6 +82,8 @@ def renew_certificate(
     start = until_done("confirm-expiry", lambda: confirm_expiry(ctx, name, force))
     if start.already_renewed:
         return {"domain": start.domain, "renewal": start.id, "stopped": start.note}
+    if other := other_active_run(start.name):
+        return {"domain": start.domain, "renewal": start.id, "stopped": f"in progress: {other}"}
 
     csr = offer_csr_reuse(ctx, start)
     csr_ticket = None if csr else until_done("csr-ticket", lambda: open_csr_ticket(ctx, start))

@@ -78,3 +78,43 @@ def renewal_step(step: str) -> Callable[[Callable[P, T]], Callable[P, T]]:
         )
 
     return wrap
+
+
+def other_active_run(name: str) -> str | None:
+    """The page of another unfinished renewal run of the same certificate, if any.
+
+    Detection announces an expiring certificate every day until it is renewed;
+    only the oldest unfinished run goes on, later ones stop at once.
+    """
+    from prefect import get_client
+    from prefect.client.schemas.filters import (
+        FlowFilter,
+        FlowFilterName,
+        FlowRunFilter,
+        FlowRunFilterState,
+        FlowRunFilterStateType,
+    )
+    from prefect.client.schemas.objects import StateType
+    from prefect.client.schemas.sorting import FlowRunSort
+
+    me = flow_run.get_id()
+    with get_client(sync_client=True) as client:
+        runs = client.read_flow_runs(
+            flow_filter=FlowFilter(name=FlowFilterName(any_=[flow_run.get_flow_name()])),
+            flow_run_filter=FlowRunFilter(
+                state=FlowRunFilterState(
+                    type=FlowRunFilterStateType(
+                        any_=[StateType.RUNNING, StateType.PAUSED, StateType.PENDING]
+                    )
+                )
+            ),
+            sort=FlowRunSort.EXPECTED_START_TIME_ASC,
+            limit=200,
+        )
+    for run in runs:
+        if str(run.id) == me:
+            return None  # the oldest unfinished run is this one
+        if run.parameters.get("name") == name:
+            base = flow_run.get_flow_run_ui_url() or ""
+            return base.replace(me or "", str(run.id)) if base else str(run.id)
+    return None

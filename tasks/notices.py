@@ -24,7 +24,7 @@ def write_notice(
     message["Subject"] = subject
     message["To"] = ", ".join(recipients)
     message["X-Certrenew-Notice"] = notice_id
-    message.set_content(body)
+    message.set_content(body, cte="8bit")  # readable as it lies in the outbox
     outbox.mkdir(parents=True, exist_ok=True)
     partial = path.with_suffix(".tmp")
     partial.write_bytes(message.as_bytes())

@@ -1,3 +1,7 @@
 """Shared fixtures live in tests/fixtures_*.py modules, registered here."""
 
-pytest_plugins: list[str] = ["tests.fixtures_tls", "tests.fixtures_prefect"]
+pytest_plugins: list[str] = [
+    "tests.fixtures_tls",
+    "tests.fixtures_prefect",
+    "tests.fixtures_renewal",
+]

@@ -1,0 +1,184 @@
+"""The renewal flow served for real: the session's Prefect API plus a serving process.
+
+Tests start renewal runs on the served deployment and answer the human steps
+through the API (`resume_flow_run` with input), as a person would from the UI.
+Each test adds its own certificate (a TLS server on loopback) to one shared
+inventory file, which the flow reads at run time.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+from uuid import UUID
+
+import pytest
+
+from certrenew.config import Settings, load_settings
+from certrenew.lab import LeafCertificate, LocalCA, TLSServer
+from deployments.demo import (
+    EXAMPLES,
+    DemoPeople,
+    demo_environment,
+    inventory_entry,
+    write_inventory,
+)
+from deployments.stack import LocalStack
+from tasks.tracker import TicketTracker
+from tasks.wiring import ArchiveSetup, build_archive, build_tracker
+
+RENEWAL_DEPLOYMENT = "renew-certificate/renew-certificate"
+
+
+@dataclass
+class RenewalRun:
+    """One renewal run, seen from the outside as support staff see it."""
+
+    id: UUID
+
+    def state(self) -> Any:
+        from prefect import get_client
+
+        with get_client(sync_client=True) as client:
+            return client.read_flow_run(self.id).state
+
+    def wait_paused(self, key: str, timeout: float = 180) -> str:
+        """Wait until the run asks the question `key`; returns the form's description."""
+        from prefect.input.actions import read_flow_run_input
+        from prefect.input.run_input import keyset_from_paused_state
+
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            state = self.state()
+            if state.is_final():
+                raise AssertionError(f"run ended {state.name} ({state.message}) before '{key}'")
+            if state.is_paused() and state.state_details.pause_key == key:
+                keyset = keyset_from_paused_state(state)
+                return str(read_flow_run_input(keyset["description"], flow_run_id=self.id))
+            time.sleep(0.5)
+        raise AssertionError(f"run never asked '{key}'; last state {self.state()}")
+
+    def resume(self, **answer: Any) -> None:
+        from prefect.flow_runs import resume_flow_run
+
+        key = self.state().state_details.pause_key
+        resume_flow_run(self.id, run_input=answer)
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            state = self.state()
+            if not (state.is_paused() and state.state_details.pause_key == key):
+                return
+            time.sleep(0.3)
+
+    def wait_final(self, timeout: float = 180) -> Any:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            state = self.state()
+            if state.is_final():
+                return state
+            time.sleep(0.5)
+        raise AssertionError(f"run did not finish; last state {self.state()}")
+
+    def logs(self) -> list[str]:
+        from prefect import get_client
+        from prefect.client.schemas.filters import LogFilter, LogFilterFlowRunId
+
+        with get_client(sync_client=True) as client:
+            return [
+                log.message
+                for log in client.read_logs(
+                    log_filter=LogFilter(flow_run_id=LogFilterFlowRunId(any_=[self.id])),
+                    limit=200,
+                )
+            ]
+
+
+@dataclass
+class RenewalLab:
+    settings: Settings
+    config: Path
+    inventory: Path
+    home: Path
+    ca: LocalCA = field(default_factory=lambda: LocalCA("renewal test CA"))
+    entries: list[str] = field(default_factory=list)
+    servers: list[TLSServer] = field(default_factory=list)
+
+    def serve_certificate(self, name: str, days: float = 5) -> tuple[str, TLSServer]:
+        """A TLS endpoint serving `<name>.test.example.cat`, added to the inventory."""
+        domain = f"{name}.test.example.cat"
+        server = TLSServer(self.ca.issue(domain, days=days, key_type="rsa")).start()
+        self.servers.append(server)
+        self.entries.append(inventory_entry(name, domain, server.address, owner=f"{name}-owner"))
+        write_inventory(self.inventory, self.entries)
+        return domain, server
+
+    def people(self, domain: str, server: TLSServer) -> DemoPeople:
+        return DemoPeople(self.settings, self.ca, server, domain, lambda _: None)
+
+    def tracker(self) -> TicketTracker:
+        return build_tracker(self.settings)
+
+    def archive(self) -> ArchiveSetup:
+        return build_archive(self.settings)
+
+    def start(self, name: str, **parameters: Any) -> RenewalRun:
+        from prefect.deployments import run_deployment
+
+        run = run_deployment(
+            RENEWAL_DEPLOYMENT,
+            parameters={"name": name, "config": str(self.config), **parameters},
+            timeout=0,
+        )
+        return RenewalRun(run.id)
+
+    def install(self, server: TLSServer, crt: bytes, key: bytes) -> None:
+        server.install(LeafCertificate.from_pem(crt + self.ca.cert_pem, key))
+
+
+def _wait_for_deployment(timeout: float = 120) -> None:
+    from prefect import get_client
+    from prefect.exceptions import ObjectNotFound
+
+    deadline = time.monotonic() + timeout
+    with get_client(sync_client=True) as client:
+        while time.monotonic() < deadline:
+            try:
+                client.read_deployment_by_name(RENEWAL_DEPLOYMENT)
+                return
+            except ObjectNotFound:
+                time.sleep(0.5)
+    raise AssertionError("the renewal deployment was not served")
+
+
+@pytest.fixture(scope="session")
+def renewal_lab(
+    prefect_harness: None, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[RenewalLab]:
+    from prefect.settings import PREFECT_API_URL
+
+    root = tmp_path_factory.mktemp("renewal")
+    inventory = root / "inventory.yaml"
+    write_inventory(inventory, [])
+    overrides = demo_environment(root / "data", inventory)
+    saved = {key: os.environ.get(key) for key in overrides}
+    os.environ.update(overrides)
+    config = EXAMPLES / "certrenew.toml"
+    stack = LocalStack(root / "prefect", config, api_url=PREFECT_API_URL.value())
+    stack.env.update(overrides)
+    lab = RenewalLab(load_settings(config), config, inventory, stack.home)
+    try:
+        with stack:
+            _wait_for_deployment()
+            yield lab
+    finally:
+        for server in lab.servers:
+            server.stop()
+        for key, value in saved.items():
+            if value is None:
+                os.environ.pop(key, None)
+            else:
+                os.environ[key] = value

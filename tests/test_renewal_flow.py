@@ -1,0 +1,223 @@
+"""The renewal runbook end to end on a real Prefect API, people answering through the API.
+
+Runs execute in a real serving process; each human step suspends the run and
+is resumed with input exactly as the UI's Resume form does.
+"""
+
+from __future__ import annotations
+
+import email
+import email.policy
+import json
+from datetime import UTC, datetime, timedelta
+
+import pytest
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+
+from certrenew.certs import serial_hex
+from certrenew.csr import build_csr
+from certrenew.inventory import load_inventory
+from certrenew.probe import run_scan
+from certrenew.renewal import renewal_id
+from tests.fixtures_renewal import RenewalLab
+
+pytestmark = pytest.mark.prefect
+
+
+def served_serial(lab: RenewalLab, name: str) -> str:
+    inventory = load_inventory(lab.inventory)
+    single = inventory.model_copy(update={"certificates": [inventory.get(name)]})
+    (result,) = run_scan(single, concurrency=1, timeout=5)
+    assert result.serial
+    return result.serial
+
+
+def expired_certificate_for(lab: RenewalLab, csr_pem: bytes, domain: str) -> bytes:
+    """Issued by the right CA for the right key and name, but already expired."""
+    csr = x509.load_pem_x509_csr(csr_pem)
+    now = datetime.now(UTC)
+    cert = (
+        x509.CertificateBuilder()
+        .subject_name(csr.subject)
+        .issuer_name(lab.ca.certificate.subject)
+        .public_key(csr.public_key())  # type: ignore[arg-type]
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - timedelta(days=100))
+        .not_valid_after(now - timedelta(days=1))
+        .add_extension(x509.SubjectAlternativeName([x509.DNSName(domain)]), critical=False)
+        .sign(lab.ca.key, hashes.SHA256())
+    )
+    return cert.public_bytes(serialization.Encoding.PEM)
+
+
+def key_lines(key_pem: bytes) -> list[str]:
+    return [line for line in key_pem.decode().splitlines() if "-----" not in line]
+
+
+def test_runbook_re_asks_after_every_wrong_answer_and_completes(renewal_lab: RenewalLab) -> None:
+    lab = renewal_lab
+    domain, server = lab.serve_certificate("wrong-answers")
+    old_serial = served_serial(lab, "wrong-answers")
+    rid = renewal_id(domain, old_serial)
+    tracker = lab.tracker()
+    subject = lab.settings.csr
+    assert subject
+    run = lab.start("wrong-answers")
+
+    # Step 1: nothing attached yet; then a CSR for another domain.
+    assert "has no .csr and .key attached yet" in run.wait_paused("csr-1")
+    [csr_ticket] = tracker.find_tickets(f"{rid}-csr")
+    [owner_ticket] = tracker.find_tickets(f"{rid}-owner")
+    assert tracker.get_ticket(owner_ticket.key).summary.startswith("Renovació del certificat")
+    wrong_csr, wrong_key = build_csr(subject, "other.example.cat")
+    tracker.add_attachment(csr_ticket.key, "wrong.csr", wrong_csr)
+    tracker.add_attachment(csr_ticket.key, "wrong.key", wrong_key)
+    run.resume()
+    description = run.wait_paused("csr-2")
+    assert "other.example.cat" in description
+    assert any("other.example.cat" in c for c in tracker.comments(csr_ticket.key))
+
+    # ...then the right CSR with a key that is not its own.
+    good_csr, good_key = build_csr(subject, domain)
+    tracker.add_attachment(csr_ticket.key, f"{domain}.csr", good_csr)
+    tracker.add_attachment(csr_ticket.key, "stray.key", build_csr(subject, domain)[1])
+    run.resume()
+    assert "does not belong to the csr" in run.wait_paused("csr-3").lower()
+
+    # ...then garbage pasted in the form instead of a CSR.
+    tracker.add_attachment(csr_ticket.key, f"{domain}.key", good_key)
+    run.resume(csr_pem="this is not a certificate signing request")
+    assert "csr" in run.wait_paused("csr-4").lower()
+    run.resume(csr_pem=good_csr.decode())
+
+    # Step 2: a CA that is not offered is refused by the form; the run keeps waiting.
+    run.wait_paused("ca-choice")
+    with pytest.raises(RuntimeError, match="Cannot resume"):
+        run.resume(ca="Let's Encrypt", answered_by="Anna")
+    assert run.state().state_details.pause_key == "ca-choice"
+    run.resume(ca="CESICAT", answered_by="Anna (support)")
+
+    # Step 3: the form shows every value to copy; an empty request number is refused.
+    description = run.wait_paused("ca-request")
+    for value in ("Aplicació no es troba a Remedy", "DEPARTAMENT DE LA PRESIDENCIA", domain):
+        assert value in description
+    assert good_csr.decode().strip().splitlines()[1] in description
+    with pytest.raises(RuntimeError, match="Cannot resume"):
+        run.resume(request_number="", requested_by="Anna")
+    run.resume(request_number="REQ000777", requested_by="Anna (support)")
+
+    # Step 4: garbage, an expired certificate, a certificate for another key; then the real one.
+    assert "no certificate" in run.wait_paused("certificate-1")
+    run.resume(certificate_pem="-----BEGIN CERTIFICATE-----\nAAAA\n-----END CERTIFICATE-----\n")
+    run.wait_paused("certificate-2")
+    run.resume(certificate_pem=expired_certificate_for(lab, good_csr, domain).decode())
+    assert "expired" in run.wait_paused("certificate-3").lower()
+    other = lab.ca.issue(domain, days=90, key_type="rsa")
+    run.resume(certificate_pem=other.cert_pem.decode())
+    assert "does not match the key" in run.wait_paused("certificate-4")
+    crt = lab.ca.sign_csr(good_csr, days=180)
+    tracker.add_attachment(owner_ticket.key, f"{domain}.crt", crt)
+    run.resume()
+
+    # Step 7: not installed yet, so the run says which endpoint still serves the old one.
+    description = run.wait_paused("install-1")
+    assert server.address in description and old_serial in description
+    lab.install(server, crt, good_key)
+    run.resume(action="Check the endpoints again")
+
+    # Step 8: retire, then the run completes.
+    assert old_serial in run.wait_paused("retire")
+    run.resume(outcome="Revoked at the CA", confirmed_by="Anna (support)")
+    assert run.wait_final().is_completed()
+
+    new_serial = served_serial(lab, "wrong-answers")
+    assert new_serial == serial_hex(x509.load_pem_x509_certificate(crt).serial_number)
+    [install_ticket] = tracker.find_tickets(f"{rid}-install")
+    links = {link.other_key for link in tracker.links(install_ticket.key)}
+    assert links == {csr_ticket.key, owner_ticket.key}
+    for ticket in (csr_ticket, owner_ticket, install_ticket):
+        assert tracker.get_ticket(ticket.key).status == "Done"
+
+    # The key left the ticket for the archive, and the archive holds exactly the renewal.
+    setup = lab.archive()
+    folder = f"CERTIFICATS/CDS/CESICAT/{datetime.now(UTC).year}/{domain}"
+    names = sorted(f.name for f in setup.archive.list_files(folder))
+    assert names == sorted([f"{domain}.csr", f"{domain}.key", f"{domain}.crt", "manifest.json"])
+    assert setup.archive.read_file(folder, f"{domain}.key") == good_key
+    attached = {a.filename for a in tracker.attachments(csr_ticket.key)}
+    assert f"{domain}.key" not in attached
+    manifest = json.loads(setup.archive.read_file(folder, "manifest.json"))
+    assert manifest["old"]["serial"] == old_serial and manifest["new"]["serial"] == new_serial
+    notice = lab.settings.outbox_path() / f"{rid}-revoked.eml"
+    message = email.message_from_bytes(notice.read_bytes(), policy=email.policy.default)
+    assert message["Subject"] == "Certificat revocat: wrong-answers"
+    body = message.get_content()  # type: ignore[attr-defined]
+    assert old_serial in body and new_serial in body
+
+    # The private key reached no ticket text, no log line, no form and no stored result.
+    secret = key_lines(good_key)
+    texts = [tracker.description(t.key) for t in (csr_ticket, owner_ticket, install_ticket)]
+    texts += [
+        c for t in (csr_ticket, owner_ticket, install_ticket) for c in tracker.comments(t.key)
+    ]
+    texts += run.logs()
+    texts += [manifest_text := setup.archive.read_file(folder, "manifest.json").decode()]
+    assert "PRIVATE KEY" not in manifest_text
+    stored = [p.read_bytes() for p in (lab.home / "storage").rglob("*") if p.is_file()]
+    assert stored, "the steps' results were persisted"
+    for line in secret:
+        assert not any(line in text for text in texts)
+        assert not any(line.encode() in blob for blob in stored)
+
+
+def test_resume_after_lost_results_and_second_run_open_nothing_twice(
+    renewal_lab: RenewalLab,
+) -> None:
+    lab = renewal_lab
+    domain, server = lab.serve_certificate("exactly-once")
+    rid = renewal_id(domain, served_serial(lab, "exactly-once"))
+    people = lab.people(domain, server)
+    tracker = lab.tracker()
+    run = lab.start("exactly-once")
+    for key in ("csr-1", "ca-choice"):
+        run.wait_paused(key)
+        run.resume(**people.answer(key, rid))
+    run.wait_paused("ca-request")
+
+    # A second run for the same certificate stops at once: the first is in progress.
+    second = lab.start("exactly-once")
+    assert second.wait_final().is_completed()
+    assert len(tracker.find_tickets(f"{rid}-csr")) == 1
+
+    # Every stored step result is lost (a crash after the side effect, before the cache
+    # write); resuming repeats the steps, and the tracker's labels keep them single.
+    for path in (lab.home / "storage").rglob("*"):
+        if path.is_file():
+            path.unlink()
+    comments_before = tracker.comments(tracker.find_tickets(f"{rid}-csr")[0].key)
+    run.resume(**people.answer("ca-request", rid))
+    for key in ("certificate-1", "install-1", "retire"):
+        run.wait_paused(key)
+        run.resume(**people.answer(key, rid))
+    assert run.wait_final().is_completed()
+
+    for kind in ("csr", "owner", "install"):
+        assert len(tracker.find_tickets(f"{rid}-{kind}")) == 1, kind
+    csr_key = tracker.find_tickets(f"{rid}-csr")[0].key
+    after = tracker.comments(csr_key)
+    assert after[: len(comments_before)] == comments_before
+    markers = [line for c in after for line in c.splitlines() if line.startswith("[certrenew:")]
+    assert len(markers) == len({m.split()[0] for m in markers}), "a step commented twice"
+    setup = lab.archive()
+    folder = f"CERTIFICATS/CDS/CESICAT/{datetime.now(UTC).year}/{domain}"
+    assert not [f.name for f in setup.archive.list_files(folder) if ".old-" in f.name]
+
+
+def test_certificate_already_renewed_stops_without_tickets(renewal_lab: RenewalLab) -> None:
+    lab = renewal_lab
+    domain, _ = lab.serve_certificate("fresh", days=200)
+    rid = renewal_id(domain, served_serial(lab, "fresh"))
+    run = lab.start("fresh")
+    assert run.wait_final().is_completed()
+    assert lab.tracker().find_tickets(f"{rid}-csr") == []
