@@ -176,6 +176,7 @@ class HttpsService:
 def _handler_for(service: HttpsService) -> type[BaseHTTPRequestHandler]:
     class Handler(BaseHTTPRequestHandler):
         protocol_version = "HTTP/1.1"
+        disable_nagle_algorithm = True  # headers and body go out in two writes
 
         def log_message(self, format: str, *args: Any) -> None:
             """Quiet: the service keeps its own log."""
@@ -211,10 +212,19 @@ def _handler_for(service: HttpsService) -> type[BaseHTTPRequestHandler]:
 # -- the authority ---------------------------------------------------------------
 
 
+@dataclass(frozen=True)
+class KeyCredential:
+    """A certificate uploaded to an app registration, valid until `end` (Entra lets that
+    come before the certificate's own notAfter)."""
+
+    certificate: x509.Certificate
+    end: datetime
+
+
 @dataclass
 class AppRegistration:
     client_id: str
-    certificates: list[x509.Certificate] = field(default_factory=list)
+    credentials: list[KeyCredential] = field(default_factory=list)
     secret: str | None = None
 
 
@@ -251,9 +261,16 @@ class LocalAuthority(HttpsService):
         return f"{self.authority_url}/oauth2/v2.0/token"
 
     def register(
-        self, client_id: str, *certificates: x509.Certificate, secret: str | None = None
+        self,
+        client_id: str,
+        *certificates: x509.Certificate,
+        secret: str | None = None,
+        credential_end: datetime | None = None,
     ) -> None:
-        self.apps[client_id] = AppRegistration(client_id, list(certificates), secret)
+        credentials = [
+            KeyCredential(c, credential_end or c.not_valid_after_utc) for c in certificates
+        ]
+        self.apps[client_id] = AppRegistration(client_id, credentials, secret)
 
     def reset(self) -> None:
         super().reset()
@@ -323,8 +340,8 @@ class LocalAuthority(HttpsService):
         except jwt.InvalidTokenError:
             return _aad_error(401, "invalid_client", 50027, "Invalid JWT token.")
         thumb = str(header.get("x5t", "")).rstrip("=")
-        cert = next((c for c in app.certificates if x5t(c) == thumb), None)
-        if cert is None:
+        credential = next((c for c in app.credentials if x5t(c.certificate) == thumb), None)
+        if credential is None:
             return _aad_error(
                 401,
                 "invalid_client",
@@ -332,7 +349,7 @@ class LocalAuthority(HttpsService):
                 "Client assertion failed signature validation. [Reason - The key was not "
                 f"found., Thumbprint of key used by client: '{thumb}']",
             )
-        if cert.not_valid_after_utc <= datetime.now(UTC):
+        if credential.end <= datetime.now(UTC):
             return _aad_error(
                 401,
                 "invalid_client",
@@ -343,7 +360,7 @@ class LocalAuthority(HttpsService):
         try:
             claims = jwt.decode(
                 assertion,
-                cert.public_key(),  # type: ignore[arg-type]
+                credential.certificate.public_key(),  # type: ignore[arg-type]
                 algorithms=["RS256"],
                 audience=self.token_endpoint,
                 issuer=app.client_id,
