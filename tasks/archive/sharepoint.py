@@ -188,7 +188,7 @@ class SharePointArchive:
                 ) from None
             if status == 403:
                 raise AuthenticationError(
-                    f"SharePoint denied the app {self.token_source.client_id} to {action} "
+                    f"SharePoint did not let app {self.token_source.client_id} {action} "
                     f"{target} (403): grant the app 'write' on the site {self._site_url} "
                     f"(Sites.Selected), or fix {ENV}CLIENT_ID"
                 ) from None
@@ -197,8 +197,8 @@ class SharePointArchive:
             ) from None
         except SSLError:
             raise ConfigError(
-                f"cannot verify SharePoint's TLS certificate for {self._site_url}: set "
-                f"{ENV}CA_BUNDLE to the CA bundle that signs it"
+                f"cannot verify the TLS certificate of {self._site_url} or of its authority: "
+                f"set {ENV}CA_BUNDLE to the CA bundle that signs them"
             ) from None
         except RequestException as exc:
             raise ArchiveError(
