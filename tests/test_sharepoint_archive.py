@@ -3,12 +3,16 @@
 from __future__ import annotations
 
 import hashlib
+from datetime import UTC, datetime, timedelta
+from email.utils import format_datetime
 
 import pytest
+import requests
 
 from certrenew.config import Settings
 from tasks.archive import store_file
 from tasks.archive.sharepoint import SharePointArchive
+from tasks.archive.sharepoint_http import retry_after_seconds
 from tasks.wiring import build_archive
 from tests.contract.archive_contract import FOLDER, ArchiveContract
 from tests.fixtures_sharepoint import CLIENT_ID, LIBRARY, SharePointTestbed
@@ -96,3 +100,12 @@ def test_wiring_builds_the_sharepoint_archive_from_the_environment(
     assert setup.root_folder == "CERTIFICATS/CDS"
     store_file(setup.archive, FOLDER, "seu.example.cat.crt", b"crt")
     assert sharepoint.site.file(f"{LIBRARY}/{FOLDER}/seu.example.cat.crt") == b"crt"
+
+
+def test_retry_after_as_an_http_date() -> None:
+    response = requests.Response()
+    when = datetime.now(UTC) + timedelta(hours=1)
+    response.headers["Retry-After"] = format_datetime(when, usegmt=True)
+    assert 3000 < (retry_after_seconds(response) or 0) <= 3600
+    response.headers["Retry-After"] = "soon"
+    assert retry_after_seconds(response) is None

@@ -267,3 +267,24 @@ def test_retries_are_logged_without_secrets(
     [record] = caplog.records
     assert "HTTP 429" in record.getMessage()
     assert "retrying in 1.0 s" in record.getMessage()
+
+
+def test_upload_interrupted_mid_chunks_is_redone_without_leftovers(
+    sharepoint: SharePointTestbed,
+) -> None:
+    data = bytes(range(256)) * 12
+    sharepoint.site.inject(503, count=4, when=lambda r: "continueupload" in r.path.lower())
+    with pytest.raises(ServiceUnavailable):
+        store_file(sharepoint.archive(chunk_size=1024), FOLDER, "big.crt", data)
+    assert sharepoint.site.file(f"{LIBRARY}/{FOLDER}/big.crt") == b""  # what SharePoint leaves
+
+    store_file(sharepoint.archive(chunk_size=1024), FOLDER, "big.crt", data)
+    assert sorted(p.rpartition("/")[2] for p in sharepoint.site.files) == ["big.crt"]
+    assert sharepoint.site.file(f"{LIBRARY}/{FOLDER}/big.crt") == data
+
+
+def test_library_title_instead_of_url_name_is_explained(sharepoint: SharePointTestbed) -> None:
+    error = _fails(sharepoint.archive(library="Tecnologia - SUPORT_TECNIC"))
+    assert type(error) is ArchiveError
+    assert "URL name" in str(error)
+    assert "CERTRENEW_SHAREPOINT__LIBRARY" in str(error)

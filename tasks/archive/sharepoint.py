@@ -84,10 +84,13 @@ class SharePointArchive:
     def ensure_folder(self, folder: str) -> None:
         if folder in self._ensured:
             return
-        with self._translate("create folder", folder):
-            root = self._ctx.web.get_folder_by_server_relative_path(self._path(""))
-            root.folders.ensure_by_path(folder.strip("/"))
-            self._ctx.execute_query()
+        try:
+            with self._translate("create folder", folder):
+                root = self._ctx.web.get_folder_by_server_relative_path(self._path(""))
+                root.folders.ensure_by_path(folder.strip("/"))
+                self._ctx.execute_query()
+        except _NotFound:
+            raise self._no_library() from None
         self._ensured.add(folder)
 
     def list_files(self, folder: str) -> list[StoredFile]:
@@ -148,11 +151,14 @@ class SharePointArchive:
                 found = self._ctx.web.get_list(self._path("")).get().select(["Title"])
                 self._ctx.execute_query()
         except _NotFound:
-            raise ArchiveError(
-                f"the site {self._site_url} has no document library '{self._library}': set "
-                f"{ENV}LIBRARY to the library's URL name (as in its address), not its title"
-            ) from None
+            raise self._no_library() from None
         return str(found.title)
+
+    def _no_library(self) -> ArchiveError:
+        return ArchiveError(
+            f"the site {self._site_url} has no document library '{self._library}': set "
+            f"{ENV}LIBRARY to the library's URL name (as in its address), not its title"
+        )
 
     # -- helpers --------------------------------------------------------------
 
