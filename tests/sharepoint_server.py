@@ -74,7 +74,6 @@ class Injection:
     count: int
     retry_after: str | None
     matches: Callable[[Request], bool]
-    body: Any = None
 
 
 @dataclass(frozen=True)
@@ -82,8 +81,6 @@ class LoggedRequest:
     method: str
     path: str
     status: int
-    headers: dict[str, str]
-    body: bytes
 
 
 class HttpsService:
@@ -123,11 +120,10 @@ class HttpsService:
         count: int = 1,
         retry_after: str | None = None,
         when: Callable[[Request], bool] = lambda request: True,
-        body: Any = None,
     ) -> None:
         """The next `count` requests for which `when` holds get `status` (0: connection dropped)."""
         with self._lock:
-            self._injections.append(Injection(status, count, retry_after, when, body))
+            self._injections.append(Injection(status, count, retry_after, when))
 
     def outage(self, retry_after: str | None = "5") -> None:
         """Every request gets 503 until `reset()`."""
@@ -148,11 +144,7 @@ class HttpsService:
             injected = self._injected(request)
         response = injected or self.handle(request)
         with self._lock:
-            self.log.append(
-                LoggedRequest(
-                    request.method, request.path, response.status, request.headers, request.body
-                )
-            )
+            self.log.append(LoggedRequest(request.method, request.path, response.status))
         return response
 
     def _injected(self, request: Request) -> Response | None:
@@ -165,7 +157,7 @@ class HttpsService:
                 if injection.status == 0:
                     return DROP
                 headers = {"Retry-After": injection.retry_after} if injection.retry_after else {}
-                body = injection.body or {"error": {"code": "injected", "message": {"value": ""}}}
+                body = {"error": {"code": "injected", "message": {"value": "injected failure"}}}
                 return json_response(injection.status, body, **headers)
         return None
 
@@ -413,10 +405,6 @@ class LocalAuthority(HttpsService):
         )
 
 
-def _next_is_add(rest: list[tuple[str, dict[str, str]]]) -> bool:
-    return len(rest) >= 2 and rest[1][0] == "add"
-
-
 def _aad_error(status: int, error: str, code: int, description: str) -> Response:
     trace = uuid.uuid4()
     return json_response(
@@ -486,6 +474,10 @@ def _segments(path: str) -> list[tuple[str, dict[str, str]]]:
             args[(arg.group("key") or str(index)).lower()] = value
         calls.append((match.group("name").lower(), args))
     return calls
+
+
+def _next_is_add(rest: list[tuple[str, dict[str, str]]]) -> bool:
+    return len(rest) >= 2 and rest[1][0] == "add"
 
 
 class LocalSharePoint(HttpsService):

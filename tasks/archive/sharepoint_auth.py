@@ -42,7 +42,6 @@ class AppCertificate:
 
     thumbprint: str  # SHA-1 of the DER, hex: what Entra shows under "Certificates"
     not_after: datetime
-    subject: str
     key_pem: str = field(repr=False)
     passphrase: str | None = field(default=None, repr=False)
 
@@ -103,7 +102,6 @@ def load_app_certificate(path: Path, password: str | None) -> AppCertificate:
             return AppCertificate(
                 thumbprint=cert.fingerprint(hashes.SHA1()).hex().upper(),
                 not_after=cert.not_valid_after_utc,
-                subject=cert.subject.rfc4514_string(),
                 key_pem=match.group(0).decode("ascii"),
                 passphrase=password,
             )
@@ -168,7 +166,7 @@ class AppTokenSource:
         return self._app
 
     def _unusable_authority(self, reason: str) -> AuthenticationError | ConfigError:
-        if "authority configuration" in reason or "OIDC" in reason:
+        if "authority configuration" in reason:
             return AuthenticationError(
                 f"the authority {self.authority} does not know this tenant: check "
                 f"{ENV}TENANT_ID (the directory id of your Microsoft 365 tenant) or "
