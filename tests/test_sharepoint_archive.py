@@ -10,6 +10,7 @@ import pytest
 import requests
 
 from certrenew.config import Settings
+from certrenew.errors import ArchiveError
 from tasks.archive import store_file
 from tasks.archive.sharepoint import SharePointArchive
 from tasks.archive.sharepoint_http import retry_after_seconds
@@ -109,3 +110,10 @@ def test_retry_after_as_an_http_date() -> None:
     assert 3000 < (retry_after_seconds(response) or 0) <= 3600
     response.headers["Retry-After"] = "soon"
     assert retry_after_seconds(response) is None
+
+
+def test_reading_a_missing_file_says_which(sharepoint: SharePointTestbed) -> None:
+    archive = sharepoint.archive()
+    archive.ensure_folder(FOLDER)
+    with pytest.raises(ArchiveError, match=r"seu\.example\.cat\.crt does not exist"):
+        archive.read_file(FOLDER, "seu.example.cat.crt")
