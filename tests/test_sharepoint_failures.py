@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 import socket
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 
 import msal
 import pytest
@@ -50,9 +51,9 @@ def test_unknown_client_names_the_client_id_setting(sharepoint: SharePointTestbe
 
 
 def test_unregistered_certificate_is_named_by_thumbprint(
-    sharepoint: SharePointTestbed, tmp_path: pytest.TempPathFactory
+    sharepoint: SharePointTestbed, tmp_path: Path
 ) -> None:
-    other = make_app_credential().write(tmp_path / "other.pem")  # type: ignore[operator]
+    other = make_app_credential().write(tmp_path / "other.pem")
     archive = sharepoint.archive(cert_path=other)
     error = _fails(archive)
     assert isinstance(error, AuthenticationError)
@@ -74,22 +75,22 @@ def test_credential_expired_in_the_registration(sharepoint: SharePointTestbed) -
 
 
 def test_expired_app_certificate_is_caught_before_asking(
-    sharepoint: SharePointTestbed, tmp_path: pytest.TempPathFactory
+    sharepoint: SharePointTestbed, tmp_path: Path
 ) -> None:
     expired = make_app_credential(expired=True)
     sharepoint.authority.register(CLIENT_ID, expired.certificate)
-    error = _fails(sharepoint.archive(cert_path=expired.write(tmp_path / "old.pem")))  # type: ignore[operator]
+    error = _fails(sharepoint.archive(cert_path=expired.write(tmp_path / "old.pem")))
     assert isinstance(error, AuthenticationError)
     assert "expired on" in str(error)
     assert not sharepoint.authority.requests("POST", "/token")
 
 
 def test_encrypted_app_key_needs_its_password(
-    sharepoint: SharePointTestbed, tmp_path: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch
+    sharepoint: SharePointTestbed, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     locked = make_app_credential(password="app-key-pass-5150")
     sharepoint.authority.register(CLIENT_ID, locked.certificate)
-    path = locked.write(tmp_path / "locked.pem")  # type: ignore[operator]
+    path = locked.write(tmp_path / "locked.pem")
     with pytest.raises(ConfigError, match="CERTRENEW_SHAREPOINT__CERT_PASSWORD"):
         sharepoint.archive(cert_path=path)
     with pytest.raises(ConfigError, match=r"password .* is wrong"):
