@@ -86,7 +86,7 @@ def test_expired_app_certificate_is_caught_before_asking(
 
 
 def test_encrypted_app_key_needs_its_password(
-    sharepoint: SharePointTestbed, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    sharepoint: SharePointTestbed, tmp_path: Path
 ) -> None:
     locked = make_app_credential(password="app-key-pass-5150")
     sharepoint.authority.register(CLIENT_ID, locked.certificate)
@@ -95,9 +95,10 @@ def test_encrypted_app_key_needs_its_password(
         sharepoint.archive(cert_path=path)
     with pytest.raises(ConfigError, match=r"password .* is wrong"):
         sharepoint.archive(cert_path=path, cert_password="not-it")
-    store_file(
-        sharepoint.archive(cert_path=path, cert_password="app-key-pass-5150"), FOLDER, "a", b"1"
-    )
+    password_file = tmp_path / "cert-password"
+    password_file.write_text("app-key-pass-5150\n")
+    archive = sharepoint.archive(cert_path=path, cert_password_file=password_file)
+    store_file(archive, FOLDER, "a.crt", b"1")
     assert sharepoint.authority.verified_assertions
 
 
