@@ -49,15 +49,14 @@ class AppCredential:
         return path
 
 
-def make_app_credential(
-    days: int = 365, password: str | None = None, expired: bool = False
-) -> AppCredential:
+def make_app_credential(password: str | None = None, expired: bool = False) -> AppCredential:
+    """A fresh self-signed certificate and key, valid a year (or expired yesterday)."""
     key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
     now = datetime.now(UTC)
     start, end = (
         (now - timedelta(days=30), now - timedelta(days=1))
         if expired
-        else (now - timedelta(minutes=5), now + timedelta(days=days))
+        else (now - timedelta(minutes=5), now + timedelta(days=365))
     )
     name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "certrenew-sharepoint")])
     cert = (
