@@ -138,7 +138,7 @@ def test_secret_based_token_is_refused_by_sharepoint(sharepoint: SharePointTestb
         .with_transport(session=session)
     )
     archive = SharePointArchive(
-        context, sharepoint.site.site_url, LIBRARY, 1024, sharepoint.archive().token_source
+        lambda: context, sharepoint.site.site_url, LIBRARY, 1024, sharepoint.archive().token_source
     )
     error = _fails(archive)
     assert isinstance(error, AuthenticationError)
@@ -290,3 +290,18 @@ def test_library_title_instead_of_url_name_is_explained(sharepoint: SharePointTe
     assert type(error) is ArchiveError
     assert "URL name" in str(error)
     assert "CERTRENEW_SHAREPOINT__LIBRARY" in str(error)
+
+
+def test_a_failed_call_leaves_nothing_queued_for_the_next(sharepoint: SharePointTestbed) -> None:
+    archive = sharepoint.archive(retry_attempts=1)
+    sharepoint.site.inject(503, when=lambda r: "folders/add(" in r.path.lower())
+    with pytest.raises(ServiceUnavailable):
+        archive.ensure_folder(FOLDER)
+    before = len(sharepoint.site.log)
+    assert archive.list_files("CERTIFICATS") == []
+    assert [
+        r.method for r in sharepoint.site.log[before:] if "contextinfo" not in r.path.lower()
+    ] == ["GET"]
+    archive.ensure_folder(FOLDER)
+    store_file(archive, FOLDER, "a.crt", b"crt")
+    assert sharepoint.site.file(f"{LIBRARY}/{FOLDER}/a.crt") == b"crt"

@@ -36,13 +36,14 @@ class SharePointArchive:
 
     def __init__(
         self,
-        context: ClientContext,
+        connect: Callable[[], ClientContext],
         site_url: str,
         library: str,
         chunk_size: int,
         token_source: AppTokenSource,
     ) -> None:
-        self._ctx = context
+        self._connect = connect
+        self._ctx = connect()
         self._site_url = site_url.rstrip("/")
         self._library = library.strip("/")
         self._chunk_size = chunk_size
@@ -72,12 +73,16 @@ class SharePointArchive:
         tokens = AppTokenSource(
             settings.client_id, authority, certificate, site_scope(settings.site_url), session
         )
-        context = (
-            ClientContext(settings.site_url)
-            .with_access_token(tokens)
-            .with_transport(session=session, timeout=(10.0, settings.timeout_seconds))
-        )
-        return cls(context, settings.site_url, settings.library, settings.chunk_size, tokens)
+        site_url, timeout = settings.site_url, (10.0, settings.timeout_seconds)
+
+        def connect() -> ClientContext:
+            return (
+                ClientContext(site_url)
+                .with_access_token(tokens)
+                .with_transport(session=session, timeout=timeout)
+            )
+
+        return cls(connect, settings.site_url, settings.library, settings.chunk_size, tokens)
 
     # -- the Archive protocol -------------------------------------------------
 
@@ -173,10 +178,19 @@ class SharePointArchive:
 
     @contextmanager
     def _translate(self, action: str, where: str) -> Iterator[None]:
-        """The library's exceptions as the project's, naming what to fix."""
+        """The library's exceptions as the project's, naming what to fix.
+
+        A failed call leaves the rest of its queries queued in the context, to
+        run before the next call's; a fresh context (the token stays cached in
+        msal) starts the next call clean.
+        """
         target = f"{self.location(where) if where else self._site_url}"
         try:
-            yield
+            try:
+                yield
+            except Exception:
+                self._ctx = self._connect()
+                raise
         except SecurityValidationException:
             raise ArchiveError(
                 f"SharePoint kept refusing the form digest to {action} {target}, even after "
