@@ -8,6 +8,11 @@ name `SUPORT_TECNIC`. `testbed.settings()` gives matching SharePointSettings
 CERTRENEW_SHAREPOINT__* variables for runbook tests; `testbed.archive()` a
 SharePointArchive whose retry waits are recorded in `testbed.waits` instead of
 slept.
+
+For a whole-runbook test: set each of `testbed.env()` with monkeypatch, let
+`tasks.wiring.build_archive` build the archive from the loaded Settings, then
+read what was archived with `testbed.site.file("SUPORT_TECNIC/<folder>/<name>")`
+or the request log `testbed.site.requests(method, contains)`.
 """
 
 from __future__ import annotations
