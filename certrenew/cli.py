@@ -187,5 +187,25 @@ def demo(
     raise typer.Exit(run_demo(config, unattended, as_json, data_dir.resolve()))
 
 
+@check_app.command("sharepoint")
+@friendly_errors
+def check_sharepoint_command(config: ConfigOption = None) -> None:
+    """Get a token, resolve the site and library, write and delete a probe file."""
+    from tasks.archive.sharepoint_check import check_sharepoint
+
+    results = check_sharepoint(settings_from(config).sharepoint)
+    marks = {
+        "ok": "[green]ok[/]     ",
+        "failed": "[bold red]FAILED[/] ",
+        "skipped": "[dim]skipped[/]",
+    }
+    console = Console(highlight=False, soft_wrap=True)
+    for result in results:
+        console.print(f"{marks[result.status]} {result.step}: ", end="")
+        console.print(result.detail, markup=False)
+    if any(result.status != "ok" for result in results):
+        raise typer.Exit(1)
+
+
 def main() -> None:
     app()

@@ -103,6 +103,15 @@ class SharePointSettings(Section):
     on_conflict: Literal["keep_old", "refuse"] = "keep_old"
     key_passphrase: SecretStr | None = None
     key_passphrase_file: Path | None = None
+    key_passphrase_hint: str | None = Field(
+        None, description="where people find the key passphrase; quoted in the install ticket"
+    )
+    # Throttling (429) and outages (503, dropped connections): each request is
+    # retried this many times, waiting Retry-After (capped) or a doubling delay;
+    # then the step gets ServiceUnavailable and the flow waits, keeping its state.
+    retry_attempts: int = Field(6, ge=1, le=20)
+    retry_max_delay_seconds: float = Field(60.0, ge=0)
+    timeout_seconds: float = Field(60.0, gt=0, description="per request, after connecting")
 
     def authority_url(self) -> str | None:
         if self.authority:

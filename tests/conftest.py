@@ -4,4 +4,5 @@ pytest_plugins: list[str] = [
     "tests.fixtures_tls",
     "tests.fixtures_prefect",
     "tests.fixtures_renewal",
+    "tests.fixtures_sharepoint",
 ]

@@ -80,8 +80,10 @@ def store_file(
     """
     archive.ensure_folder(folder)
     present = {f.name: f for f in archive.list_files(folder)}
-    if name in present:
-        if archive.read_file(folder, name) == data:
+    # An empty file is what an interrupted chunked upload leaves: replace it, keep nothing.
+    if name in present and present[name].size > 0:
+        # Sizes first: a different size needs no download to know the bytes differ.
+        if present[name].size == len(data) and archive.read_file(folder, name) == data:
             return ArchivedFile(f"{folder}/{name}", len(data), sha256_hex(data))
         if on_conflict == "refuse":
             raise ArchiveConflict(

@@ -1,0 +1,97 @@
+"""What one renewal leaves in the archive: its `.csr`, `.key`, `.crt` and a `manifest.json`.
+
+Backend-independent: it works through `store_file`, so the no-overwrite rule
+and the read-back check apply to every file. The manifest lets an auditor tie
+the folder to the certificates and the Jira ticket chain without opening the
+files; it never holds key material. It is deterministic (sorted keys, no
+timestamps of its own), so archiving the same renewal again stores nothing new.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+from certrenew.certs import CertificateFacts
+from certrenew.keyprotect import protect_private_key
+from tasks.archive import Archive, ArchivedFile, store_file
+
+MANIFEST_NAME = "manifest.json"
+MANIFEST_FORMAT = 1
+
+
+@dataclass(frozen=True)
+class RenewalRecord:
+    """The facts of a renewal the manifest records."""
+
+    domain: str
+    new_certificate: CertificateFacts
+    old_certificate: CertificateFacts | None = None
+    tickets: Mapping[str, str] = field(default_factory=dict)  # role → key, e.g. "csr": "SIS-12"
+    flow_run_id: str | None = None
+
+
+@dataclass(frozen=True)
+class ArchivedRenewal:
+    location: str
+    files: tuple[ArchivedFile, ...]
+    manifest: ArchivedFile
+
+
+def manifest_bytes(record: RenewalRecord, files: list[ArchivedFile]) -> bytes:
+    """The manifest, byte for byte the same for the same renewal."""
+    document = {
+        "format": MANIFEST_FORMAT,
+        "domain": record.domain,
+        "new_certificate": _certificate(record.new_certificate),
+        "old_certificate": _certificate(record.old_certificate) if record.old_certificate else None,
+        "tickets": dict(record.tickets),
+        "flow_run_id": record.flow_run_id,
+        "files": [
+            {"name": f.path.rpartition("/")[2], "size": f.size, "sha256": f.sha256}
+            for f in sorted(files, key=lambda f: f.path)
+        ],
+    }
+    text = json.dumps(document, indent=2, sort_keys=True, ensure_ascii=False)
+    return (text + "\n").encode("utf-8")
+
+
+def _certificate(facts: CertificateFacts) -> dict[str, Any]:
+    return {
+        "serial": facts.serial,
+        "sha256_fingerprint": facts.sha256,
+        "not_before": facts.not_before.isoformat(),
+        "not_after": facts.not_after.isoformat(),
+        "subject_cn": facts.subject_cn,
+        "sans": list(facts.sans),
+        "issuer": facts.issuer,
+    }
+
+
+def archive_renewal(
+    archive: Archive,
+    folder: str,
+    files: Mapping[str, bytes],
+    record: RenewalRecord,
+    on_conflict: Literal["keep_old", "refuse"] = "keep_old",
+    key_passphrase: str | None = None,
+) -> ArchivedRenewal:
+    """Store each file (`*.key` encrypted when a passphrase is given), then the manifest.
+
+    An encrypted key already archived for this renewal is reused, so a second
+    run finds the same bytes and changes nothing.
+    """
+    archive.ensure_folder(folder)
+    present = {f.name for f in archive.list_files(folder)}
+    stored: list[ArchivedFile] = []
+    for name, data in sorted(files.items()):
+        if name.endswith(".key"):
+            previous = archive.read_file(folder, name) if name in present else None
+            data = protect_private_key(data, key_passphrase, previous)
+        stored.append(store_file(archive, folder, name, data, on_conflict))
+    manifest = store_file(
+        archive, folder, MANIFEST_NAME, manifest_bytes(record, stored), on_conflict
+    )
+    return ArchivedRenewal(archive.location(folder), tuple(stored), manifest)
