@@ -89,6 +89,7 @@ def renew_certificate(
     csr_ticket = None if csr else until_done("csr-ticket", lambda: open_csr_ticket(ctx, start))
     owner_ticket = until_done("owner-ticket", lambda: open_service_owner_ticket(ctx, start))
     tickets = [t for t in (csr_ticket, owner_ticket) if t]
+    roles = {"csr": csr_ticket, "service_owner": owner_ticket}
     if csr is None:
         assert csr_ticket
         csr = wait_for_csr_and_key(ctx, start, csr_ticket)
@@ -96,11 +97,14 @@ def renew_certificate(
     request = request_certificate_from_ca(ctx, start, csr, ca, tickets, urgent)
     issued = wait_for_certificate(ctx, start, csr, tickets)
     archived = until_done(
-        "archive", lambda: archive_artifacts(ctx, start, csr, issued, ca.ca, tickets)
+        "archive",
+        lambda: archive_artifacts(
+            ctx, start, csr, issued, ca.ca, {k: v for k, v in roles.items() if v}
+        ),
     )
     install_ticket = until_done(
         "install-ticket",
-        lambda: open_install_ticket(ctx, start, tickets, archived, issued, ""),
+        lambda: open_install_ticket(ctx, start, tickets, archived, issued),
     )
     verification = verify_installation(ctx, start, issued, install_ticket)
     retirement = retire_old_certificate(ctx, start, issued, [*tickets, install_ticket])

@@ -7,13 +7,16 @@ CSR was accepted, so a key swapped on the ticket in between is refused.
 
 from __future__ import annotations
 
-import json
 from datetime import UTC, datetime
 
+from prefect.runtime import flow_run
+
+from certrenew.certs import certificate_facts, load_certificate
 from certrenew.csr import check_csr, check_key_matches_csr
 from certrenew.errors import CertificateError
 from certrenew.renewal import ArchiveRecord, CsrRecord, IssuedRecord, KeySource, RenewalStart
-from tasks.archive import renewal_folder, store_file
+from tasks.archive import renewal_folder
+from tasks.archive.renewal import MANIFEST_NAME, RenewalRecord, archive_renewal
 from tasks.context import RenewalContext, renewal_step
 from tasks.tickets import comment_once
 from templates import comments
@@ -84,31 +87,22 @@ def _key_bytes(ctx: RenewalContext, csr: CsrRecord, folder: str, key_name: str) 
     return data
 
 
-def manifest(
-    start: RenewalStart, csr: CsrRecord, issued: IssuedRecord, ca: str, tickets: list[str]
-) -> bytes:
-    """What an auditor wants beside the files; deterministic, and free of key material."""
-    return (
-        json.dumps(
-            {
-                "domain": start.domain,
-                "renewal": start.id,
-                "ca": ca,
-                "old": {"serial": start.old.serial, "sha256": start.old.sha256},
-                "new": {
-                    "serial": issued.serial,
-                    "sha256": issued.sha256,
-                    "not_after": issued.not_after.isoformat(),
-                },
-                "key_fingerprint": csr.key_fingerprint,
-                "tickets": tickets,
-            },
-            indent=2,
-            sort_keys=True,
-            ensure_ascii=False,
-        )
-        + "\n"
-    ).encode()
+def renewal_record(
+    start: RenewalStart, issued: IssuedRecord, tickets: dict[str, str]
+) -> RenewalRecord:
+    old = start.old
+    return RenewalRecord(
+        domain=start.domain,
+        new_certificate=certificate_facts(load_certificate(issued.cert_pem.encode())),
+        old_certificate={
+            "serial": old.serial,
+            "sha256_fingerprint": old.sha256,
+            "not_after": old.not_after.isoformat(),
+            "subject_cn": old.subject_cn,
+        },
+        tickets=tickets,
+        flow_run_id=flow_run.get_id(),
+    )
 
 
 @renewal_step("archive-artifacts")
@@ -118,9 +112,10 @@ def archive_artifacts(
     csr: CsrRecord,
     issued: IssuedRecord,
     ca: str,
-    tickets: list[str],
+    tickets: dict[str, str],
 ) -> ArchiveRecord:
     """Step 5: store .csr, .key, .crt (+ chain) and a manifest; then take the key off Jira."""
+    settings = ctx.settings
     setup = ctx.archive
     folder = renewal_folder(setup.root_folder, ca, issued.not_before.year, start.domain)
     names = file_names(start.domain)
@@ -131,18 +126,34 @@ def archive_artifacts(
     }
     if issued.chain_pem:
         files[names["chain"]] = issued.chain_pem.encode()
-    files["manifest.json"] = manifest(start, csr, issued, ca, tickets)
-    for name, data in files.items():
-        store_file(setup.archive, folder, name, data, setup.on_conflict)
-    del files[names["key"]]  # drop the key bytes as soon as they are stored
-    location = setup.archive.location(folder)
-    stored = tuple(sorted([*files, names["key"]]))
-    comment_once(ctx, tickets[0], "archived", comments.archived(location, stored))
-    if csr.key.kind == "ticket" and ctx.settings.jira.delete_key_attachment:
+    passphrase = (
+        settings.sharepoint.secret_key_passphrase() if settings.archive == "sharepoint" else None
+    )
+    archived = archive_renewal(
+        setup.archive,
+        folder,
+        files,
+        renewal_record(start, issued, tickets),
+        setup.on_conflict,
+        key_passphrase=passphrase,
+    )
+    del files  # the key bytes go no further than the archive
+    stored = tuple(sorted([f.path.rpartition("/")[2] for f in archived.files] + [MANIFEST_NAME]))
+    first_ticket = next(iter(tickets.values()))
+    comment_once(ctx, first_ticket, "archived", comments.archived(archived.location, stored))
+    if csr.key.kind == "ticket" and settings.jira.delete_key_attachment:
         for attachment in ctx.tracker.attachments(csr.key.location):
             if attachment.id == csr.key.attachment_id:
                 ctx.tracker.delete_attachment(csr.key.location, attachment)
         comment_once(
-            ctx, csr.key.location, "key-removed", comments.key_removed(csr.key.name, location)
+            ctx,
+            csr.key.location,
+            "key-removed",
+            comments.key_removed(csr.key.name, archived.location),
         )
-    return ArchiveRecord(folder=folder, location=location, files=stored)
+    return ArchiveRecord(
+        folder=folder,
+        location=archived.location,
+        files=stored,
+        key_protected=passphrase is not None,
+    )

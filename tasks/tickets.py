@@ -12,11 +12,11 @@ import time
 from collections.abc import Callable, Iterable
 from typing import TypeVar
 
-from certrenew.issued import check_issued_certificate
 from cryptography.hazmat.primitives.serialization import Encoding
 
 from certrenew.csr import check_csr, check_key_matches_csr, classify_file, load_csr
 from certrenew.errors import CertificateError
+from certrenew.issued import check_issued_certificate
 from certrenew.renewal import (
     ArchiveRecord,
     CsrRecord,
@@ -276,7 +276,6 @@ def open_install_ticket(
     related: list[str],
     archived: ArchiveRecord,
     issued: IssuedRecord,
-    key_passphrase_location: str,
 ) -> str:
     """Step 6: ask the systems team to install, linked to the earlier tickets."""
     ticket = _ticket(
@@ -290,7 +289,7 @@ def open_install_ticket(
         endpoints=start.endpoints or start.files,
         related=related,
         key_protected=archived.key_protected,
-        key_passphrase_location=key_passphrase_location,
+        key_passphrase_location=ctx.settings.sharepoint.key_passphrase_hint,
     ).key
     for other in related:
         ctx.tracker.link_tickets(ticket, other, ctx.settings.jira.link_type)

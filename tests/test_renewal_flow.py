@@ -148,7 +148,9 @@ def test_runbook_re_asks_after_every_wrong_answer_and_completes(renewal_lab: Ren
     attached = {a.filename for a in tracker.attachments(csr_ticket.key)}
     assert f"{domain}.key" not in attached
     manifest = json.loads(setup.archive.read_file(folder, "manifest.json"))
-    assert manifest["old"]["serial"] == old_serial and manifest["new"]["serial"] == new_serial
+    assert manifest["old_certificate"]["serial"] == old_serial
+    assert manifest["new_certificate"]["serial"] == new_serial
+    assert manifest["tickets"] == {"csr": csr_ticket.key, "service_owner": owner_ticket.key}
     notice = lab.settings.outbox_path() / f"{rid}-revoked.eml"
     message = email.message_from_bytes(notice.read_bytes(), policy=email.policy.default)
     assert message["Subject"] == "Certificat revocat: wrong-answers"

@@ -15,7 +15,13 @@ from cryptography.x509.oid import NameOID
 from certrenew.certs import certificate_facts
 from certrenew.errors import ArchiveConflict
 from tasks.archive import ArchivedFile, renewal_folder
-from tasks.archive.renewal import MANIFEST_NAME, RenewalRecord, archive_renewal, manifest_bytes
+from tasks.archive.renewal import (
+    MANIFEST_NAME,
+    RenewalRecord,
+    archive_renewal,
+    certificate_summary,
+    manifest_bytes,
+)
 from tests.fixtures_sharepoint import LIBRARY, SharePointTestbed
 
 DOMAIN = "seu.example.cat"
@@ -58,7 +64,7 @@ def renewal() -> tuple[dict[str, bytes], RenewalRecord]:
     record = RenewalRecord(
         domain=DOMAIN,
         new_certificate=certificate_facts(new),
-        old_certificate=certificate_facts(old),
+        old_certificate=certificate_summary(certificate_facts(old)),
         tickets={"csr": "SIS-12", "service_owner": "ST-7", "install": "SIS-13"},
         flow_run_id="0b5c6c1e-4b7e-4c62-9d0c-3f3b8f1a2e77",
     )
@@ -80,7 +86,8 @@ def test_archive_stores_the_files_and_a_manifest(
     manifest = json.loads(sharepoint.site.file(f"{LIBRARY}/{FOLDER}/{MANIFEST_NAME}"))
     assert manifest["domain"] == DOMAIN
     assert manifest["new_certificate"]["serial"] == record.new_certificate.serial
-    assert manifest["old_certificate"]["serial"] == record.old_certificate.serial  # type: ignore[union-attr]
+    assert record.old_certificate
+    assert manifest["old_certificate"]["serial"] == record.old_certificate["serial"]
     assert manifest["new_certificate"]["sha256_fingerprint"] == record.new_certificate.sha256
     assert manifest["new_certificate"]["not_after"].startswith("2027-02-02")
     assert manifest["tickets"] == {"csr": "SIS-12", "service_owner": "ST-7", "install": "SIS-13"}

@@ -28,7 +28,8 @@ class RenewalRecord:
 
     domain: str
     new_certificate: CertificateFacts
-    old_certificate: CertificateFacts | None = None
+    # The certificate replaced, as far as it was seen in service (see certificate_summary).
+    old_certificate: Mapping[str, Any] | None = None
     tickets: Mapping[str, str] = field(default_factory=dict)  # role → key, e.g. "csr": "SIS-12"
     flow_run_id: str | None = None
 
@@ -45,8 +46,8 @@ def manifest_bytes(record: RenewalRecord, files: list[ArchivedFile]) -> bytes:
     document = {
         "format": MANIFEST_FORMAT,
         "domain": record.domain,
-        "new_certificate": _certificate(record.new_certificate),
-        "old_certificate": _certificate(record.old_certificate) if record.old_certificate else None,
+        "new_certificate": certificate_summary(record.new_certificate),
+        "old_certificate": dict(record.old_certificate) if record.old_certificate else None,
         "tickets": dict(record.tickets),
         "flow_run_id": record.flow_run_id,
         "files": [
@@ -58,7 +59,7 @@ def manifest_bytes(record: RenewalRecord, files: list[ArchivedFile]) -> bytes:
     return (text + "\n").encode("utf-8")
 
 
-def _certificate(facts: CertificateFacts) -> dict[str, Any]:
+def certificate_summary(facts: CertificateFacts) -> dict[str, Any]:
     return {
         "serial": facts.serial,
         "sha256_fingerprint": facts.sha256,
