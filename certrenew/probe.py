@@ -32,22 +32,6 @@ from certrenew.inventory import CertificateFile, Endpoint, Inventory, Target, Th
 
 Status = Literal["ok", "warning", "critical", "expired", "error"]
 STATUSES: tuple[Status, ...] = ("expired", "critical", "warning", "ok", "error")
-RESULT_KEYS = (
-    "name",
-    "domain",
-    "target",
-    "kind",
-    "not_after",
-    "days_left",
-    "status",
-    "subject_cn",
-    "sans",
-    "issuer",
-    "serial",
-    "sha256",
-    "covers_domain",
-    "error",
-)
 
 
 @dataclass(frozen=True)
@@ -71,10 +55,6 @@ class ProbeResult:
 
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)
-
-    @property
-    def not_after_datetime(self) -> datetime | None:
-        return datetime.fromisoformat(self.not_after) if self.not_after else None
 
 
 class ProbeError(Exception):
