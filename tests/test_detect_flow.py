@@ -13,6 +13,7 @@ import pytest
 import yaml
 
 from certrenew.inventory import Inventory, parse_inventory
+from certrenew.lab import TLSServer
 from certrenew.probe import ProbeResult
 from certrenew.renewal_need import expiry_notes, expiry_table, renewal_decisions
 from tests.fixtures_tls import ScanLab
@@ -101,22 +102,22 @@ def test_the_table_marks_stale_targets_and_lists_soonest_first() -> None:
 # The flow, against a real Prefect API ------------------------------------------------
 
 
-def flow_inventory(lab: ScanLab, folder: Path) -> Path:
-    """renewed: old certificate on its endpoint, the renewed one in a file; the rest as named."""
+def flow_inventory(lab: ScanLab, folder: Path, renewed_at: str) -> Path:
+    """`renewed`: its old certificate on one endpoint, the renewed one live on another."""
     case = lab.cases
     endpoint = {n: case[n].endpoint for n in ("soon3", "far", "soon20", "refused")}
-    entries = [
-        {"name": "renewed", "domain": "soon3.lab.test", "endpoints": [endpoint["soon3"]]},
+    entries: list[dict[str, Any]] = [
+        {
+            "name": "renewed",
+            "domain": "soon3.lab.test",
+            "endpoints": [endpoint["soon3"], renewed_at],
+        },
         {"name": "due", "domain": "soon20.lab.test", "endpoints": [endpoint["soon20"]]},
         {"name": "lapsed", "domain": "file-der.lab.test", "files": [case["file-der"].file]},
         {"name": "seal", "domain": "file-p12.lab.test", "files": [case["file-p12"].file]},
         {"name": "healthy", "domain": "far.lab.test", "endpoints": [endpoint["far"]]},
         {"name": "down", "domain": "down.lab.test", "endpoints": [endpoint["refused"]]},
     ]
-    # The renewed certificate: same domain, served by a second endpoint, far in the future.
-    renewed = lab.ca.issue("soon3.lab.test", days=396.5)
-    entries[0]["files"] = [{"path": str(folder / "renewed.pem")}]
-    (folder / "renewed.pem").write_bytes(renewed.cert_pem)
     # The lapsed file: warning threshold above its 25 days.
     entries[2]["warn_days"] = 40
     path = folder / "flow-inventory.yaml"
@@ -162,9 +163,10 @@ def test_detection_flow_publishes_the_table_and_one_event_per_due_certificate(
 
     for name, value in scan_lab.env.items():
         monkeypatch.setenv(name, value)
-    inventory = flow_inventory(scan_lab, tmp_path)
     config = scan_lab.config(timeout=2)
-    state = detect_expiring_certificates(str(inventory), str(config), return_state=True)
+    with TLSServer(scan_lab.ca.issue("soon3.lab.test", days=396.5)) as renewed:
+        inventory = flow_inventory(scan_lab, tmp_path, renewed.address)
+        state = detect_expiring_certificates(str(inventory), str(config), return_state=True)
     summary = state.result()
     assert summary["targets"] == 7
     assert sorted(summary["needs_renewal"]) == ["due", "lapsed", "seal"]
