@@ -131,6 +131,20 @@ def test_pkcs12_passwords_never_reach_the_output(
     assert scan_lab.wrong_password not in output
 
 
+def test_the_table_never_shows_a_pkcs12_password(
+    scan_lab: ScanLab, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    for name, value in scan_lab.env.items():
+        monkeypatch.setenv(name, value)
+    monkeypatch.setenv("COLUMNS", "300")
+    inventory = scan_lab.inventory("file-p12", "file-p12-wrong")
+    result = CliRunner().invoke(app, ["scan", "--inventory", str(inventory)])
+    assert result.exit_code == 2
+    assert "the PKCS#12 password is wrong" in result.stdout
+    assert scan_lab.p12_password not in result.output
+    assert scan_lab.wrong_password not in result.output
+
+
 @pytest.mark.parametrize(
     ("names", "expected"),
     [
