@@ -56,6 +56,11 @@ class ProbeResult:
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)
 
+    @property
+    def not_after_datetime(self) -> datetime | None:
+        """`not_after` as a datetime, for code that compares or stores it."""
+        return datetime.fromisoformat(self.not_after) if self.not_after else None
+
 
 class ProbeError(Exception):
     """A target could not be checked; the message is for the person reading the scan."""

@@ -8,6 +8,7 @@ import socket
 import ssl
 from collections.abc import Iterator
 from contextlib import ExitStack
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -154,3 +155,14 @@ def test_file_problems_name_the_file_and_the_fix(
     assert "needs a password" in errors["nopw"]
     assert "file not found" in errors["gone"] and "gone.pem" in errors["gone"]
     assert "is a folder" in errors["folder"]
+
+
+def test_results_give_not_after_back_as_a_utc_datetime(scan_lab: ScanLab) -> None:
+    case = scan_lab.cases["far"]
+    inventory = Inventory(
+        certificates=[CertificateEntry(name="far", domain=case.domain, endpoints=[case.target])]
+    )
+    (result,) = run_scan(inventory, concurrency=1, timeout=5)
+    assert case.leaf is not None
+    assert result.not_after_datetime == case.leaf.certificate.not_valid_after_utc
+    assert replace(result, not_after=None).not_after_datetime is None
