@@ -15,6 +15,7 @@ import pytest
 
 from certrenew.inventory import CertificateEntry, Inventory, Target, Thresholds, parse_inventory
 from certrenew.probe import (
+    RESERVED_FILES,
     ProbeResult,
     describe_connection_error,
     exit_code,
@@ -22,6 +23,7 @@ from certrenew.probe import (
     run_scan,
     scan_targets,
     target_status,
+    usable_concurrency,
 )
 from tests.fixtures_tls import ScanLab, refused_port, silent_port
 
@@ -166,3 +168,13 @@ def test_results_give_not_after_back_as_a_utc_datetime(scan_lab: ScanLab) -> Non
     assert case.leaf is not None
     assert result.not_after_datetime == case.leaf.certificate.not_valid_after_utc
     assert replace(result, not_after=None).not_after_datetime is None
+
+
+@pytest.mark.parametrize(
+    ("requested", "limit", "usable"),
+    [(64, 1024, 64), (4096, 1024, 1024 - RESERVED_FILES), (8, 40, 1)],
+)
+def test_concurrency_stays_under_the_open_files_limit(
+    requested: int, limit: int, usable: int
+) -> None:
+    assert usable_concurrency(requested, limit) == usable
