@@ -29,9 +29,9 @@ KeyType = Literal["rsa", "ecdsa"]
 PrivateKey = rsa.RSAPrivateKey | ec.EllipticCurvePrivateKey
 
 
-def new_key(key_type: KeyType = "ecdsa", rsa_bits: int = 2048) -> PrivateKey:
+def new_key(key_type: KeyType = "ecdsa") -> PrivateKey:
     if key_type == "rsa":
-        return rsa.generate_private_key(public_exponent=65537, key_size=rsa_bits)
+        return rsa.generate_private_key(public_exponent=65537, key_size=2048)
     return ec.generate_private_key(ec.SECP256R1())
 
 
@@ -51,10 +51,10 @@ class LeafCertificate:
     chain: tuple[x509.Certificate, ...] = ()
 
     @classmethod
-    def from_pem(cls, cert_pem: bytes, key_pem: bytes, password: bytes | None = None) -> Self:
+    def from_pem(cls, cert_pem: bytes, key_pem: bytes) -> Self:
         """From the files a renewal ends with: the `.crt` (maybe with its chain) and the `.key`."""
         certs = x509.load_pem_x509_certificates(cert_pem)
-        key = serialization.load_pem_private_key(key_pem, password)
+        key = serialization.load_pem_private_key(key_pem, None)
         if not isinstance(key, rsa.RSAPrivateKey | ec.EllipticCurvePrivateKey):
             raise ValueError("only RSA and ECDSA keys are supported")
         return cls(certs[0], key, tuple(certs[1:]))

@@ -16,6 +16,7 @@ from __future__ import annotations
 import asyncio
 import errno
 import os
+import resource
 import socket
 import ssl
 from collections.abc import AsyncIterator, Callable, Iterable
@@ -32,22 +33,6 @@ from certrenew.inventory import CertificateFile, Endpoint, Inventory, Target, Th
 
 Status = Literal["ok", "warning", "critical", "expired", "error"]
 STATUSES: tuple[Status, ...] = ("expired", "critical", "warning", "ok", "error")
-RESULT_KEYS = (
-    "name",
-    "domain",
-    "target",
-    "kind",
-    "not_after",
-    "days_left",
-    "status",
-    "subject_cn",
-    "sans",
-    "issuer",
-    "serial",
-    "sha256",
-    "covers_domain",
-    "error",
-)
 
 
 @dataclass(frozen=True)
@@ -74,6 +59,7 @@ class ProbeResult:
 
     @property
     def not_after_datetime(self) -> datetime | None:
+        """`not_after` as a datetime, for code that compares or stores it."""
         return datetime.fromisoformat(self.not_after) if self.not_after else None
 
 
@@ -306,6 +292,23 @@ async def probe_target(
         return error_result(target, f"unexpected failure: {type(exc).__name__}: {exc}")
 
 
+# File descriptors kept free for everything else the process has open.
+RESERVED_FILES = 64
+
+
+def usable_concurrency(requested: int, open_files_limit: int | None = None) -> int:
+    """`requested`, but never more connections than the process may open.
+
+    Past the limit every extra connection fails with "too many open files",
+    which would report healthy endpoints as errors.
+    """
+    if open_files_limit is None:
+        open_files_limit = resource.getrlimit(resource.RLIMIT_NOFILE)[0]
+    if open_files_limit == resource.RLIM_INFINITY:
+        return requested
+    return max(1, min(requested, open_files_limit - RESERVED_FILES))
+
+
 async def scan_targets(
     items: Iterable[Target],
     defaults: Thresholds,
@@ -318,8 +321,9 @@ async def scan_targets(
 
     Workers pull the next target only when they are free, so at most
     `concurrency` targets are in flight and the iterator is never drained
-    up front.
+    up front. `concurrency` is lowered to what the open-files limit allows.
     """
+    concurrency = usable_concurrency(concurrency)
     source = iter(items)
     context = _client_context()
     moment = now or datetime.now(UTC)

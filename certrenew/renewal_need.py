@@ -11,6 +11,7 @@ alone never ask for a renewal.
 
 from __future__ import annotations
 
+from collections import Counter
 from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
@@ -153,3 +154,23 @@ def expiry_notes(decisions: list[RenewalDecision]) -> str:
         lines += ["", "**Not checked:**", ""]
         lines += [f"- `{r.name}` at {r.target}: {r.error}" for r in unchecked]
     return "\n".join(lines)
+
+
+def detection_summary(
+    results: list[ProbeResult], decisions: list[RenewalDecision]
+) -> dict[str, Any]:
+    """What the detection run returns: counts and names, never certificate contents or secrets."""
+    return {
+        "targets": len(results),
+        "statuses": dict(Counter(r.status for r in results)),
+        "certificates": len(decisions),
+        "needs_renewal": [d.name for d in decisions if d.needs_renewal],
+        "stale_targets": [
+            {"name": d.name, "target": r.target, "serial": r.serial}
+            for d in decisions
+            for r in d.stale
+        ],
+        "not_checked": [
+            {"name": r.name, "target": r.target} for d in decisions for r in d.unchecked
+        ],
+    }

@@ -8,7 +8,6 @@ newest certificate seen decides (see certrenew.renewal_need).
 
 from __future__ import annotations
 
-from collections import Counter
 from pathlib import Path
 from typing import Any
 
@@ -22,6 +21,7 @@ from certrenew.inventory import load_inventory
 from certrenew.probe import ProbeResult
 from certrenew.renewal_need import (
     RenewalDecision,
+    detection_summary,
     expiry_notes,
     expiry_table,
     renewal_decisions,
@@ -44,12 +44,12 @@ def publish_expiry_table(results: list[ProbeResult], decisions: list[RenewalDeci
 
 @task(name="announce-expiring-certificates", cache_policy=NO_CACHE)
 def announce_expiring(decisions: list[RenewalDecision]) -> list[str]:
-    """One event per certificate due for renewal; returns the names announced."""
+    """One event per certificate due for renewal; returns the names whose event was sent."""
     announced = []
     for decision in decisions:
         if not decision.needs_renewal:
             continue
-        emit_event(
+        sent = emit_event(
             event=EXPIRING_EVENT,
             resource={
                 "prefect.resource.id": RESOURCE_PREFIX + decision.name,
@@ -57,6 +57,13 @@ def announce_expiring(decisions: list[RenewalDecision]) -> list[str]:
             },
             payload=decision.event_payload(),
         )
+        if sent is None:
+            get_run_logger().warning(
+                "could not send %s for %s: events are off or no Prefect API is reachable",
+                EXPIRING_EVENT,
+                decision.name,
+            )
+            continue
         announced.append(decision.name)
     return announced
 
@@ -72,20 +79,7 @@ def detect_expiring_certificates(
     decisions = renewal_decisions(results, inventory)
     publish_expiry_table(results, decisions)
     announced = announce_expiring(decisions)
-    summary = {
-        "targets": len(results),
-        "statuses": dict(Counter(r.status for r in results)),
-        "certificates": len(decisions),
-        "needs_renewal": announced,
-        "stale_targets": [
-            {"name": d.name, "target": r.target, "serial": r.serial}
-            for d in decisions
-            for r in d.stale
-        ],
-        "not_checked": [
-            {"name": r.name, "target": r.target} for d in decisions for r in d.unchecked
-        ],
-    }
+    summary = detection_summary(results, decisions)
     get_run_logger().info(
         "%d targets scanned, %d certificates need renewal: %s",
         summary["targets"],

@@ -20,6 +20,7 @@ from pathlib import Path
 
 import pytest
 import yaml
+from cryptography import x509
 
 from certrenew.lab import KeyType, LeafCertificate, LocalCA, TLSServer
 
@@ -133,14 +134,13 @@ class ScanLab:
         *,
         status: str,
         days_left: int,
-        domain: str | None = None,
         covers: bool = True,
     ) -> None:
         host, port = address.rsplit(":", 1)
         self.add(
             Case(
                 name=name,
-                domain=domain or f"{name}.lab.test",
+                domain=f"{name}.lab.test",
                 target=address,
                 kind="endpoint",
                 status=status,
@@ -220,11 +220,7 @@ class ScanLab:
         return path
 
 
-def _sans_of(leaf: LeafCertificate | None) -> tuple[str, ...]:
-    from cryptography import x509
-
-    if leaf is None:
-        return ()
+def _sans_of(leaf: LeafCertificate) -> tuple[str, ...]:
     ext = leaf.certificate.extensions.get_extension_for_class(x509.SubjectAlternativeName)
     return tuple(ext.value.get_values_for_type(x509.DNSName))
 

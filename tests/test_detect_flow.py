@@ -13,6 +13,7 @@ import pytest
 import yaml
 
 from certrenew.inventory import Inventory, parse_inventory
+from certrenew.lab import TLSServer
 from certrenew.probe import ProbeResult
 from certrenew.renewal_need import expiry_notes, expiry_table, renewal_decisions
 from tests.fixtures_tls import ScanLab
@@ -101,21 +102,22 @@ def test_the_table_marks_stale_targets_and_lists_soonest_first() -> None:
 # The flow, against a real Prefect API ------------------------------------------------
 
 
-def flow_inventory(lab: ScanLab, folder: Path) -> Path:
-    """renewed: old on one endpoint, renewed on another; due/expired/healthy/down as named."""
+def flow_inventory(lab: ScanLab, folder: Path, renewed_at: str) -> Path:
+    """`renewed`: its old certificate on one endpoint, the renewed one live on another."""
     case = lab.cases
     endpoint = {n: case[n].endpoint for n in ("soon3", "far", "soon20", "refused")}
-    entries = [
-        {"name": "renewed", "domain": "soon3.lab.test", "endpoints": [endpoint["soon3"]]},
+    entries: list[dict[str, Any]] = [
+        {
+            "name": "renewed",
+            "domain": "soon3.lab.test",
+            "endpoints": [endpoint["soon3"], renewed_at],
+        },
         {"name": "due", "domain": "soon20.lab.test", "endpoints": [endpoint["soon20"]]},
         {"name": "lapsed", "domain": "file-der.lab.test", "files": [case["file-der"].file]},
+        {"name": "seal", "domain": "file-p12.lab.test", "files": [case["file-p12"].file]},
         {"name": "healthy", "domain": "far.lab.test", "endpoints": [endpoint["far"]]},
         {"name": "down", "domain": "down.lab.test", "endpoints": [endpoint["refused"]]},
     ]
-    # The renewed certificate: same domain, served by a second endpoint, far in the future.
-    renewed = lab.ca.issue("soon3.lab.test", days=396.5)
-    entries[0]["files"] = [{"path": str(folder / "renewed.pem")}]
-    (folder / "renewed.pem").write_bytes(renewed.cert_pem)
     # The lapsed file: warning threshold above its 25 days.
     entries[2]["warn_days"] = 40
     path = folder / "flow-inventory.yaml"
@@ -151,16 +153,23 @@ async def read_back(flow_run_id: Any) -> tuple[list[Any], list[Any]]:
 
 @pytest.mark.prefect
 def test_detection_flow_publishes_the_table_and_one_event_per_due_certificate(
-    prefect_harness: None, scan_lab: ScanLab, tmp_path: Path
+    prefect_harness: None,
+    scan_lab: ScanLab,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capfd: pytest.CaptureFixture[str],
 ) -> None:
     from flows.detect_expiring import detect_expiring_certificates
 
-    inventory = flow_inventory(scan_lab, tmp_path)
+    for name, value in scan_lab.env.items():
+        monkeypatch.setenv(name, value)
     config = scan_lab.config(timeout=2)
-    state = detect_expiring_certificates(str(inventory), str(config), return_state=True)
+    with TLSServer(scan_lab.ca.issue("soon3.lab.test", days=396.5)) as renewed:
+        inventory = flow_inventory(scan_lab, tmp_path, renewed.address)
+        state = detect_expiring_certificates(str(inventory), str(config), return_state=True)
     summary = state.result()
-    assert summary["targets"] == 6
-    assert sorted(summary["needs_renewal"]) == ["due", "lapsed"]
+    assert summary["targets"] == 7
+    assert sorted(summary["needs_renewal"]) == ["due", "lapsed", "seal"]
     (stale,) = summary["stale_targets"]
     old = scan_lab.cases["soon3"]
     assert (stale["name"], stale["target"]) == ("renewed", old.target)
@@ -171,18 +180,20 @@ def test_detection_flow_publishes_the_table_and_one_event_per_due_certificate(
     deadline = time.monotonic() + 30
     while True:
         artifacts, events = asyncio.run(read_back(state.state_details.flow_run_id))
-        if len(events) >= 2 or time.monotonic() > deadline:
+        if len(events) >= 3 or time.monotonic() > deadline:
             break
         time.sleep(0.5)
 
     (artifact,) = artifacts
     rows = json.loads(artifact.data) if isinstance(artifact.data, str) else artifact.data
-    assert [r["name"] for r in rows] == ["down", "renewed", "due", "lapsed", "renewed", "healthy"]
+    assert [r["name"] for r in rows] == [
+        "down", "renewed", "seal", "due", "lapsed", "renewed", "healthy",
+    ]  # fmt: skip
     assert rows[1]["renewal"].startswith("no: stale target")
     assert "Stale targets" in artifact.description and "`renewed`" in artifact.description
 
     by_name = {e.resource.id: e for e in events}
-    assert len(events) == 2 == len(by_name)
+    assert len(events) == 3 == len(by_name)
     due = by_name["certrenew.certificate.due"]
     soon20 = scan_lab.cases["soon20"].leaf.certificate  # type: ignore[union-attr]
     assert due.payload["days_left"] == 20 and due.payload["status"] == "warning"
@@ -191,3 +202,13 @@ def test_detection_flow_publishes_the_table_and_one_event_per_due_certificate(
     assert due.payload["domain"] == "soon20.lab.test"
     lapsed = by_name["certrenew.certificate.lapsed"]
     assert lapsed.payload["days_left"] == 25 and lapsed.payload["name"] == "lapsed"
+    assert by_name["certrenew.certificate.seal"].payload["status"] == "critical"
+
+    published = [
+        json.dumps(summary),
+        str(artifact.data),
+        artifact.description or "",
+        *(json.dumps(e.payload) for e in events),
+        *capfd.readouterr(),
+    ]
+    assert not [text for text in published if scan_lab.p12_password in text]

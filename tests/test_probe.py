@@ -8,12 +8,14 @@ import socket
 import ssl
 from collections.abc import Iterator
 from contextlib import ExitStack
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
 
 from certrenew.inventory import CertificateEntry, Inventory, Target, Thresholds, parse_inventory
 from certrenew.probe import (
+    RESERVED_FILES,
     ProbeResult,
     describe_connection_error,
     exit_code,
@@ -21,6 +23,7 @@ from certrenew.probe import (
     run_scan,
     scan_targets,
     target_status,
+    usable_concurrency,
 )
 from tests.fixtures_tls import ScanLab, refused_port, silent_port
 
@@ -154,3 +157,24 @@ def test_file_problems_name_the_file_and_the_fix(
     assert "needs a password" in errors["nopw"]
     assert "file not found" in errors["gone"] and "gone.pem" in errors["gone"]
     assert "is a folder" in errors["folder"]
+
+
+def test_results_give_not_after_back_as_a_utc_datetime(scan_lab: ScanLab) -> None:
+    case = scan_lab.cases["far"]
+    inventory = Inventory(
+        certificates=[CertificateEntry(name="far", domain=case.domain, endpoints=[case.target])]
+    )
+    (result,) = run_scan(inventory, concurrency=1, timeout=5)
+    assert case.leaf is not None
+    assert result.not_after_datetime == case.leaf.certificate.not_valid_after_utc
+    assert replace(result, not_after=None).not_after_datetime is None
+
+
+@pytest.mark.parametrize(
+    ("requested", "limit", "usable"),
+    [(64, 1024, 64), (4096, 1024, 1024 - RESERVED_FILES), (8, 40, 1)],
+)
+def test_concurrency_stays_under_the_open_files_limit(
+    requested: int, limit: int, usable: int
+) -> None:
+    assert usable_concurrency(requested, limit) == usable

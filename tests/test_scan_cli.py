@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import io
 import json
 import os
 import subprocess
@@ -12,14 +13,21 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import yaml
 from cryptography import x509
+from rich.console import Console
 from typer.testing import CliRunner
 
 from certrenew.cli import app
-from certrenew.probe import RESULT_KEYS
+from certrenew.inventory import parse_inventory
+from certrenew.scan_report import PROGRESS_MIN_TARGETS, scan_with_progress
 from tests.fixtures_tls import Case, ScanLab
 
 CERTRENEW = str(Path(sys.executable).parent / "certrenew")
+JSON_KEYS = (
+    "name", "domain", "target", "kind", "not_after", "days_left", "status",
+    "subject_cn", "sans", "issuer", "serial", "sha256", "covers_domain", "error",
+)  # fmt: skip
 CASES = [
     "expired",
     "soon3",
@@ -72,7 +80,7 @@ def test_json_fields_match_the_generated_certificate(
 ) -> None:
     case = lab_case(scan_lab, name)
     row = by_name[name]
-    assert tuple(row) == RESULT_KEYS
+    assert tuple(row) == JSON_KEYS
     assert (row["domain"], row["target"], row["kind"]) == (case.domain, case.target, case.kind)
     assert row["status"] == case.status
     if case.leaf is None:
@@ -121,6 +129,20 @@ def test_pkcs12_passwords_never_reach_the_output(
     output = full_scan.stdout + full_scan.stderr
     assert scan_lab.p12_password not in output
     assert scan_lab.wrong_password not in output
+
+
+def test_the_table_never_shows_a_pkcs12_password(
+    scan_lab: ScanLab, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    for name, value in scan_lab.env.items():
+        monkeypatch.setenv(name, value)
+    monkeypatch.setenv("COLUMNS", "300")
+    inventory = scan_lab.inventory("file-p12", "file-p12-wrong")
+    result = CliRunner().invoke(app, ["scan", "--inventory", str(inventory)])
+    assert result.exit_code == 2
+    assert "the PKCS#12 password is wrong" in result.stdout
+    assert scan_lab.p12_password not in result.output
+    assert scan_lab.wrong_password not in result.output
 
 
 @pytest.mark.parametrize(
@@ -178,3 +200,21 @@ def test_missing_inventory_is_one_actionable_line(tmp_path: Path) -> None:
     assert result.exit_code == 3
     assert "does not exist: pass --inventory" in result.stderr
     assert "Traceback" not in result.output
+
+
+def test_long_scans_show_progress_on_a_terminal(scan_lab: ScanLab) -> None:
+    far = scan_lab.cases["far"].target
+    inventory = parse_inventory(
+        yaml.safe_dump(
+            {
+                "certificates": [
+                    {"name": f"far-{i}", "domain": "far.lab.test", "endpoints": [far]}
+                    for i in range(PROGRESS_MIN_TARGETS)
+                ]
+            }
+        )
+    )
+    terminal = Console(file=io.StringIO(), force_terminal=True, width=100)
+    results = scan_with_progress(inventory, concurrency=8, timeout=5, console=terminal)
+    assert [r.status for r in results] == ["ok"] * PROGRESS_MIN_TARGETS
+    assert f"{PROGRESS_MIN_TARGETS}/{PROGRESS_MIN_TARGETS}" in terminal.file.getvalue()

@@ -1,0 +1,1 @@
+"""On-demand benchmarks (`make bench`); never collected by pytest (testpaths is tests/)."""

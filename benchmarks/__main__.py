@@ -1,0 +1,3 @@
+from benchmarks.scan_throughput import main
+
+main()
