@@ -78,6 +78,10 @@ class JiraSettings(Section):
     delete_key_attachment: bool = True
     ca_bundle: Path | None = None
     timeout_seconds: float = Field(30.0, gt=0)
+    # Jira down or throttling: retry with exponential backoff, then the step waits.
+    retries: int = Field(4, ge=0, le=20)
+    retry_base_seconds: float = Field(1.0, gt=0)
+    retry_max_seconds: float = Field(60.0, gt=0)
 
     def secret_token(self) -> str | None:
         return read_secret(self.token, self.token_file, "jira.token")
