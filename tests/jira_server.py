@@ -18,6 +18,7 @@ from __future__ import annotations
 import base64
 import json
 import re
+import ssl
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -59,6 +60,7 @@ FIELDS = [
     ("attachment", "Attachment", "array"),
     ("issuelinks", "Linked Issues", "array"),
     ("comment", "Comment", "comments-page"),
+    ("customfield_10100", "Certificate domain", "string"),
 ]
 
 
@@ -141,7 +143,8 @@ class JiraServer:
         link_types: tuple[str, ...] = ("Relates", "Blocks"),
         done_transition: str = "Done",
         components: tuple[str, ...] = ("Certificats",),
-        page_size: int = 50,
+        page_size: int = 100,
+        tls: ssl.SSLContext | None = None,
     ) -> None:
         if deployment not in ("Server", "Cloud"):
             raise ValueError("deployment is 'Server' or 'Cloud'")
@@ -165,7 +168,10 @@ class JiraServer:
         self._ids = iter(range(10000, 1_000_000))
         self._httpd = ThreadingHTTPServer(("127.0.0.1", 0), _handler_for(self))
         self._httpd.daemon_threads = True
-        self.url = f"http://127.0.0.1:{self._httpd.server_address[1]}"
+        if tls is not None:
+            self._httpd.socket = tls.wrap_socket(self._httpd.socket, server_side=True)
+        scheme = "https" if tls is not None else "http"
+        self.url = f"{scheme}://127.0.0.1:{self._httpd.server_address[1]}"
         self._thread = threading.Thread(
             target=self._httpd.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True
         )
@@ -639,7 +645,7 @@ def fields(s: JiraServer, m: re.Match, q: dict, h: dict, b: bytes) -> Result:
                 "id": fid,
                 "key": fid,
                 "name": name,
-                "custom": False,
+                "custom": fid.startswith("customfield_"),
                 "orderable": True,
                 "navigable": True,
                 "searchable": True,

@@ -172,6 +172,9 @@ class JiraTracker:
         """Run `action` with retries; translate every failure into an actionable project error."""
         last = ""
         for attempt in range(self._retry.retries + 1):
+            # Failures are raised after the `except` block so that no library exception
+            # (whose text carries the request headers) rides along as __context__.
+            outcome: _Transient | CertRenewError
             try:
                 jira = None if connect else self._client()
                 if attempt and already_done is not None and jira is not None:
@@ -180,24 +183,26 @@ class JiraTracker:
                         return done
                 return action(jira)  # type: ignore[arg-type]
             except JIRAError as exc:
-                failure = self._failure(what, exc, gone=gone, connect=connect)
+                outcome = self._failure(what, exc, gone=gone, connect=connect)
             except requests.exceptions.SSLError:
-                raise TrackerError(
+                outcome = TrackerError(
                     f"the TLS certificate of {self.url} is not trusted: set jira.ca_bundle to "
                     "the CA bundle that issued it (a private CA), or fix jira.url"
-                ) from None
+                )
             except (requests.exceptions.InvalidURL, requests.exceptions.MissingSchema):
-                raise ConfigError(f"jira.url {self.url!r} is not a valid URL") from None
+                outcome = ConfigError(f"jira.url {self.url!r} is not a valid URL")
             except requests.RequestException as exc:
-                failure = _Transient(f"no answer ({type(exc).__name__})")
-            last = failure.reason
+                outcome = _Transient(f"no answer ({type(exc).__name__})")
+            if isinstance(outcome, CertRenewError):
+                raise outcome
+            last = outcome.reason
             if attempt == self._retry.retries:
                 break
-            wait = failure.wait if failure.wait is not None else self._retry.backoff(attempt)
+            wait = outcome.wait if outcome.wait is not None else self._retry.backoff(attempt)
             if wait > self._retry.max_seconds:
                 raise ServiceUnavailable(
                     f"Jira at {self.url} asks to wait {wait:.0f} s before trying to {what} "
-                    f"({failure.reason}): the renewal waits and tries again later"
+                    f"({outcome.reason}): the renewal waits and tries again later"
                 )
             self._retry.sleep(wait)
         raise ServiceUnavailable(
@@ -207,26 +212,27 @@ class JiraTracker:
 
     def _failure(
         self, what: str, exc: JIRAError, *, gone: CertRenewError | None, connect: bool
-    ) -> _Transient:
-        """Return the repeatable failures; raise the final ones."""
+    ) -> _Transient | CertRenewError:
+        """The repeatable failures as _Transient, the final ones as the error to raise."""
         status = exc.status_code
         if status == 429 or (status is not None and status >= 500):
             return _Transient(f"HTTP {status}", _retry_after(exc.response))
         if status == 401 or (status == 403 and connect):
-            raise AuthenticationError(
+            return AuthenticationError(
                 f"Jira at {self.url} refused the credentials (HTTP {status}) while trying to "
                 f"{what}: set {CREDENTIAL_SETTINGS}, and check that jira.url is the Jira "
                 "they belong to"
-            ) from None
+            )
         if status == 404 and gone is not None:
-            raise gone from None
+            return gone
         detail = _jira_messages(exc)
         if status == 403:
-            raise TrackerError(
+            return TrackerError(
                 f"Jira refused to {what} (HTTP 403, no permission{detail}): ask a Jira "
                 "administrator to grant the certrenew account that permission"
-            ) from None
-        raise TrackerError(f"Jira refused to {what} (HTTP {status}{detail})") from None
+            )
+        code = f" (HTTP {status}{detail})" if status else detail
+        return TrackerError(f"Jira refused to {what}{code}")
 
     def _gone(self, key: str) -> TicketNotFound:
         return TicketNotFound(
