@@ -448,6 +448,10 @@ class JiraTracker:
 
     # -- what `certrenew check jira` asks ----------------------------------------------
 
+    def describe(self) -> str:
+        info = self._call("read the server information", lambda j: j.server_info())
+        return f"Jira {info.get('deploymentType', 'Server')} {info.get('version', '?')}"
+
     def whoami(self) -> str:
         me = self._call("read the current user", lambda j: j.myself())
         return str(me.get("displayName") or me.get("name") or me.get("accountId"))
