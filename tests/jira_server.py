@@ -875,7 +875,7 @@ def search(s: JiraServer, m: re.Match, q: dict, h: dict, b: bytes) -> Result:
 
 def search_jql(s: JiraServer, m: re.Match, q: dict, h: dict, b: bytes) -> Result:
     if s.deployment != "Cloud":
-        return 404, None, {}
+        return 404, error("null for uri: /rest/api/2/search/jql"), {}
     try:
         found = s.search(_one(q, "jql", "") or "")
     except JqlError as exc:
