@@ -63,6 +63,10 @@ def show_config(config: ConfigOption = None) -> None:
     sys.stdout.write(settings.model_dump_json(indent=2) + "\n")
 
 
+def main() -> None:
+    app()
+
+
 @check_app.command("jira")
 @friendly_errors
 def check_jira_command(
@@ -79,7 +83,3 @@ def check_jira_command(
     sys.stdout.write(format_checklist(items) + "\n")
     if not all_present(items):
         raise typer.Exit(1)
-
-
-def main() -> None:
-    app()

@@ -436,3 +436,29 @@ def test_private_ca_is_trusted_through_ca_bundle(tmp_path) -> None:
         assert tracker_for(settings, ca_bundle=bundle).whoami() == "svc-certrenew"
     finally:
         server.stop()
+
+
+@BOTH
+def test_a_whole_chain_logs_nothing_secret(
+    jira_server: JiraServer, jira_tracker: JiraTracker, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.DEBUG)
+    jira_server.fail(503, path=r"/comment$", method="POST", headers={"Retry-After": "0"})
+    jira_server.drop_connection(path=r"/attachments$")
+    csr = ensure_ticket(jira_tracker, csr_ticket())
+    jira_tracker.add_comment(csr.key, "CSR rebut.")
+    added = jira_tracker.add_attachment(csr.key, "seu.key", b"-----BEGIN PRIVATE KEY-----")
+    jira_tracker.delete_attachment(csr.key, added)
+    jira_tracker.close_ticket(csr.key)
+    assert jira_server.token and jira_server.token not in caplog.text
+    assert caplog.records  # the libraries did log: the check is not vacuous
+
+
+def test_wiring_builds_the_jira_tracker(jira_settings: JiraSettings) -> None:
+    from certrenew.config import Settings
+    from tasks.tracker import TicketTracker
+    from tasks.wiring import build_tracker
+
+    tracker = build_tracker(Settings(tracker="jira", jira=jira_settings))
+    assert isinstance(tracker, JiraTracker) and isinstance(tracker, TicketTracker)
+    assert tracker.whoami() == "svc-certrenew"
