@@ -11,8 +11,9 @@ That keeps one retry layer, one backoff policy and one place that turns HTTP
 failures into the project's errors.
 
 The library's `JIRAError` prints the request headers, the credentials among
-them, so it never leaves this module: every error is re-raised as one of ours,
-`from None`, with a message built from names and status codes only.
+them, so it never leaves this module: every failure becomes one of our errors,
+raised outside the `except` block (no `__context__`), with a message built from
+names, status codes and Jira's own error text only.
 """
 
 from __future__ import annotations
@@ -339,8 +340,9 @@ class JiraTracker:
 
     def add_comment(self, key: str, body: str) -> None:
         def posted_already(jira: JIRA) -> bool | None:
-            latest = self._comments(jira, key)[-1:]
-            return True if latest == [body] else None
+            # Compared loosely: Jira Cloud stores v2 comments as ADF and may trim them.
+            latest = [text.strip() for text in self._comments(jira, key)[-1:]]
+            return True if latest == [body.strip()] else None
 
         self._call(
             f"comment on {key}",
