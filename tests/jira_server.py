@@ -10,11 +10,15 @@ status (401, 403, 404, 429 with Retry-After, 5xx), a dropped connection before
 the request is handled, or a lost answer after it was (the issue exists, the
 client never hears about it).
 
-Runs on 127.0.0.1, port chosen by the OS, in a daemon thread.
+Runs on 127.0.0.1, port chosen by the OS, in a daemon thread. For trying the
+product by hand (e.g. `certrenew demo --unattended` with `tracker = "jira"`):
+
+    python -m tests.jira_server [--cloud] [--port 8088]
 """
 
 from __future__ import annotations
 
+import argparse
 import base64
 import json
 import re
@@ -145,6 +149,7 @@ class JiraServer:
         components: tuple[str, ...] = ("Certificats",),
         page_size: int = 100,
         tls: ssl.SSLContext | None = None,
+        port: int = 0,
     ) -> None:
         if deployment not in ("Server", "Cloud"):
             raise ValueError("deployment is 'Server' or 'Cloud'")
@@ -157,7 +162,16 @@ class JiraServer:
         self.done_transition = done_transition
         self.components = components
         self.page_size = page_size
-        self.users = {"svc-certrenew", "owner-seu", "557058:owner-seu"}
+        # People Jira knows, for assignees: the tests' and the shipped examples' owners.
+        self.users = {
+            "svc-certrenew",
+            "owner-seu",
+            "557058:owner-seu",
+            "service-owner-login",
+            "api-owner-login",
+            "seal-owner-login",
+            "demo-service-owner",
+        }
         self.issues: dict[str, Issue] = {}
         self.links: list[tuple[str, str, str, str]] = []  # (id, type, from, to)
         self.attachments: dict[str, StoredAttachment] = {}
@@ -166,7 +180,7 @@ class JiraServer:
         self.tamper: Callable[[str, str, Any], Any] | None = None
         self._lock = threading.RLock()
         self._ids = iter(range(10000, 1_000_000))
-        self._httpd = ThreadingHTTPServer(("127.0.0.1", 0), _handler_for(self))
+        self._httpd = ThreadingHTTPServer(("127.0.0.1", port), _handler_for(self))
         self._httpd.daemon_threads = True
         if tls is not None:
             self._httpd.socket = tls.wrap_socket(self._httpd.socket, server_side=True)
@@ -995,3 +1009,25 @@ def _handler_for(server: JiraServer) -> type[BaseHTTPRequestHandler]:
         do_GET = do_POST = do_PUT = do_DELETE = _serve
 
     return Handler
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description="A Jira-compatible server on 127.0.0.1")
+    parser.add_argument("--cloud", action="store_true", help="answer as Jira Cloud")
+    parser.add_argument("--port", type=int, default=0)
+    args = parser.parse_args()
+    server = JiraServer("Cloud" if args.cloud else "Server", port=args.port)
+    print(
+        f"CERTRENEW_TRACKER=jira CERTRENEW_JIRA__URL={server.url} "
+        f"CERTRENEW_JIRA__TOKEN={server.token}",
+        flush=True,
+    )
+    server.start()
+    try:
+        server._thread.join()
+    except KeyboardInterrupt:
+        server.stop()
+
+
+if __name__ == "__main__":
+    main()
