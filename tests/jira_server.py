@@ -472,6 +472,11 @@ class JiraServer:
 
     def search(self, jql: str) -> list[Issue]:
         conditions, order = parse_jql(jql)
+        if not conditions and self.deployment == "Cloud":
+            raise JqlError(
+                "Unbounded JQL queries are not allowed here. Please add a search restriction "
+                "to your query."
+            )
         found = [
             i
             for i in self.issues.values()
