@@ -23,6 +23,9 @@ from tasks.tracker.jira import JiraTracker
 from tests.jira_openapi import JiraSpec, spec_path
 from tests.jira_server import JiraServer
 
+# The OpenAPI check's own test runs a test session inside the test session.
+pytest_plugins = ["pytester"]
+
 FAST_RETRIES = {"retries": 3, "retry_base_seconds": 0.01, "retry_max_seconds": 0.05}
 
 

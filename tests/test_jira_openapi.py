@@ -209,3 +209,31 @@ def test_the_whole_chain_is_checked(
     } <= kinds
     search = "/search/jql$" if jira_server.deployment == "Cloud" else "/search$"
     assert jira_server.calls("GET", search)
+
+
+def test_the_fixture_fails_a_test_whose_answers_break_the_spec(pytester: pytest.Pytester) -> None:
+    """The check at teardown is not decorative: one wrong answer turns a passing test red."""
+    pytester.makeconftest('pytest_plugins = ["tests.fixtures_jira"]')
+    pytester.makepyfile(
+        """
+        from tasks.tracker import NewTicket
+
+        def test_right(jira_tracker):
+            jira_tracker.create_ticket(NewTicket("SIS", "CSR", "CSR", "certrenew-right"))
+
+        def test_wrong(jira_server, jira_tracker):
+            def comment_id_as_number(method, path, payload):
+                if method == "POST" and path.endswith("/comment"):
+                    payload["id"] = int(payload["id"])
+                return payload
+
+            jira_server.tamper = comment_id_as_number
+            key = jira_tracker.create_ticket(NewTicket("SIS", "CSR", "CSR", "certrenew-x")).key
+            jira_tracker.add_comment(key, "CSR rebut.")
+        """
+    )
+    result = pytester.runpytest_inprocess("-p", "no:cacheprovider")
+    result.assert_outcomes(passed=2, errors=1)
+    result.stdout.fnmatch_lines(
+        ["*ERROR at teardown of test_wrong*", "*POST /rest/api/2/issue/SIS-1/comment*"]
+    )
