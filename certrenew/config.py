@@ -72,6 +72,8 @@ class JiraSettings(Section):
     issue_type: str = "Task"
     link_type: str = "Relates"
     done_transition: str = "Done"
+    # Fields the done transition's screen requires, e.g. {resolution = {name = "Done"}}.
+    done_fields: dict[str, Any] = {}
     components: list[str] = []
     labels: list[str] = []
     custom_fields: dict[str, Any] = {}

@@ -148,6 +148,7 @@ class JiraServer:
         done_transition: str = "Done",
         components: tuple[str, ...] = ("Certificats",),
         page_size: int = 100,
+        done_requires: tuple[str, ...] = (),
         tls: ssl.SSLContext | None = None,
         port: int = 0,
     ) -> None:
@@ -162,6 +163,7 @@ class JiraServer:
         self.done_transition = done_transition
         self.components = components
         self.page_size = page_size
+        self.done_requires = done_requires  # fields the done transition's screen requires
         # People Jira knows, for assignees: the tests' and the shipped examples' owners.
         self.users = {
             "svc-certrenew",
@@ -851,10 +853,17 @@ def do_transition(s: JiraServer, m: re.Match, q: dict, h: dict, b: bytes) -> Res
     issue = _issue_or_404(s, m["key"])
     if issue is None:
         return _no_issue()
-    wanted = str((json.loads(b).get("transition") or {}).get("id"))
+    body = json.loads(b)
+    wanted = str((body.get("transition") or {}).get("id"))
     chosen = [t for t in s.transitions_for(issue) if t["id"] == wanted]
     if not chosen:
         return 400, error(f"Transition id '{wanted}' is not valid for this issue."), {}
+    given = body.get("fields") or {}
+    if chosen[0]["to"]["name"] == "Done":
+        missing = {f: f"{f.capitalize()} is required." for f in s.done_requires if f not in given}
+        if missing:
+            return 400, error(**missing), {}
+    issue.fields.update(given)
     issue.status = chosen[0]["to"]["name"]
     return 204, None, {}
 

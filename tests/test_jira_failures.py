@@ -396,6 +396,24 @@ def test_close_without_the_configured_transition_names_the_setting(
     assert "'Done'" in str(caught.value) and "Resolve" in str(caught.value)
 
 
+def test_close_with_a_screen_that_requires_fields(
+    jira_server: JiraServer, jira_settings: JiraSettings
+) -> None:
+    jira_server.done_requires = ("resolution",)
+    plain = tracker_for(jira_settings)
+    ticket = plain.create_ticket(csr_ticket())
+    with pytest.raises(TrackerError, match=r"jira\.done_fields") as caught:
+        plain.close_ticket(ticket.key)
+    assert "Resolution is required" in str(caught.value) and caught.value.__context__ is None
+    tracker_for(jira_settings, done_fields={"resolution": {"name": "Done"}}).close_ticket(
+        ticket.key
+    )
+    assert jira_server.issues[ticket.key].status == "Done"
+    assert jira_server.calls("POST", r"/transitions$")[-1].json()["fields"] == {
+        "resolution": {"name": "Done"}
+    }
+
+
 def test_closing_a_done_ticket_sends_no_transition(
     jira_server: JiraServer, jira_tracker: JiraTracker
 ) -> None:

@@ -444,7 +444,20 @@ class JiraTracker:
                     f"(available: {names}): set jira.done_transition to the transition that "
                     "closes tickets in this workflow"
                 )
-            jira.transition_issue(key, str(chosen[0]["id"]))
+            try:
+                jira.transition_issue(
+                    key, str(chosen[0]["id"]), fields=dict(self.settings.done_fields)
+                )
+                return
+            except JIRAError as exc:
+                if exc.status_code != 400:
+                    raise
+                refused = _jira_messages(exc)
+            raise TrackerError(
+                f"Jira refused the {done!r} transition on {key}{refused}: set jira.done_fields "
+                "to the fields its screen requires, e.g. done_fields = "
+                '{resolution = {name = "Done"}}'
+            )
 
         self._call(f"close {key}", close, gone=self._gone(key))
 
