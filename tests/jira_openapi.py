@@ -27,6 +27,7 @@ import json
 import os
 import re
 import warnings
+from collections.abc import Callable
 from functools import cached_property
 from pathlib import Path
 from typing import Any
@@ -189,7 +190,7 @@ def _multipart_problems(exchange: Exchange) -> list[str]:
     return found
 
 
-def _errors(check: Any) -> list[str]:
+def _errors(check: Callable[[], object]) -> list[str]:
     with warnings.catch_warnings():
         # The spec's OAuth2 scheme is unsupported by the validator; basic auth and
         # anonymous access are declared alternatives, so security is not in question.

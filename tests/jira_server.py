@@ -104,7 +104,6 @@ class Fault:
     path: str = ""
     status: int = 500
     headers: dict[str, str] = field(default_factory=dict)
-    body: dict[str, Any] | None = None
     times: int | None = 1
 
     def matches(self, method: str, path: str) -> bool:
@@ -179,6 +178,7 @@ class JiraServer:
         self.attachments: dict[str, StoredAttachment] = {}
         self.exchanges: list[Exchange] = []
         self.faults: list[Fault] = []
+        # Rewrites a JSON answer before it is sent: how the tests make Jira say something wrong.
         self.tamper: Callable[[str, str, Any], Any] | None = None
         self._lock = threading.RLock()
         self._ids = iter(range(10000, 1_000_000))
@@ -212,7 +212,7 @@ class JiraServer:
         times: int | None = 1,
         headers: dict[str, str] | None = None,
     ) -> None:
-        self.faults.append(Fault("status", method, path, status, headers or {}, None, times))
+        self.faults.append(Fault("status", method, path, status, headers or {}, times))
 
     def drop_connection(
         self, path: str = "", method: str | None = None, *, times: int | None = 1
@@ -755,12 +755,8 @@ def create_link(s: JiraServer, m: re.Match, q: dict, h: dict, b: bytes) -> Resul
     return 201, None, {}
 
 
-def _issue_or_404(s: JiraServer, key: str) -> Issue | None:
-    return s.issues.get(key)
-
-
 def list_comments(s: JiraServer, m: re.Match, q: dict, h: dict, b: bytes) -> Result:
-    issue = _issue_or_404(s, m["key"])
+    issue = s.issues.get(m["key"])
     if issue is None:
         return _no_issue()
     start = int(_one(q, "startAt", "0") or 0)
@@ -778,7 +774,7 @@ def list_comments(s: JiraServer, m: re.Match, q: dict, h: dict, b: bytes) -> Res
 
 
 def add_comment(s: JiraServer, m: re.Match, q: dict, h: dict, b: bytes) -> Result:
-    issue = _issue_or_404(s, m["key"])
+    issue = s.issues.get(m["key"])
     if issue is None:
         return _no_issue()
     body = json.loads(b).get("body")
@@ -804,7 +800,7 @@ def add_comment(s: JiraServer, m: re.Match, q: dict, h: dict, b: bytes) -> Resul
 def add_attachment(s: JiraServer, m: re.Match, q: dict, h: dict, b: bytes) -> Result:
     if h.get("x-atlassian-token") != "no-check":
         return 403, {"message": "XSRF check failed"}, {}
-    issue = _issue_or_404(s, m["key"])
+    issue = s.issues.get(m["key"])
     if issue is None:
         return _no_issue()
     parts = parse_multipart(h.get("content-type", ""), b)
@@ -843,14 +839,14 @@ def delete_attachment(s: JiraServer, m: re.Match, q: dict, h: dict, b: bytes) ->
 
 
 def get_transitions(s: JiraServer, m: re.Match, q: dict, h: dict, b: bytes) -> Result:
-    issue = _issue_or_404(s, m["key"])
+    issue = s.issues.get(m["key"])
     if issue is None:
         return _no_issue()
     return 200, {"expand": "transitions", "transitions": s.transitions_for(issue)}, {}
 
 
 def do_transition(s: JiraServer, m: re.Match, q: dict, h: dict, b: bytes) -> Result:
-    issue = _issue_or_404(s, m["key"])
+    issue = s.issues.get(m["key"])
     if issue is None:
         return _no_issue()
     body = json.loads(b)
@@ -988,9 +984,7 @@ def _handler_for(server: JiraServer) -> type[BaseHTTPRequestHandler]:
                 return
             if fault is not None and fault.kind == "status":
                 exchange.fault = f"status {fault.status}"
-                status, extra, data = _json(
-                    fault.status, fault.body or error(f"Injected failure {fault.status}")
-                )
+                status, extra, data = _json(fault.status, error(f"Injected failure {fault.status}"))
                 extra.update(fault.headers)
             elif not server.authenticated(headers.get("authorization"), split.path):
                 status, extra, data = _json(
