@@ -128,6 +128,18 @@ def test_missing_url_or_credentials_is_a_configuration_error() -> None:
         JiraTracker.from_settings(JiraSettings(url="https://jira.example.org", user="svc"))
 
 
+def test_secrets_from_files_and_never_from_the_url(tmp_path, jira_server: JiraServer) -> None:
+    token_file = tmp_path / "jira-token"
+    token_file.write_text(f"{jira_server.token}\n", encoding="utf-8")
+    tracker = JiraTracker.from_settings(JiraSettings(url=jira_server.url, token_file=token_file))
+    assert tracker.whoami() == "svc-certrenew"
+    with pytest.raises(ConfigError) as caught:
+        JiraTracker.from_settings(
+            JiraSettings(url="https://svc:hunter2-in-url@jira.example.org", token=SecretStr("t"))
+        )
+    assert "hunter2-in-url" not in str(caught.value)
+
+
 def test_building_the_tracker_sends_nothing(jira_server: JiraServer, jira_settings) -> None:
     JiraTracker.from_settings(jira_settings)
     assert jira_server.exchanges == []

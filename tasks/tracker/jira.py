@@ -112,6 +112,12 @@ class JiraTracker:
                 "tracker = 'jira' needs jira.url: set it in the configuration file or "
                 "CERTRENEW_JIRA__URL (e.g. https://jira.example.org)"
             )
+        if urlsplit(settings.url).password is not None:
+            # Every message names the URL: it must not carry a password.
+            raise ConfigError(
+                "jira.url contains a password: remove it and set "
+                "CERTRENEW_JIRA__USER and CERTRENEW_JIRA__PASSWORD instead"
+            )
         self.url = settings.url.rstrip("/")
         self.settings = settings
         self._auth = self._credentials(settings)
