@@ -80,10 +80,12 @@ class JiraSettings(Section):
     delete_key_attachment: bool = True
     ca_bundle: Path | None = None
     timeout_seconds: float = Field(30.0, gt=0)
-    # Jira down or throttling: retry with exponential backoff, then the step waits.
-    retries: int = Field(4, ge=0, le=20)
-    retry_base_seconds: float = Field(1.0, gt=0)
-    retry_max_seconds: float = Field(60.0, gt=0)
+    # Throttling (429), outages (5xx) and network errors: each operation is retried
+    # this many times, waiting Retry-After or a doubling delay (at most the maximum);
+    # then the step gets ServiceUnavailable and the flow waits, keeping its state.
+    retry_attempts: int = Field(4, ge=0, le=20)
+    retry_base_delay_seconds: float = Field(1.0, gt=0)
+    retry_max_delay_seconds: float = Field(60.0, gt=0)
 
     def secret_token(self) -> str | None:
         return read_secret(self.token, self.token_file, "jira.token")

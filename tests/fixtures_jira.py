@@ -26,7 +26,11 @@ from tests.jira_server import JiraServer
 # The OpenAPI check's own test runs a test session inside the test session.
 pytest_plugins = ["pytester"]
 
-FAST_RETRIES = {"retries": 3, "retry_base_seconds": 0.01, "retry_max_seconds": 0.05}
+FAST_RETRIES = {
+    "retry_attempts": 3,
+    "retry_base_delay_seconds": 0.01,
+    "retry_max_delay_seconds": 0.05,
+}
 
 
 @pytest.fixture(scope="session")

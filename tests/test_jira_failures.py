@@ -82,7 +82,7 @@ def test_user_and_password_auth_works_and_a_wrong_password_never_leaks(
 ) -> None:
     caplog.set_level(logging.DEBUG)
     jira_server.user, jira_server.password = "svc-certrenew", "right-password"
-    settings = JiraSettings(url=jira_server.url, user="svc-certrenew", retries=0)
+    settings = JiraSettings(url=jira_server.url, user="svc-certrenew", retry_attempts=0)
     good = tracker_for(settings, password=SecretStr("right-password"))
     assert good.create_ticket(csr_ticket()).key == "SIS-1"
     assert (
@@ -191,7 +191,7 @@ def test_429_waits_as_long_as_retry_after_says(
     jira_server: JiraServer, jira_settings: JiraSettings
 ) -> None:
     sleeps: list[float] = []
-    tracker = tracker_for(jira_settings, sleeps, retry_max_seconds=10)
+    tracker = tracker_for(jira_settings, sleeps, retry_max_delay_seconds=10)
     tracker.create_ticket(csr_ticket())
     jira_server.fail(429, path=r"/search", headers={"Retry-After": "7"})
     assert [t.key for t in tracker.find_tickets("certrenew-r1-csr")] == ["SIS-1"]
@@ -203,7 +203,7 @@ def test_retry_after_longer_than_allowed_hands_over_to_the_flow(
     jira_server: JiraServer, jira_settings: JiraSettings
 ) -> None:
     sleeps: list[float] = []
-    tracker = tracker_for(jira_settings, sleeps, retry_max_seconds=60)
+    tracker = tracker_for(jira_settings, sleeps, retry_max_delay_seconds=60)
     tracker.whoami()
     jira_server.fail(429, path=r"/myself", headers={"Retry-After": "3600"})
     with pytest.raises(ServiceUnavailable, match="asks to wait 3600 s"):
@@ -217,7 +217,11 @@ def test_server_errors_are_retried_with_exponential_backoff(
 ) -> None:
     sleeps: list[float] = []
     tracker = tracker_for(
-        jira_settings, sleeps, retries=4, retry_base_seconds=0.5, retry_max_seconds=1.5
+        jira_settings,
+        sleeps,
+        retry_attempts=4,
+        retry_base_delay_seconds=0.5,
+        retry_max_delay_seconds=1.5,
     )
     tracker.whoami()
     jira_server.fail(status, path=r"/myself$", times=3)
@@ -231,7 +235,7 @@ def test_jira_down_for_good_raises_service_unavailable_and_creates_nothing(
     jira_server: JiraServer, jira_settings: JiraSettings
 ) -> None:
     sleeps: list[float] = []
-    tracker = tracker_for(jira_settings, sleeps, retries=2)
+    tracker = tracker_for(jira_settings, sleeps, retry_attempts=2)
     tracker.whoami()
     jira_server.fail(502, path=r"/issue$", method="POST", times=None)
     with pytest.raises(ServiceUnavailable) as caught:
@@ -258,7 +262,7 @@ def test_nobody_listening_is_service_unavailable() -> None:
     closed = JiraServer()  # bound, never started, then closed: the port refuses
     url = closed.url
     closed._httpd.server_close()
-    tracker = tracker_for(JiraSettings(url=url, token=SecretStr("t"), retries=1), [])
+    tracker = tracker_for(JiraSettings(url=url, token=SecretStr("t"), retry_attempts=1), [])
     with pytest.raises(ServiceUnavailable, match="no answer"):
         tracker.find_tickets("certrenew-r1-csr")
 
@@ -282,12 +286,12 @@ def test_crash_between_create_and_record_then_rerun_finds_the_ticket(
     jira_server: JiraServer, jira_settings: JiraSettings
 ) -> None:
     """The step gives up (the flow would wait); the rerun's search finds what Jira made."""
-    first_run = tracker_for(jira_settings, retries=0)
+    first_run = tracker_for(jira_settings, retry_attempts=0)
     jira_server.lose_response(path=r"/issue$", method="POST")
     with pytest.raises(ServiceUnavailable):
         ensure_ticket(first_run, csr_ticket())
     assert len(jira_server.issues_labelled("certrenew-r1-csr")) == 1
-    second_run = tracker_for(jira_settings, retries=0)
+    second_run = tracker_for(jira_settings, retry_attempts=0)
     ticket = ensure_ticket(second_run, csr_ticket())
     assert [i.key for i in jira_server.issues_labelled("certrenew-r1-csr")] == [ticket.key]
     assert len(jira_server.calls("POST", r"/issue$")) == 1
@@ -459,7 +463,9 @@ def test_private_ca_is_trusted_through_ca_bundle(tmp_path) -> None:
     try:
         bundle = tmp_path / "ca.pem"
         ca.cert_pem.write_to_path(str(bundle))
-        settings = JiraSettings(url=server.url, token=SecretStr(server.token or ""), retries=0)
+        settings = JiraSettings(
+            url=server.url, token=SecretStr(server.token or ""), retry_attempts=0
+        )
         with pytest.raises(TrackerError, match=r"jira\.ca_bundle"):
             tracker_for(settings).whoami()
         assert tracker_for(settings, ca_bundle=bundle).whoami() == "svc-certrenew"

@@ -122,7 +122,10 @@ class JiraTracker:
         self.settings = settings
         self._auth = self._credentials(settings)
         self._retry = RetryPolicy(
-            settings.retries, settings.retry_base_seconds, settings.retry_max_seconds, sleep
+            settings.retry_attempts,
+            settings.retry_base_delay_seconds,
+            settings.retry_max_delay_seconds,
+            sleep,
         )
         self._jira: JIRA | None = None
         self._lock = threading.Lock()
