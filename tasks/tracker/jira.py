@@ -369,7 +369,9 @@ class JiraTracker:
     def _comments(jira: JIRA, key: str) -> list[str]:
         bodies: list[str] = []
         while True:
-            page = jira.comments(key, start_at=len(bodies), max_results=COMMENT_PAGE)
+            page = jira.comments(
+                key, start_at=len(bodies), max_results=COMMENT_PAGE, order_by="created"
+            )
             bodies.extend(comment.body for comment in page)
             if len(page) < COMMENT_PAGE:
                 return bodies
@@ -379,7 +381,7 @@ class JiraTracker:
             raise TrackerError(f"refusing to attach the empty file {filename} to {key}")
 
         def upload(jira: JIRA) -> Attachment:
-            return _attachment(jira.add_attachment(key, io.BytesIO(data), filename=filename))
+            return _attachment(jira.add_attachment(key, io.BytesIO(data), filename=filename).raw)
 
         def uploaded_already(jira: JIRA) -> Attachment | None:
             same = [
@@ -406,7 +408,7 @@ class JiraTracker:
     @staticmethod
     def _attachments(jira: JIRA, key: str) -> list[Attachment]:
         raw = jira.issue(key, fields="attachment").raw["fields"].get("attachment") or []
-        return [Attachment(str(a["id"]), a["filename"], int(a["size"])) for a in raw]
+        return [_attachment(a) for a in raw]
 
     def download_attachment(self, key: str, attachment: Attachment) -> bytes:
         what = f"download {attachment.filename} from {key}"
@@ -508,8 +510,8 @@ class JiraTracker:
         )
 
 
-def _attachment(raw: Any) -> Attachment:
-    return Attachment(str(raw.id), raw.filename, int(raw.size))
+def _attachment(raw: dict[str, Any]) -> Attachment:
+    return Attachment(str(raw["id"]), raw["filename"], int(raw["size"]))
 
 
 def _same_origin(url: str, base: str) -> bool:
