@@ -215,8 +215,9 @@ class JiraTracker:
                     f"({outcome.reason}): the renewal waits and tries again later"
                 )
             self._retry.sleep(wait)
+        tries = self._retry.retries + 1
         raise ServiceUnavailable(
-            f"Jira at {self.url} did not {what} after {self._retry.retries + 1} attempts "
+            f"Jira at {self.url} did not {what} after {tries} attempt{'s' * (tries > 1)} "
             f"(last: {last}): the renewal waits and tries again later; check that Jira is up"
         )
 

@@ -16,7 +16,12 @@ from dataclasses import dataclass
 from typing import Literal
 
 from certrenew.config import JiraSettings
-from certrenew.errors import AuthenticationError, CertRenewError, TicketNotFound
+from certrenew.errors import (
+    AuthenticationError,
+    CertRenewError,
+    ServiceUnavailable,
+    TicketNotFound,
+)
 from tasks.tracker.jira import JiraTracker
 
 State = Literal["ok", "missing", "not checked"]
@@ -41,7 +46,10 @@ def check_jira(
             CheckItem("reachable", "ok", tracker.url),
             CheckItem("credentials", "missing", str(exc)),
         ]
-    except CertRenewError as exc:  # unreachable, TLS not trusted
+    except ServiceUnavailable:
+        detail = f"no answer from {tracker.url}: check jira.url and the network path to Jira"
+        return [CheckItem("reachable", "missing", detail)]
+    except CertRenewError as exc:  # TLS not trusted, bad URL
         return [CheckItem("reachable", "missing", str(exc))]
     items.append(CheckItem("reachable", "ok", f"{tracker.url} ({tracker.describe()})"))
     items.append(CheckItem("credentials", "ok", f"signed in as {who}"))
