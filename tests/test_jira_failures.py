@@ -9,6 +9,8 @@ from __future__ import annotations
 import logging
 import ssl
 import traceback
+from datetime import UTC, datetime, timedelta
+from email.utils import format_datetime
 from typing import Any
 
 import pytest
@@ -197,6 +199,18 @@ def test_429_waits_as_long_as_retry_after_says(
     assert [t.key for t in tracker.find_tickets("certrenew-r1-csr")] == ["SIS-1"]
     assert sleeps == [7.0]
     assert [e.status for e in jira_server.calls("GET", r"/search")] == [429, 200]
+
+
+def test_503_with_retry_after_as_a_date_is_honoured_too(
+    jira_server: JiraServer, jira_settings: JiraSettings
+) -> None:
+    sleeps: list[float] = []
+    tracker = tracker_for(jira_settings, sleeps, retry_max_delay_seconds=30)
+    tracker.whoami()
+    later = format_datetime(datetime.now(UTC) + timedelta(seconds=20), usegmt=True)
+    jira_server.fail(503, path=r"/myself$", headers={"Retry-After": later})
+    assert tracker.whoami() == "svc-certrenew"
+    assert len(sleeps) == 1 and 0 < sleeps[0] <= 20
 
 
 def test_retry_after_longer_than_allowed_hands_over_to_the_flow(
