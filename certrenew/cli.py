@@ -209,3 +209,21 @@ def check_sharepoint_command(config: ConfigOption = None) -> None:
 
 def main() -> None:
     app()
+
+
+@check_app.command("jira")
+@friendly_errors
+def check_jira_command(
+    config: ConfigOption = None,
+    issue: Annotated[
+        str | None,
+        typer.Option(help="An open ticket (e.g. SIS-12) to check the done transition on"),
+    ] = None,
+) -> None:
+    """Check that Jira has what the ticket chain needs; exit 1 if something is missing."""
+    from tasks.tracker.jira_check import all_present, check_jira, format_checklist
+
+    items = check_jira(settings_from(config).jira, issue=issue)
+    sys.stdout.write(format_checklist(items) + "\n")
+    if not all_present(items):
+        raise typer.Exit(1)

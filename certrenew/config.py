@@ -72,12 +72,20 @@ class JiraSettings(Section):
     issue_type: str = "Task"
     link_type: str = "Relates"
     done_transition: str = "Done"
+    # Fields the done transition's screen requires, e.g. {resolution = {name = "Done"}}.
+    done_fields: dict[str, Any] = {}
     components: list[str] = []
     labels: list[str] = []
     custom_fields: dict[str, Any] = {}
     delete_key_attachment: bool = True
     ca_bundle: Path | None = None
     timeout_seconds: float = Field(30.0, gt=0)
+    # Throttling (429), outages (5xx) and network errors: each operation is retried
+    # this many times, waiting Retry-After or a doubling delay (at most the maximum);
+    # then the step gets ServiceUnavailable and the flow waits, keeping its state.
+    retry_attempts: int = Field(4, ge=0, le=20)
+    retry_base_delay_seconds: float = Field(1.0, gt=0)
+    retry_max_delay_seconds: float = Field(60.0, gt=0)
 
     def secret_token(self) -> str | None:
         return read_secret(self.token, self.token_file, "jira.token")

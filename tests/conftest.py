@@ -5,4 +5,5 @@ pytest_plugins: list[str] = [
     "tests.fixtures_prefect",
     "tests.fixtures_renewal",
     "tests.fixtures_sharepoint",
+    "tests.fixtures_jira",
 ]

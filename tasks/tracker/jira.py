@@ -1,0 +1,526 @@
+"""The ticket tracker on Jira Server/Data Center and Jira Cloud, over the `jira` library (REST v2).
+
+Retries are ours, not the library's. Its `ResilientSession` replays any request
+after a connection error, POSTs included: when Jira created the ticket and only
+the answer was lost, the replay opens a second ticket. It also leaves 500/502/504
+alone. So the session runs with `max_retries=0` and `_call` retries whole tracker
+operations instead: each operation either is safe to repeat (reads, close after
+a status check, link after a link check) or says how to recognise that a lost
+attempt already happened (`already_done`), which is checked before repeating it.
+That keeps one retry layer, one backoff policy and one place that turns HTTP
+failures into the project's errors.
+
+The library's `JIRAError` prints the request headers, the credentials among
+them, so it never leaves this module: every failure becomes one of our errors,
+raised outside the `except` block (no `__context__`), with a message built from
+names, status codes and Jira's own error text only.
+"""
+
+from __future__ import annotations
+
+import io
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from email.utils import parsedate_to_datetime
+from typing import Any, TypeVar
+from urllib.parse import urlsplit
+
+import requests
+from jira import JIRA, JIRAError
+
+from certrenew.config import JiraSettings
+from certrenew.errors import (
+    AuthenticationError,
+    CertRenewError,
+    ConfigError,
+    ServiceUnavailable,
+    TicketNotFound,
+    TrackerError,
+)
+from tasks.tracker import Attachment, Link, NewTicket, Ticket
+
+T = TypeVar("T")
+
+TICKET_FIELDS = "summary,status,labels"
+CREDENTIAL_SETTINGS = (
+    "CERTRENEW_JIRA__TOKEN (or jira.token_file) for a personal access token, or "
+    "CERTRENEW_JIRA__USER with CERTRENEW_JIRA__PASSWORD (or jira.password_file) "
+    "for a user with password or API token"
+)
+COMMENT_PAGE = 100
+
+
+def jql_string(value: str) -> str:
+    """A JQL string literal: backslash and quote escaped, so no label can change the query."""
+    escaped = (
+        value.replace("\\", "\\\\")
+        .replace('"', '\\"')
+        .replace("\n", "\\n")
+        .replace("\r", "\\r")
+        .replace("\t", "\\t")
+    )
+    return f'"{escaped}"'
+
+
+def label_query(label: str) -> str:
+    return f"labels = {jql_string(label)} ORDER BY created ASC"
+
+
+@dataclass(frozen=True)
+class RetryPolicy:
+    """How long a step keeps trying before it hands over to the flow's longer wait."""
+
+    retries: int
+    base_seconds: float
+    max_seconds: float
+    sleep: Callable[[float], None] = time.sleep
+
+    def backoff(self, retry: int) -> float:
+        return min(self.max_seconds, self.base_seconds * 2**retry)
+
+
+@dataclass(frozen=True)
+class _Transient:
+    """One failed attempt worth repeating; `wait` is Jira's own Retry-After when it gave one."""
+
+    reason: str
+    wait: float | None = None
+
+
+def _retry_after(response: requests.Response | None) -> float | None:
+    value = response.headers.get("Retry-After") if response is not None else None
+    if not value:
+        return None
+    if value.strip().isdigit():
+        return float(value)
+    try:
+        when = parsedate_to_datetime(value)
+    except (TypeError, ValueError):
+        return None
+    return max(0.0, (when - datetime.now(UTC)).total_seconds())
+
+
+class JiraTracker:
+    """The runbook's tickets in Jira; see tasks.tracker.TicketTracker for the contract."""
+
+    def __init__(self, settings: JiraSettings, *, sleep: Callable[[float], None] = time.sleep):
+        if not settings.url:
+            raise ConfigError(
+                "tracker = 'jira' needs jira.url: set it in the configuration file or "
+                "CERTRENEW_JIRA__URL (e.g. https://jira.example.org)"
+            )
+        if urlsplit(settings.url).password is not None:
+            # Every message names the URL: it must not carry a password.
+            raise ConfigError(
+                "jira.url contains a password: remove it and set "
+                "CERTRENEW_JIRA__USER and CERTRENEW_JIRA__PASSWORD instead"
+            )
+        self.url = settings.url.rstrip("/")
+        self.settings = settings
+        self._auth = self._credentials(settings)
+        self._retry = RetryPolicy(
+            settings.retry_attempts,
+            settings.retry_base_delay_seconds,
+            settings.retry_max_delay_seconds,
+            sleep,
+        )
+        self._jira: JIRA | None = None
+        self._lock = threading.Lock()
+
+    @classmethod
+    def from_settings(cls, settings: JiraSettings) -> JiraTracker:
+        """Nothing is sent to Jira yet: the first operation connects and checks the credentials."""
+        return cls(settings)
+
+    @staticmethod
+    def _credentials(settings: JiraSettings) -> dict[str, Any]:
+        token = settings.secret_token()
+        if token:
+            return {"token_auth": token}
+        password = settings.secret_password()
+        if settings.user and password:
+            return {"basic_auth": (settings.user, password)}
+        raise ConfigError(f"Jira needs credentials: set {CREDENTIAL_SETTINGS}")
+
+    # -- connection, retries and error translation -------------------------------------
+
+    @property
+    def is_cloud(self) -> bool:
+        return self._client().deploymentType == "Cloud"
+
+    def _client(self) -> JIRA:
+        with self._lock:
+            if self._jira is None:
+                self._jira = self._call("connect to Jira", lambda _: self._connect(), connect=True)
+            return self._jira
+
+    def _connect(self) -> JIRA:
+        """serverInfo (chooses the search API), then myself: bad credentials fail here, once."""
+        verify: bool | str = str(self.settings.ca_bundle) if self.settings.ca_bundle else True
+        jira = JIRA(
+            server=self.url,
+            options={"verify": verify},
+            max_retries=0,
+            timeout=self.settings.timeout_seconds,
+            **self._auth,
+        )
+        jira.myself()
+        return jira
+
+    def _call(
+        self,
+        what: str,
+        action: Callable[[JIRA], T],
+        *,
+        gone: CertRenewError | None = None,
+        already_done: Callable[[JIRA], T | None] | None = None,
+        connect: bool = False,
+    ) -> T:
+        """Run `action` with retries; translate every failure into an actionable project error."""
+        last = ""
+        for attempt in range(self._retry.retries + 1):
+            # Failures are raised after the `except` block so that no library exception
+            # (whose text carries the request headers) rides along as __context__.
+            outcome: _Transient | CertRenewError
+            try:
+                jira = None if connect else self._client()
+                if attempt and already_done is not None and jira is not None:
+                    done = already_done(jira)
+                    if done is not None:
+                        return done
+                return action(jira)  # type: ignore[arg-type]
+            except JIRAError as exc:
+                outcome = self._failure(what, exc, gone=gone, connect=connect)
+            except requests.exceptions.SSLError:
+                outcome = TrackerError(
+                    f"the TLS certificate of {self.url} is not trusted: set jira.ca_bundle to "
+                    "the CA bundle that issued it (a private CA), or fix jira.url"
+                )
+            except (requests.exceptions.InvalidURL, requests.exceptions.MissingSchema):
+                outcome = ConfigError(f"jira.url {self.url!r} is not a valid URL")
+            except requests.RequestException as exc:
+                outcome = _Transient(f"no answer ({type(exc).__name__})")
+            if isinstance(outcome, CertRenewError):
+                raise outcome
+            last = outcome.reason
+            if attempt == self._retry.retries:
+                break
+            wait = outcome.wait if outcome.wait is not None else self._retry.backoff(attempt)
+            if wait > self._retry.max_seconds:
+                raise ServiceUnavailable(
+                    f"Jira at {self.url} asks to wait {wait:.0f} s before trying to {what} "
+                    f"({outcome.reason}): the renewal waits and tries again later"
+                )
+            self._retry.sleep(wait)
+        tries = self._retry.retries + 1
+        raise ServiceUnavailable(
+            f"Jira at {self.url} did not {what} after {tries} attempt{'s' * (tries > 1)} "
+            f"(last: {last}): the renewal waits and tries again later; check that Jira is up"
+        )
+
+    def _failure(
+        self, what: str, exc: JIRAError, *, gone: CertRenewError | None, connect: bool
+    ) -> _Transient | CertRenewError:
+        """The repeatable failures as _Transient, the final ones as the error to raise."""
+        status = exc.status_code
+        if status == 429 or (status is not None and status >= 500):
+            return _Transient(f"HTTP {status}", _retry_after(exc.response))
+        if status == 401 or (status == 403 and connect):
+            return AuthenticationError(
+                f"Jira at {self.url} refused the credentials (HTTP {status}) while trying to "
+                f"{what}: set {CREDENTIAL_SETTINGS}, and check that jira.url is the Jira "
+                "they belong to"
+            )
+        if status == 404 and gone is not None:
+            return gone
+        detail = _jira_messages(exc)
+        if status == 403:
+            return TrackerError(
+                f"Jira refused to {what} (HTTP 403, no permission{detail}): ask a Jira "
+                "administrator to grant the certrenew account that permission"
+            )
+        code = f" (HTTP {status}{detail})" if status else detail
+        return TrackerError(f"Jira refused to {what}{code}")
+
+    def _gone(self, key: str) -> TicketNotFound:
+        return TicketNotFound(
+            f"{key} no longer exists in Jira (deleted by hand?) or the account can no longer "
+            f"see it: restore the ticket or its permissions in {self.url}, then resume the "
+            "renewal"
+        )
+
+    # -- the tracker interface ---------------------------------------------------------
+
+    def create_ticket(self, new: NewTicket) -> Ticket:
+        fields = self._fields(new)
+
+        def create(jira: JIRA) -> Ticket:
+            return self._ticket(jira.create_issue(fields=fields, prefetch=True))
+
+        def created_already(jira: JIRA) -> Ticket | None:
+            found = self._find(jira, new.label)
+            return found[0] if found else None
+
+        return self._call(
+            f"open the ticket {new.label!r} in {new.project}",
+            create,
+            already_done=created_already,
+        )
+
+    def _fields(self, new: NewTicket) -> dict[str, Any]:
+        """Explicit field dicts: the library never looks a project or issue type up by guess."""
+        labels = list(dict.fromkeys([new.label, *new.labels, *self.settings.labels]))
+        fields: dict[str, Any] = {
+            "project": {"key": new.project},
+            "issuetype": {"name": new.issue_type},
+            "summary": new.summary,
+            "description": new.description,
+            "labels": labels,
+        }
+        if self.settings.components:
+            fields["components"] = [{"name": name} for name in self.settings.components]
+        if new.assignee:
+            # Cloud identifies people by account id only; Server/DC by user name.
+            who = "accountId" if self.is_cloud else "name"
+            fields["assignee"] = {who: new.assignee}
+        fields.update(self.settings.custom_fields)
+        fields.update(new.extra_fields)
+        return fields
+
+    def find_tickets(self, label: str) -> list[Ticket]:
+        return self._call(f"search tickets labelled {label!r}", lambda j: self._find(j, label))
+
+    def _find(self, jira: JIRA, label: str) -> list[Ticket]:
+        # maxResults=False: every page (startAt/total on Server, nextPageToken on Cloud).
+        issues = jira.search_issues(label_query(label), maxResults=False, fields=TICKET_FIELDS)
+        return [self._ticket(issue) for issue in issues]  # type: ignore[union-attr]
+
+    def get_ticket(self, key: str) -> Ticket:
+        return self._call(
+            f"read {key}",
+            lambda j: self._ticket(j.issue(key, fields=TICKET_FIELDS)),
+            gone=self._gone(key),
+        )
+
+    def _ticket(self, issue: Any) -> Ticket:
+        return Ticket(
+            key=issue.key,
+            summary=issue.fields.summary,
+            status=issue.fields.status.name,
+            labels=tuple(issue.fields.labels or ()),
+            url=f"{self.url}/browse/{issue.key}",
+        )
+
+    def link_tickets(self, from_key: str, to_key: str, link_type: str) -> None:
+        def link(jira: JIRA) -> None:
+            if self._linked(jira, from_key, to_key, link_type):
+                return
+            # Jira's issueLink: the outward issue is the one the link goes from.
+            jira.create_issue_link(link_type, inwardIssue=to_key, outwardIssue=from_key)
+
+        self._call(
+            f"link {from_key} to {to_key} ({link_type})",
+            link,
+            gone=self._gone(f"{from_key} or {to_key}"),
+        )
+
+    def _linked(self, jira: JIRA, from_key: str, to_key: str, link_type: str) -> bool:
+        for raw in self._raw_links(jira, from_key):
+            target = raw.get("outwardIssue") or {}
+            if raw["type"]["name"].lower() == link_type.lower() and target.get("key") == to_key:
+                return True
+        return False
+
+    @staticmethod
+    def _raw_links(jira: JIRA, key: str) -> list[dict[str, Any]]:
+        return jira.issue(key, fields="issuelinks").raw["fields"].get("issuelinks") or []
+
+    def links(self, key: str) -> list[Link]:
+        def read(jira: JIRA) -> list[Link]:
+            found = []
+            for raw in self._raw_links(jira, key):
+                other = raw.get("outwardIssue") or raw.get("inwardIssue") or {}
+                found.append(Link(raw["type"]["name"], other["key"]))
+            return found
+
+        return self._call(f"read the links of {key}", read, gone=self._gone(key))
+
+    def add_comment(self, key: str, body: str) -> None:
+        def posted_already(jira: JIRA) -> bool | None:
+            # Compared loosely: Jira Cloud stores v2 comments as ADF and may trim them.
+            latest = [text.strip() for text in self._comments(jira, key)[-1:]]
+            return True if latest == [body.strip()] else None
+
+        self._call(
+            f"comment on {key}",
+            lambda j: bool(j.add_comment(key, body)),
+            gone=self._gone(key),
+            already_done=posted_already,
+        )
+
+    def comments(self, key: str) -> list[str]:
+        return self._call(
+            f"read the comments of {key}", lambda j: self._comments(j, key), gone=self._gone(key)
+        )
+
+    @staticmethod
+    def _comments(jira: JIRA, key: str) -> list[str]:
+        bodies: list[str] = []
+        while True:
+            page = jira.comments(
+                key, start_at=len(bodies), max_results=COMMENT_PAGE, order_by="created"
+            )
+            bodies.extend(comment.body for comment in page)
+            if len(page) < COMMENT_PAGE:
+                return bodies
+
+    def add_attachment(self, key: str, filename: str, data: bytes) -> Attachment:
+        if not data:
+            raise TrackerError(f"refusing to attach the empty file {filename} to {key}")
+
+        def upload(jira: JIRA) -> Attachment:
+            return _attachment(jira.add_attachment(key, io.BytesIO(data), filename=filename).raw)
+
+        def uploaded_already(jira: JIRA) -> Attachment | None:
+            same = [
+                a
+                for a in self._attachments(jira, key)
+                if (a.filename, a.size) == (filename, len(data))
+            ]
+            return same[0] if same else None
+
+        return self._call(
+            f"attach {filename} to {key}",
+            upload,
+            gone=self._gone(key),
+            already_done=uploaded_already,
+        )
+
+    def attachments(self, key: str) -> list[Attachment]:
+        return self._call(
+            f"list the attachments of {key}",
+            lambda j: self._attachments(j, key),
+            gone=self._gone(key),
+        )
+
+    @staticmethod
+    def _attachments(jira: JIRA, key: str) -> list[Attachment]:
+        raw = jira.issue(key, fields="attachment").raw["fields"].get("attachment") or []
+        return [_attachment(a) for a in raw]
+
+    def download_attachment(self, key: str, attachment: Attachment) -> bytes:
+        what = f"download {attachment.filename} from {key}"
+
+        def download(jira: JIRA) -> bytes:
+            meta = jira.attachment(attachment.id)
+            if not _same_origin(meta.content, self.url):
+                # The session would send our credentials to wherever `content` points.
+                raise TrackerError(
+                    f"Jira gave {meta.content} as the address of {attachment.filename}, "
+                    f"outside {self.url}: check Jira's base URL setting against jira.url"
+                )
+            return meta.get()
+
+        gone = TrackerError(
+            f"{attachment.filename} is no longer attached to {key} (deleted by hand?): "
+            "attach it again, then resume the renewal"
+        )
+        return self._call(what, download, gone=gone)
+
+    def delete_attachment(self, key: str, attachment: Attachment) -> None:
+        def delete(jira: JIRA) -> None:
+            try:
+                jira.delete_attachment(attachment.id)
+            except JIRAError as exc:
+                if exc.status_code != 404:  # already gone: what we wanted
+                    raise
+
+        self._call(f"delete {attachment.filename} from {key}", delete)
+
+    def close_ticket(self, key: str) -> None:
+        done = self.settings.done_transition
+
+        def close(jira: JIRA) -> None:
+            status = jira.issue(key, fields="status").raw["fields"]["status"]
+            if status["statusCategory"]["key"] == "done":
+                return
+            available = jira.transitions(key)
+            chosen = [t for t in available if t["name"].lower() == done.lower()]
+            if not chosen:
+                names = ", ".join(sorted(t["name"] for t in available)) or "none"
+                raise TrackerError(
+                    f"{key} (status {status['name']}) has no transition named {done!r} "
+                    f"(available: {names}): set jira.done_transition to the transition that "
+                    "closes tickets in this workflow"
+                )
+            try:
+                jira.transition_issue(
+                    key, str(chosen[0]["id"]), fields=dict(self.settings.done_fields)
+                )
+                return
+            except JIRAError as exc:
+                if exc.status_code != 400:
+                    raise
+                refused = _jira_messages(exc)
+            raise TrackerError(
+                f"Jira refused the {done!r} transition on {key}{refused}: set jira.done_fields "
+                "to the fields its screen requires, e.g. done_fields = "
+                '{resolution = {name = "Done"}}'
+            )
+
+        self._call(f"close {key}", close, gone=self._gone(key))
+
+    # -- what `certrenew check jira` asks ----------------------------------------------
+
+    def describe(self) -> str:
+        info = self._call("read the server information", lambda j: j.server_info())
+        return f"Jira {info.get('deploymentType', 'Server')} {info.get('version', '?')}"
+
+    def whoami(self) -> str:
+        me = self._call("read the current user", lambda j: j.myself())
+        return str(me.get("displayName") or me.get("name") or me.get("accountId"))
+
+    def project_issue_types(self, project: str) -> list[str] | None:
+        """Issue type names of `project`, or None when Jira has no such project (for us)."""
+
+        def read(jira: JIRA) -> list[str] | None:
+            try:
+                found = jira.project(project)
+            except JIRAError as exc:
+                if exc.status_code == 404:
+                    return None
+                raise
+            return [t.name for t in getattr(found, "issueTypes", [])]
+
+        return self._call(f"read project {project}", read)
+
+    def link_type_names(self) -> list[str]:
+        return self._call(
+            "list the issue link types",
+            lambda j: [t.name for t in j.issue_link_types(force=True)],
+        )
+
+    def transition_names(self, key: str) -> list[str]:
+        return self._call(
+            f"list the transitions of {key}",
+            lambda j: [t["name"] for t in j.transitions(key)],
+            gone=self._gone(key),
+        )
+
+
+def _attachment(raw: dict[str, Any]) -> Attachment:
+    return Attachment(str(raw["id"]), raw["filename"], int(raw["size"]))
+
+
+def _same_origin(url: str, base: str) -> bool:
+    a, b = urlsplit(url), urlsplit(base)
+    return (a.scheme, a.netloc) == (b.scheme, b.netloc)
+
+
+def _jira_messages(exc: JIRAError) -> str:
+    """Jira's own explanation (field errors, JQL errors), never the request that caused it."""
+    text = (exc.text or "").strip()
+    return f": {text[:300]}" if text else ""
