@@ -131,6 +131,11 @@ class HttpsService:
             self.in_outage = True
             self.outage_retry_after = retry_after
 
+    def end_outage(self) -> None:
+        with self._lock:
+            self.in_outage = False
+            self.outage_retry_after = None
+
     def requests(self, method: str | None = None, contains: str = "") -> list[LoggedRequest]:
         with self._lock:
             return [

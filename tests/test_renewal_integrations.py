@@ -1,0 +1,116 @@
+"""The whole renewal runbook with Jira as the tracker and SharePoint as the archive.
+
+The flow runs in the served deployment with a configuration file that points
+at the Jira test server and the local SharePoint/authority, exactly as a team
+going live would point it at theirs. Outages of either system make the run
+wait for a person and lose nothing.
+"""
+
+from __future__ import annotations
+
+import tomllib
+from datetime import UTC, datetime
+from pathlib import Path
+
+import pytest
+import toml
+
+from certrenew.config import load_settings
+from certrenew.renewal import renewal_id
+from deployments.demo import EXAMPLES, DemoPeople
+from tasks.wiring import build_tracker
+from tests.fixtures_jira import FAST_RETRIES
+from tests.fixtures_renewal import RenewalLab
+from tests.fixtures_sharepoint import LIBRARY, SharePointTestbed
+from tests.jira_server import JiraServer
+from tests.test_renewal_flow import key_lines, served_serial
+
+pytestmark = pytest.mark.prefect
+
+
+def live_config(path: Path, jira: JiraServer, sharepoint: SharePointTestbed, owner: str) -> Path:
+    """The shipped example configuration, pointed at Jira and SharePoint; secrets in files."""
+    config = tomllib.loads((EXAMPLES / "certrenew.toml").read_text(encoding="utf-8"))
+    token_file = path.parent / "jira-token"
+    token_file.write_text(jira.token or "", encoding="utf-8")
+    config["tracker"] = "jira"
+    config["archive"] = "sharepoint"
+    config["jira"].update(url=jira.url, token_file=str(token_file), **FAST_RETRIES)
+    config["sharepoint"] = {
+        key: str(value) if isinstance(value, Path) else value
+        for key, value in sharepoint.settings(retry_max_delay_seconds=0.05)
+        .model_dump(exclude_none=True)
+        .items()
+    }
+    config.pop("inventory"), config.pop("data_dir")  # the lab's, from the environment
+    jira.users.add(owner)
+    path.write_text(toml.dumps(config), encoding="utf-8")
+    return path
+
+
+@pytest.mark.parametrize("jira_server", ["Server", "Cloud"], indirect=True)
+def test_runbook_on_jira_and_sharepoint_waits_through_outages(
+    renewal_lab: RenewalLab,
+    jira_server: JiraServer,
+    sharepoint: SharePointTestbed,
+    tmp_path: Path,
+) -> None:
+    lab = renewal_lab
+    name = f"live-{jira_server.deployment.lower()}"
+    domain, server = lab.serve_certificate(name)
+    rid = renewal_id(domain, served_serial(lab, name))
+    config = live_config(tmp_path / "certrenew.toml", jira_server, sharepoint, f"{name}-owner")
+    settings = load_settings(config)
+    people = DemoPeople(settings, lab.ca, server, domain, lambda _: None)
+    run = lab.start(name, config=str(config))
+
+    run.wait_paused("csr-1")
+    [csr_ticket] = jira_server.issues_labelled(f"{rid}-csr")
+    [owner_ticket] = jira_server.issues_labelled(f"{rid}-owner")
+    assert csr_ticket.key.startswith("SIS-") and owner_ticket.key.startswith("ST-")
+
+    # Jira goes down while the systems team works: the step waits for a person.
+    answer = people.answer("csr-1", rid)
+    jira_server.fail(503, times=None)
+    run.resume(**answer)
+    assert "could not finish" in run.wait_paused("wait-csr-1")
+    jira_server.faults.clear()
+    run.resume(action="Check again")
+
+    for key in ("ca-choice", "ca-request", "certificate-1"):
+        run.wait_paused(key)
+        answer = people.answer(key, rid)
+        if key == "certificate-1":
+            sharepoint.site.outage(retry_after=None)  # SharePoint is down when archiving
+        run.resume(**answer)
+    assert "could not finish" in run.wait_paused("wait-archive-1")
+    sharepoint.site.end_outage()
+    run.resume(action="Check again")
+    for key in ("install-1", "retire"):
+        run.wait_paused(key)
+        run.resume(**people.answer(key, rid))
+    assert run.wait_final().is_completed()
+
+    # One ticket each, linked, closed; the key left Jira for SharePoint.
+    for kind in ("csr", "owner", "install"):
+        assert len(jira_server.issues_labelled(f"{rid}-{kind}")) == 1, kind
+    [install] = jira_server.issues_labelled(f"{rid}-install")
+    tracker = build_tracker(settings)
+    assert {link.other_key for link in tracker.links(install.key)} == {
+        csr_ticket.key,
+        owner_ticket.key,
+    }
+    for key in (csr_ticket.key, owner_ticket.key, install.key):
+        assert tracker.get_ticket(key).status == "Done"
+    assert not [a for a in tracker.attachments(csr_ticket.key) if a.filename.endswith(".key")]
+    folder = f"{LIBRARY}/CERTIFICATS/CDS/CESICAT/{datetime.now(UTC).year}/{domain}"
+    assert sharepoint.site.file(f"{folder}/{domain}.key") == people.generated["key"]
+    assert sharepoint.site.file(f"{folder}/{domain}.crt") == people.generated["crt"]
+    assert b"PRIVATE KEY" not in sharepoint.site.file(f"{folder}/manifest.json")
+
+    # No line of the private key in any ticket text or log line.
+    texts = [tracker.comments(k) for k in (csr_ticket.key, owner_ticket.key, install.key)]
+    flat = [c for group in texts for c in group] + run.logs()
+    flat += [e.request_body.decode(errors="replace") for e in jira_server.calls("POST", "/comment")]
+    for line in key_lines(people.generated["key"]):
+        assert not any(line in text for text in flat)
