@@ -13,7 +13,7 @@ $(STAMP): pyproject.toml
 	touch $(STAMP)
 
 demo: $(STAMP)
-	$(BIN)/certrenew demo $(ARGS)
+	$(BIN)/certrenew demo --unattended $(ARGS)
 
 test: $(STAMP)
 	$(BIN)/ruff check .

@@ -16,7 +16,11 @@ from prefect.events import DeploymentEventTrigger
 from prefect.settings import PREFECT_UI_URL
 
 from certrenew.config import CONFIG_ENV
-from flows.detect_expiring import EXPIRING_EVENT, RESOURCE_PREFIX
+from flows.detect_expiring import (
+    EXPIRING_EVENT,
+    RESOURCE_PREFIX,
+    detect_expiring_certificates,
+)
 from flows.renew_certificate import renew_certificate
 
 
@@ -48,11 +52,23 @@ def start_renewal(name: str, config: str | None, force: bool, urgent: bool) -> s
     return f"{ui}/runs/flow-run/{run.id}" if ui else str(run.id)
 
 
+def detection_deployment(config: str | None, cron: str) -> RunnerDeployment:
+    return detect_expiring_certificates.to_deployment(
+        name="detect-expiring",
+        parameters={"config_path": config},
+        cron=cron,
+        description="Scan the inventory; announce certificates due for renewal.",
+    )
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--config", default=os.environ.get(CONFIG_ENV))
+    parser.add_argument(
+        "--detect-cron", default="0 7 * * *", help="when detection runs (cron, server time zone)"
+    )
     args = parser.parse_args(argv)
-    serve(renewal_deployment(args.config))
+    serve(renewal_deployment(args.config), detection_deployment(args.config, args.detect_cron))
 
 
 if __name__ == "__main__":

@@ -19,7 +19,13 @@ from typing import Any, TypeVar
 
 from prefect import flow
 
-from certrenew.errors import ArchiveError, CertificateError, ServiceUnavailable, TrackerError
+from certrenew.errors import (
+    ArchiveError,
+    AuthenticationError,
+    CertificateError,
+    ServiceUnavailable,
+    TrackerError,
+)
 from certrenew.renewal import (
     CaChoice,
     CaRequest,
@@ -51,7 +57,14 @@ from templates import comments, render
 T = TypeVar("T")
 
 # Failures a person can fix while the run waits; anything else is a bug and fails the run.
-RECOVERABLE = (ServiceUnavailable, TrackerError, ArchiveError, CertificateError, NothingServed)
+RECOVERABLE = (
+    ServiceUnavailable,
+    AuthenticationError,
+    TrackerError,
+    ArchiveError,
+    CertificateError,
+    NothingServed,
+)
 
 
 def until_done(step: str, call: Callable[[], T]) -> T:
