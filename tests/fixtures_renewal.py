@@ -22,16 +22,16 @@ from certrenew.config import Settings, load_settings
 from certrenew.lab import LeafCertificate, LocalCA, TLSServer
 from deployments.demo import (
     EXAMPLES,
+    RENEWAL_DEPLOYMENT,
     DemoPeople,
     demo_environment,
     inventory_entry,
+    wait_for_deployment,
     write_inventory,
 )
 from deployments.stack import LocalStack
 from tasks.tracker import TicketTracker
 from tasks.wiring import ArchiveSetup, build_archive, build_tracker
-
-RENEWAL_DEPLOYMENT = "renew-certificate/renew-certificate"
 
 
 @dataclass
@@ -139,21 +139,6 @@ class RenewalLab:
         server.install(LeafCertificate.from_pem(crt + self.ca.cert_pem, key))
 
 
-def _wait_for_deployment(timeout: float = 120) -> None:
-    from prefect import get_client
-    from prefect.exceptions import ObjectNotFound
-
-    deadline = time.monotonic() + timeout
-    with get_client(sync_client=True) as client:
-        while time.monotonic() < deadline:
-            try:
-                client.read_deployment_by_name(RENEWAL_DEPLOYMENT)
-                return
-            except ObjectNotFound:
-                time.sleep(0.5)
-    raise AssertionError("the renewal deployment was not served")
-
-
 @pytest.fixture(scope="session")
 def renewal_lab(
     prefect_harness: None, tmp_path_factory: pytest.TempPathFactory
@@ -172,7 +157,7 @@ def renewal_lab(
     lab = RenewalLab(load_settings(config), config, inventory, stack.home)
     try:
         with stack:
-            _wait_for_deployment()
+            wait_for_deployment()
             yield lab
     finally:
         for server in lab.servers:
