@@ -16,7 +16,7 @@ from prefect.artifacts import create_table_artifact
 from prefect.cache_policies import NO_CACHE
 from prefect.events import emit_event
 
-from certrenew.config import load_settings
+from certrenew.config import Settings, load_settings
 from certrenew.inventory import load_inventory
 from certrenew.probe import ProbeResult
 from certrenew.renewal_need import (
@@ -26,6 +26,7 @@ from certrenew.renewal_need import (
     expiry_table,
     renewal_decisions,
 )
+from tasks.notices import write_notice
 from tasks.tls import scan_certificates
 
 EXPIRY_ARTIFACT_KEY = "certificate-expiry"
@@ -68,6 +69,34 @@ def announce_expiring(decisions: list[RenewalDecision]) -> list[str]:
     return announced
 
 
+@task(name="send-expiry-reminders", cache_policy=NO_CACHE)
+def send_expiry_reminders(decisions: list[RenewalDecision], settings: Settings) -> list[str]:
+    """One reminder per certificate, serial and threshold crossed (warning, then critical).
+
+    Daily runs find the notice already in the outbox and send nothing new, so
+    people get the runbook's two reminders: a month before and a week before.
+    """
+    sent = []
+    for decision in decisions:
+        newest = decision.newest
+        if not decision.needs_renewal or newest is None:
+            continue
+        path = write_notice(
+            settings.outbox_path(),
+            f"expiry-{decision.name}-{newest.serial}-{decision.status}",
+            "expiry_reminder",
+            settings.notices.recipients,
+            name=decision.name,
+            kind="SSL",
+            not_after=newest.not_after,
+            domain=decision.domain,
+            serial=newest.serial,
+            days_left=newest.days_left,
+        )
+        sent.append(path.name)
+    return sent
+
+
 @flow(name="detect-expiring-certificates")
 def detect_expiring_certificates(
     inventory_path: str | None = None, config_path: str | None = None
@@ -79,6 +108,7 @@ def detect_expiring_certificates(
     decisions = renewal_decisions(results, inventory)
     publish_expiry_table(results, decisions)
     announced = announce_expiring(decisions)
+    send_expiry_reminders(decisions, settings)
     summary = detection_summary(results, decisions)
     get_run_logger().info(
         "%d targets scanned, %d certificates need renewal: %s",

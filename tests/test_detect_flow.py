@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import asyncio
+import email
+import email.policy
 import json
 import time
 from datetime import UTC, datetime, timedelta
@@ -163,6 +165,7 @@ def test_detection_flow_publishes_the_table_and_one_event_per_due_certificate(
 
     for name, value in scan_lab.env.items():
         monkeypatch.setenv(name, value)
+    monkeypatch.setenv("CERTRENEW_DATA_DIR", str(tmp_path / "data"))
     config = scan_lab.config(timeout=2)
     with TLSServer(scan_lab.ca.issue("soon3.lab.test", days=396.5)) as renewed:
         inventory = flow_inventory(scan_lab, tmp_path, renewed.address)
@@ -204,7 +207,18 @@ def test_detection_flow_publishes_the_table_and_one_event_per_due_certificate(
     assert lapsed.payload["days_left"] == 25 and lapsed.payload["name"] == "lapsed"
     assert by_name["certrenew.certificate.seal"].payload["status"] == "critical"
 
+    # One expiry reminder per due certificate and threshold, in the outbox.
+    outbox = tmp_path / "data" / "outbox"
+    reminders = sorted(p.name for p in outbox.iterdir())
+    assert len(reminders) == 3
+    due_notice = next(p for p in outbox.iterdir() if p.name.startswith("expiry-due-"))
+    assert due_notice.name.endswith(f"{due.payload['serial']}-warning.eml")
+    message = email.message_from_bytes(due_notice.read_bytes(), policy=email.policy.default)
+    assert message["Subject"] == "Avís de caducitat: due"
+    assert "queden 20 dies" in message.get_content()  # type: ignore[attr-defined]
+
     published = [
+        *(p.read_text(encoding="utf-8") for p in outbox.iterdir()),
         json.dumps(summary),
         str(artifact.data),
         artifact.description or "",

@@ -89,6 +89,10 @@ def test_runbook_re_asks_after_every_wrong_answer_and_completes(renewal_lab: Ren
     tracker.add_attachment(csr_ticket.key, f"{domain}.key", good_key)
     run.resume(csr_pem="this is not a certificate signing request")
     assert "csr" in run.wait_paused("csr-4").lower()
+
+    # ...then a CSR with a weak key.
+    run.resume(csr_pem=build_csr(subject, domain, bits=1024)[0].decode())
+    assert "1024" in run.wait_paused("csr-5")
     run.resume(csr_pem=good_csr.decode())
 
     # Step 2: a CA that is not offered is refused by the form; the run keeps waiting.
