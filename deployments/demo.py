@@ -37,15 +37,16 @@ DEMO_DOMAIN = "seu.demo.example.cat"
 DEMO_NAME = "seu-demo"
 
 
+# People answer at once in the demo: no reason to poll a ticket for minutes.
+DEMO_TIMINGS = {"attachment_poll_minutes": 0, "verify_poll_minutes": 0, "verify_poll_seconds": 1}
+
+
 def demo_environment(data_dir: Path, inventory: Path) -> dict[str, str]:
     """Settings the demo overrides on top of the configuration, for every process."""
     return {
         "CERTRENEW_DATA_DIR": str(data_dir),
         "CERTRENEW_INVENTORY": str(inventory),
-        # People answer at once in the demo: no reason to poll a ticket for minutes.
-        "CERTRENEW_RENEWAL__ATTACHMENT_POLL_MINUTES": "0",
-        "CERTRENEW_RENEWAL__VERIFY_POLL_MINUTES": "0",
-        "CERTRENEW_RENEWAL__VERIFY_POLL_SECONDS": "1",
+        **{f"CERTRENEW_RENEWAL__{key.upper()}": str(value) for key, value in DEMO_TIMINGS.items()},
     }
 
 

@@ -8,8 +8,8 @@ inventory file, which the flow reads at run time.
 
 from __future__ import annotations
 
-import os
 import time
+import tomllib
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -17,14 +17,15 @@ from typing import Any
 from uuid import UUID
 
 import pytest
+import toml
 
 from certrenew.config import Settings, load_settings
 from certrenew.lab import LeafCertificate, LocalCA, TLSServer
 from deployments.demo import (
+    DEMO_TIMINGS,
     EXAMPLES,
     RENEWAL_DEPLOYMENT,
     DemoPeople,
-    demo_environment,
     inventory_entry,
     wait_for_deployment,
     write_inventory,
@@ -139,6 +140,18 @@ class RenewalLab:
         server.install(LeafCertificate.from_pem(crt + self.ca.cert_pem, key))
 
 
+def example_config(path: Path, **changes: Any) -> Path:
+    """The shipped example configuration with `changes` (sections merged), as a file."""
+    config = tomllib.loads((EXAMPLES / "certrenew.toml").read_text(encoding="utf-8"))
+    for key, value in changes.items():
+        if isinstance(value, dict) and isinstance(config.get(key), dict):
+            config[key].update(value)
+        else:
+            config[key] = value
+    path.write_text(toml.dumps(config), encoding="utf-8")
+    return path
+
+
 @pytest.fixture(scope="session")
 def renewal_lab(
     prefect_harness: None, tmp_path_factory: pytest.TempPathFactory
@@ -148,12 +161,13 @@ def renewal_lab(
     root = tmp_path_factory.mktemp("renewal")
     inventory = root / "inventory.yaml"
     write_inventory(inventory, [])
-    overrides = demo_environment(root / "data", inventory)
-    saved = {key: os.environ.get(key) for key in overrides}
-    os.environ.update(overrides)
-    config = EXAMPLES / "certrenew.toml"
+    config = example_config(
+        root / "certrenew.toml",
+        inventory=str(inventory),
+        data_dir=str(root / "data"),
+        renewal=DEMO_TIMINGS,
+    )
     stack = LocalStack(root / "prefect", config, api_url=PREFECT_API_URL.value())
-    stack.env.update(overrides)
     lab = RenewalLab(load_settings(config), config, inventory, stack.home)
     try:
         with stack:
@@ -162,8 +176,3 @@ def renewal_lab(
     finally:
         for server in lab.servers:
             server.stop()
-        for key, value in saved.items():
-            if value is None:
-                os.environ.pop(key, None)
-            else:
-                os.environ[key] = value

@@ -8,19 +8,17 @@ wait for a person and lose nothing.
 
 from __future__ import annotations
 
-import tomllib
 from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
-import toml
 
 from certrenew.config import load_settings
 from certrenew.renewal import renewal_id
-from deployments.demo import EXAMPLES, DemoPeople
+from deployments.demo import DEMO_TIMINGS, DemoPeople
 from tasks.wiring import build_tracker
 from tests.fixtures_jira import FAST_RETRIES
-from tests.fixtures_renewal import RenewalLab
+from tests.fixtures_renewal import RenewalLab, example_config
 from tests.fixtures_sharepoint import LIBRARY, SharePointTestbed
 from tests.jira_server import JiraServer
 from tests.test_renewal_flow import key_lines, served_serial
@@ -28,24 +26,27 @@ from tests.test_renewal_flow import key_lines, served_serial
 pytestmark = pytest.mark.prefect
 
 
-def live_config(path: Path, jira: JiraServer, sharepoint: SharePointTestbed, owner: str) -> Path:
-    """The shipped example configuration, pointed at Jira and SharePoint; secrets in files."""
-    config = tomllib.loads((EXAMPLES / "certrenew.toml").read_text(encoding="utf-8"))
+def live_config(
+    lab: RenewalLab, path: Path, jira: JiraServer, sharepoint: SharePointTestbed, owner: str
+) -> Path:
+    """The lab's configuration pointed at Jira and SharePoint; the token in a file."""
     token_file = path.parent / "jira-token"
     token_file.write_text(jira.token or "", encoding="utf-8")
-    config["tracker"] = "jira"
-    config["archive"] = "sharepoint"
-    config["jira"].update(url=jira.url, token_file=str(token_file), **FAST_RETRIES)
-    config["sharepoint"] = {
-        key: str(value) if isinstance(value, Path) else value
-        for key, value in sharepoint.settings(retry_max_delay_seconds=0.05)
-        .model_dump(exclude_none=True)
-        .items()
-    }
-    config.pop("inventory"), config.pop("data_dir")  # the lab's, from the environment
     jira.users.add(owner)
-    path.write_text(toml.dumps(config), encoding="utf-8")
-    return path
+    sharepoint_settings = sharepoint.settings(retry_max_delay_seconds=0.05)
+    return example_config(
+        path,
+        inventory=str(lab.inventory),
+        data_dir=str(lab.settings.data_dir),
+        renewal=DEMO_TIMINGS,
+        tracker="jira",
+        archive="sharepoint",
+        jira={"url": jira.url, "token_file": str(token_file), **FAST_RETRIES},
+        sharepoint={
+            key: str(value) if isinstance(value, Path) else value
+            for key, value in sharepoint_settings.model_dump(exclude_none=True).items()
+        },
+    )
 
 
 @pytest.mark.parametrize("jira_server", ["Server", "Cloud"], indirect=True)
@@ -59,7 +60,7 @@ def test_runbook_on_jira_and_sharepoint_waits_through_outages(
     name = f"live-{jira_server.deployment.lower()}"
     domain, server = lab.serve_certificate(name)
     rid = renewal_id(domain, served_serial(lab, name))
-    config = live_config(tmp_path / "certrenew.toml", jira_server, sharepoint, f"{name}-owner")
+    config = live_config(lab, tmp_path / "certrenew.toml", jira_server, sharepoint, f"{name}-owner")
     settings = load_settings(config)
     people = DemoPeople(settings, lab.ca, server, domain, lambda _: None)
     run = lab.start(name, config=str(config))
