@@ -95,7 +95,7 @@ def renew_certificate(
     start = until_done("confirm-expiry", lambda: confirm_expiry(ctx, name, force))
     if start.already_renewed:
         return {"domain": start.domain, "renewal": start.id, "stopped": start.note}
-    if other := other_active_run(start.name):
+    if other := other_active_run(start.name, ctx.settings):
         return {"domain": start.domain, "renewal": start.id, "stopped": f"in progress: {other}"}
 
     csr = offer_csr_reuse(ctx, start)

@@ -46,13 +46,16 @@ def renewal_context(config_path: str | None) -> RenewalContext:
 
 def current_run_url(settings: Settings) -> str:
     """The flow run's page in the Prefect UI, for links from tickets ('' outside a run)."""
-    run_id = flow_run.get_id()
+    return run_page(flow_run.get_id(), settings)
+
+
+def run_page(run_id: str | None, settings: Settings) -> str:
+    from prefect.settings import PREFECT_UI_URL
+
+    base = (settings.renewal.flow_ui_url if settings.renewal else None) or PREFECT_UI_URL.value()
     if not run_id:
         return ""
-    base = settings.renewal.flow_ui_url if settings.renewal else None
-    if base:
-        return f"{base.rstrip('/')}/runs/flow-run/{run_id}"
-    return flow_run.get_flow_run_ui_url() or ""
+    return f"{base.rstrip('/')}/runs/flow-run/{run_id}" if base else run_id
 
 
 def _step_key(step: str) -> Callable[[TaskRunContext, dict[str, Any]], str]:
@@ -80,7 +83,7 @@ def renewal_step(step: str) -> Callable[[Callable[P, T]], Callable[P, T]]:
     return wrap
 
 
-def other_active_run(name: str) -> str | None:
+def other_active_run(name: str, settings: Settings) -> str | None:
     """The page of another unfinished renewal run of the same certificate, if any.
 
     Detection announces an expiring certificate every day until it is renewed;
@@ -115,6 +118,5 @@ def other_active_run(name: str) -> str | None:
         if str(run.id) == me:
             return None  # the oldest unfinished run is this one
         if run.parameters.get("name") == name:
-            base = flow_run.get_flow_run_ui_url() or ""
-            return base.replace(me or "", str(run.id)) if base else str(run.id)
+            return run_page(str(run.id), settings)
     return None
