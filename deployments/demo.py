@@ -14,6 +14,7 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import signal
 import sys
 import time
 from collections.abc import Callable
@@ -185,6 +186,8 @@ def find_renewal_run(timeout: float = 120) -> UUID:
 
 def run_demo(config: Path | None, unattended: bool, as_json: bool, data_dir: Path) -> int:
     say: Callable[[str], None] = (lambda _: None) if as_json else (lambda m: print(m, flush=True))
+    # Stopped by a signal, still stop the server and the serving process on the way out.
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
     config = config or EXAMPLES / "certrenew.toml"
     if data_dir.exists():
         shutil.rmtree(data_dir)
