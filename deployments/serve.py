@@ -13,9 +13,10 @@ import os
 from prefect import serve
 from prefect.deployments.runner import RunnerDeployment
 from prefect.events import DeploymentEventTrigger
-from prefect.settings import PREFECT_UI_URL
+from prefect.settings import PREFECT_API_URL, PREFECT_UI_URL
 
 from certrenew.config import CONFIG_ENV
+from certrenew.errors import CertRenewError
 from flows.detect_expiring import (
     EXPIRING_EVENT,
     RESOURCE_PREFIX,
@@ -42,12 +43,19 @@ def renewal_deployment(config: str | None) -> RunnerDeployment:
 def start_renewal(name: str, config: str | None, force: bool, urgent: bool) -> str:
     """Create a renewal run on the served deployment; returns its page in the Prefect UI."""
     from prefect.deployments import run_deployment
+    from prefect.exceptions import ObjectNotFound
 
-    run = run_deployment(
-        f"{renew_certificate.name}/renew-certificate",
-        parameters={"name": name, "config": config, "force": force, "urgent": urgent},
-        timeout=0,
-    )
+    try:
+        run = run_deployment(
+            f"{renew_certificate.name}/renew-certificate",
+            parameters={"name": name, "config": config, "force": force, "urgent": urgent},
+            timeout=0,
+        )
+    except ObjectNotFound:
+        raise CertRenewError(
+            f"no renewal deployment on the Prefect server at {PREFECT_API_URL.value() or '(none)'}"
+            ": start `certrenew serve` there, and set PREFECT_API_URL to that server here"
+        ) from None
     ui = PREFECT_UI_URL.value()
     return f"{ui}/runs/flow-run/{run.id}" if ui else str(run.id)
 
