@@ -145,7 +145,7 @@ def wait_for_run(flow_run_id: UUID, until: Callable[[Any], bool], timeout: float
 
 
 def wait_for_deployment(timeout: float = 120) -> None:
-    """The serving process registers the deployment and its trigger at start."""
+    """The serving process registers the deployment, then its event trigger (an automation)."""
     from prefect import get_client
     from prefect.exceptions import ObjectNotFound
 
@@ -153,12 +153,21 @@ def wait_for_deployment(timeout: float = 120) -> None:
     with get_client(sync_client=True) as client:
         while time.monotonic() < deadline:
             try:
-                client.read_deployment_by_name(RENEWAL_DEPLOYMENT)
-                return
+                deployment = client.read_deployment_by_name(RENEWAL_DEPLOYMENT)
             except ObjectNotFound:
-                time.sleep(1)
+                time.sleep(0.5)
+                continue
+            automations = client.read_automations()
+            if any(
+                getattr(action, "deployment_id", None) == deployment.id
+                for automation in automations
+                for action in automation.actions
+            ):
+                return
+            time.sleep(0.5)
     raise CertRenewError(
-        f"the deployment {RENEWAL_DEPLOYMENT} was not served within {timeout:.0f} s"
+        f"the deployment {RENEWAL_DEPLOYMENT} and its trigger were not served within "
+        f"{timeout:.0f} s"
     )
 
 
