@@ -9,7 +9,7 @@ and by its public-key fingerprint, never by its bytes.
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Literal
 
@@ -119,11 +119,3 @@ class Retirement:
     retired: bool
     confirmed_by: str
     retired_at: str
-
-
-@dataclass
-class StepOutcome:
-    """A check that may not have an answer yet: the record, or what a person must fix."""
-
-    problem: str = ""
-    details: list[str] = field(default_factory=list)
