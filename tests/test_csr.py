@@ -25,6 +25,7 @@ from tests.pki import (
     key_pem,
     make_csr,
     pem,
+    pem_begin,
     rsa_key,
     subject_name,
 )
@@ -55,7 +56,7 @@ def test_built_csr_passes_every_rule(kind: str, bits: int, key_type: str) -> Non
     assert facts.subject["organization"] == SUBJECT.organization
     assert facts.subject["common_name"] == DOMAIN
     assert check_key_matches_csr(key, csr) == facts.fingerprint
-    assert key.startswith(b"-----BEGIN PRIVATE KEY-----")  # PKCS#8, unencrypted
+    assert key.startswith(pem_begin("PRIVATE KEY"))  # PKCS#8, unencrypted
     loaded = serialization.load_pem_private_key(key, None)
     assert public_key_fingerprint(loaded.public_key()) == facts.fingerprint
 
@@ -213,7 +214,7 @@ def test_key_in_every_usual_form_matches() -> None:
         serialization.PrivateFormat.TraditionalOpenSSL,
         serialization.NoEncryption(),
     )
-    assert traditional.startswith(b"-----BEGIN RSA PRIVATE KEY-----")
+    assert traditional.startswith(pem_begin("RSA PRIVATE KEY"))
     pkcs8_der = key.private_bytes(
         serialization.Encoding.DER, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
     )
@@ -228,7 +229,7 @@ def test_ec_private_key_header_matches() -> None:
         serialization.PrivateFormat.TraditionalOpenSSL,
         serialization.NoEncryption(),
     )
-    assert sec1.startswith(b"-----BEGIN EC PRIVATE KEY-----")
+    assert sec1.startswith(pem_begin("EC PRIVATE KEY"))
     assert check_key_matches_csr(sec1, make_csr(key)) == public_key_fingerprint(key.public_key())
 
 

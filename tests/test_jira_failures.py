@@ -29,6 +29,7 @@ from certrenew.errors import (
 from tasks.tracker import NewTicket, ensure_ticket
 from tasks.tracker.jira import JiraTracker, jql_string, label_query
 from tests.jira_server import JiraServer, parse_jql
+from tests.pki import pem_begin
 
 BOTH = pytest.mark.parametrize("jira_server", ["Server", "Cloud"], indirect=True)
 WRONG_TOKEN = "wrong-token-must-not-leak-7f3a"
@@ -496,7 +497,7 @@ def test_a_whole_chain_logs_nothing_secret(
     jira_server.drop_connection(path=r"/attachments$")
     csr = ensure_ticket(jira_tracker, csr_ticket())
     jira_tracker.add_comment(csr.key, "CSR rebut.")
-    added = jira_tracker.add_attachment(csr.key, "seu.key", b"-----BEGIN PRIVATE KEY-----")
+    added = jira_tracker.add_attachment(csr.key, "seu.key", pem_begin("PRIVATE KEY"))
     jira_tracker.delete_attachment(csr.key, added)
     jira_tracker.close_ticket(csr.key)
     assert jira_server.token and jira_server.token not in caplog.text

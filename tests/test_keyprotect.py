@@ -8,6 +8,7 @@ from cryptography.hazmat.primitives.asymmetric import ec, rsa
 
 from certrenew.errors import CertificateError
 from certrenew.keyprotect import protect_private_key
+from tests.pki import pem_begin
 
 PASSPHRASE = "passphrase-from-the-safe-8812"
 
@@ -31,7 +32,7 @@ def test_without_a_passphrase_the_key_is_kept_as_it_is(key_pem: bytes) -> None:
 
 def test_protected_key_opens_only_with_the_passphrase(key_pem: bytes) -> None:
     protected = protect_private_key(key_pem, PASSPHRASE)
-    assert protected.startswith(b"-----BEGIN ENCRYPTED PRIVATE KEY-----")
+    assert protected.startswith(pem_begin("ENCRYPTED PRIVATE KEY"))
     with pytest.raises(TypeError):
         serialization.load_pem_private_key(protected, None)
     with pytest.raises(ValueError):

@@ -23,6 +23,7 @@ from tasks.archive.renewal import (
     manifest_bytes,
 )
 from tests.fixtures_sharepoint import LIBRARY, SharePointTestbed
+from tests.pki import pem_begin
 
 DOMAIN = "seu.example.cat"
 FOLDER = renewal_folder("CERTIFICATS/CDS", "CESICAT", 2026, DOMAIN)
@@ -142,7 +143,7 @@ def test_archived_key_opens_only_with_the_passphrase(
     files, record = renewal
     archive_renewal(sharepoint.archive(), FOLDER, files, record, key_passphrase=PASSPHRASE)
     stored = sharepoint.site.file(f"{LIBRARY}/{FOLDER}/{DOMAIN}.key")
-    assert stored.startswith(b"-----BEGIN ENCRYPTED PRIVATE KEY-----")
+    assert stored.startswith(pem_begin("ENCRYPTED PRIVATE KEY"))
     with pytest.raises(TypeError):
         serialization.load_pem_private_key(stored, None)
     with pytest.raises(ValueError):
