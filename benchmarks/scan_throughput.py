@@ -27,7 +27,7 @@ from typing import Any
 from cryptography import x509
 
 from certrenew.inventory import CertificateEntry, Endpoint, Inventory, targets
-from certrenew.lab import LocalCA, TLSServer
+from certrenew.lab.tls import LocalCA, TLSServer
 from certrenew.probe import run_scan, scan_targets
 
 DOMAIN = "bench.lab.test"

@@ -27,9 +27,9 @@ from typing import Any, Literal
 
 from cryptography import x509
 
-from certrenew.certs import certificate_facts, load_certificate
 from certrenew.errors import CertRenewError
 from certrenew.inventory import CertificateFile, Endpoint, Inventory, Target, Thresholds, targets
+from certrenew.pki.certs import certificate_facts, load_certificate
 
 Status = Literal["ok", "warning", "critical", "expired", "error"]
 STATUSES: tuple[Status, ...] = ("expired", "critical", "warning", "ok", "error")

@@ -23,13 +23,13 @@ from pathlib import Path
 from typing import Any
 from uuid import UUID
 
-from certrenew.certs import serial_hex
 from certrenew.config import Settings, load_settings
-from certrenew.csr import build_csr
 from certrenew.errors import CertRenewError
-from certrenew.lab import LeafCertificate, LocalCA, TLSServer
+from certrenew.lab.stack import LocalStack
+from certrenew.lab.tls import LeafCertificate, LocalCA, TLSServer
+from certrenew.pki.certs import serial_hex
+from certrenew.pki.csr import build_csr
 from certrenew.renewal import renewal_id
-from deployments.stack import LocalStack
 
 RENEWAL_DEPLOYMENT = "renew-certificate/renew-certificate"
 
@@ -87,7 +87,7 @@ class DemoPeople:
     generated: dict[str, bytes] = field(default_factory=dict)
 
     def answer(self, pause_key: str, renewal: str) -> dict[str, Any]:
-        from tasks.wiring import build_tracker
+        from certrenew.adapters.wiring import build_tracker
 
         tracker = build_tracker(self.settings)
         kind = pause_key.rsplit("-", 1)[0] if pause_key[-1].isdigit() else pause_key
@@ -232,7 +232,7 @@ def _drive(
 ) -> int:
     from prefect.flow_runs import resume_flow_run
 
-    from flows.detect_expiring import detect_expiring_certificates
+    from certrenew.flows.detect_expiring import detect_expiring_certificates
 
     wait_for_deployment()
     detect_expiring_certificates(str(settings.inventory), str(config))
@@ -277,7 +277,7 @@ def _drive(
 
 def demo_report(settings: Settings, result: dict[str, Any]) -> dict[str, Any]:
     """The demo's closing JSON, read back from the tracker and the archive themselves."""
-    from tasks.wiring import build_archive, build_tracker
+    from certrenew.adapters.wiring import build_archive, build_tracker
 
     tracker = build_tracker(settings)
     archive = build_archive(settings).archive

@@ -17,12 +17,12 @@ from prefect.settings import PREFECT_API_URL, PREFECT_UI_URL
 
 from certrenew.config import CONFIG_ENV
 from certrenew.errors import CertRenewError
-from flows.detect_expiring import (
+from certrenew.flows.detect_expiring import (
     EXPIRING_EVENT,
     RESOURCE_PREFIX,
     detect_expiring_certificates,
 )
-from flows.renew_certificate import renew_certificate
+from certrenew.flows.renew_certificate import renew_certificate
 
 
 def renewal_deployment(config: str | None) -> RunnerDeployment:

@@ -26,8 +26,8 @@ from certrenew.renewal_need import (
     expiry_table,
     renewal_decisions,
 )
-from tasks.notices import write_notice
-from tasks.tls import scan_certificates
+from certrenew.tasks.notices import write_notice
+from certrenew.tasks.tls import scan_certificates
 
 EXPIRY_ARTIFACT_KEY = "certificate-expiry"
 EXPIRING_EVENT = "certificate.expiring"

@@ -35,12 +35,17 @@ from certrenew.renewal import (
     Retirement,
     Verification,
 )
-from tasks import forms
-from tasks.archiving import archive_artifacts, find_previous_csr
-from tasks.context import RenewalContext, other_active_run, renewal_context, renewal_step
-from tasks.endpoints import NothingServed, confirm_expiry, now_text, verify_served_certificate
-from tasks.notices import write_notice
-from tasks.tickets import (
+from certrenew.tasks import forms
+from certrenew.tasks.archiving import archive_artifacts, find_previous_csr
+from certrenew.tasks.context import RenewalContext, other_active_run, renewal_context, renewal_step
+from certrenew.tasks.endpoints import (
+    NothingServed,
+    confirm_expiry,
+    now_text,
+    verify_served_certificate,
+)
+from certrenew.tasks.notices import write_notice
+from certrenew.tasks.tickets import (
     ca_named_on_ticket,
     close_tickets,
     collect_certificate,
@@ -52,7 +57,7 @@ from tasks.tickets import (
     record_ca_choice,
     record_ca_request,
 )
-from templates import comments, render
+from certrenew.templates import comments, render
 
 T = TypeVar("T")
 

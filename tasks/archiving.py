@@ -11,15 +11,15 @@ from datetime import UTC, datetime
 
 from prefect.runtime import flow_run
 
-from certrenew.certs import certificate_facts, load_certificate
-from certrenew.csr import check_csr, check_key_matches_csr
+from certrenew.adapters.archive import renewal_folder
+from certrenew.adapters.archive.renewal import MANIFEST_NAME, RenewalRecord, archive_renewal
 from certrenew.errors import CertificateError
+from certrenew.pki.certs import certificate_facts, load_certificate
+from certrenew.pki.csr import check_csr, check_key_matches_csr
 from certrenew.renewal import ArchiveRecord, CsrRecord, IssuedRecord, KeySource, RenewalStart
-from tasks.archive import renewal_folder
-from tasks.archive.renewal import MANIFEST_NAME, RenewalRecord, archive_renewal
-from tasks.context import RenewalContext, renewal_step
-from tasks.tickets import comment_once
-from templates import comments
+from certrenew.tasks.context import RenewalContext, renewal_step
+from certrenew.tasks.tickets import comment_once
+from certrenew.templates import comments
 
 
 def file_names(domain: str) -> dict[str, str]:

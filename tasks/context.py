@@ -17,9 +17,9 @@ from prefect import task
 from prefect.context import TaskRunContext
 from prefect.runtime import flow_run
 
+from certrenew.adapters.tracker import TicketTracker
+from certrenew.adapters.wiring import ArchiveSetup, build_archive, build_tracker
 from certrenew.config import Settings, load_settings
-from tasks.tracker import TicketTracker
-from tasks.wiring import ArchiveSetup, build_archive, build_tracker
 
 P = ParamSpec("P")
 T = TypeVar("T")

@@ -13,7 +13,7 @@ from certrenew.inventory import CertificateEntry, Inventory, load_inventory
 from certrenew.probe import ProbeResult, run_scan
 from certrenew.renewal import RenewalStart, ServedCertificate, Verification, renewal_id
 from certrenew.renewal_need import renewal_decisions
-from tasks.context import RenewalContext, renewal_step
+from certrenew.tasks.context import RenewalContext, renewal_step
 
 
 class NothingServed(CertRenewError):

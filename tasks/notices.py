@@ -9,7 +9,7 @@ from __future__ import annotations
 from email.message import EmailMessage
 from pathlib import Path
 
-from templates import render_ticket
+from certrenew.templates import render_ticket
 
 
 def write_notice(

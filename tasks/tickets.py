@@ -14,9 +14,10 @@ from typing import TypeVar
 
 from cryptography.hazmat.primitives.serialization import Encoding
 
-from certrenew.csr import check_csr, check_key_matches_csr, classify_file, load_csr
+from certrenew.adapters.tracker import Attachment, NewTicket, ensure_ticket
 from certrenew.errors import CertificateError
-from certrenew.issued import check_issued_certificate
+from certrenew.pki.csr import check_csr, check_key_matches_csr, classify_file, load_csr
+from certrenew.pki.issued import check_issued_certificate
 from certrenew.renewal import (
     ArchiveRecord,
     CsrRecord,
@@ -24,9 +25,8 @@ from certrenew.renewal import (
     KeySource,
     RenewalStart,
 )
-from tasks.context import RenewalContext, renewal_step
-from tasks.tracker import Attachment, NewTicket, ensure_ticket
-from templates import comments, render_ticket
+from certrenew.tasks.context import RenewalContext, renewal_step
+from certrenew.templates import comments, render_ticket
 
 T = TypeVar("T")
 MARKER = "[certrenew:"

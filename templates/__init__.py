@@ -12,7 +12,7 @@ from typing import Any
 from jinja2 import Environment, PackageLoader, StrictUndefined
 
 _env = Environment(
-    loader=PackageLoader("templates", ""),
+    loader=PackageLoader("certrenew.templates", ""),
     undefined=StrictUndefined,  # a missing value is a bug, not an empty line in a ticket
     keep_trailing_newline=False,
     trim_blocks=True,

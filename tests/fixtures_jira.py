@@ -18,10 +18,10 @@ from collections.abc import Iterator
 import pytest
 from pydantic import SecretStr
 
+from certrenew.adapters.tracker.jira import JiraTracker
 from certrenew.config import JiraSettings
-from tasks.tracker.jira import JiraTracker
+from certrenew.lab.jira_server import JiraServer
 from tests.jira_openapi import JiraSpec, spec_path
-from tests.jira_server import JiraServer
 
 # The OpenAPI check's own test runs a test session inside the test session.
 pytest_plugins = ["pytester"]

@@ -19,9 +19,10 @@ from uuid import UUID
 import pytest
 import toml
 
+from certrenew.adapters.tracker import TicketTracker
+from certrenew.adapters.wiring import ArchiveSetup, build_archive, build_tracker
 from certrenew.config import Settings, load_settings
-from certrenew.lab import LeafCertificate, LocalCA, TLSServer
-from deployments.demo import (
+from certrenew.deployments.demo import (
     DEMO_TIMINGS,
     EXAMPLES,
     RENEWAL_DEPLOYMENT,
@@ -30,9 +31,8 @@ from deployments.demo import (
     wait_for_deployment,
     write_inventory,
 )
-from deployments.stack import LocalStack
-from tasks.tracker import TicketTracker
-from tasks.wiring import ArchiveSetup, build_archive, build_tracker
+from certrenew.lab.stack import LocalStack
+from certrenew.lab.tls import LeafCertificate, LocalCA, TLSServer
 
 
 @dataclass

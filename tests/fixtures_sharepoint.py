@@ -10,7 +10,7 @@ SharePointArchive whose retry waits are recorded in `testbed.waits` instead of
 slept.
 
 For a whole-runbook test: set each of `testbed.env()` with monkeypatch, let
-`tasks.wiring.build_archive` build the archive from the loaded Settings, then
+`certrenew.adapters.wiring.build_archive` build the archive from the loaded Settings, then
 read what was archived with `testbed.site.file("SUPORT_TECNIC/<folder>/<name>")`
 or the request log `testbed.site.requests(method, contains)`.
 """
@@ -31,9 +31,9 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 from cryptography.x509.oid import NameOID
 
+from certrenew.adapters.archive.sharepoint import SharePointArchive
 from certrenew.config import SharePointSettings
-from tasks.archive.sharepoint import SharePointArchive
-from tests.sharepoint_server import LocalAuthority, LocalSharePoint
+from certrenew.lab.sharepoint_server import LocalAuthority, LocalSharePoint
 
 TENANT_ID = "7f3c1e2a-0000-4000-8000-00000000c0de"
 CLIENT_ID = "5b1d6a9e-0000-4000-8000-0000000a99e1"

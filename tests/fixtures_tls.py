@@ -22,7 +22,7 @@ import pytest
 import yaml
 from cryptography import x509
 
-from certrenew.lab import KeyType, LeafCertificate, LocalCA, TLSServer
+from certrenew.lab.tls import KeyType, LeafCertificate, LocalCA, TLSServer
 
 P12_PASSWORD_ENV = "LAB_SEAL_P12_PASSWORD"
 P12_WRONG_PASSWORD_ENV = "LAB_SEAL_P12_WRONG_PASSWORD"

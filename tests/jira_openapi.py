@@ -36,7 +36,7 @@ from openapi_core import Config, OpenAPI
 from openapi_core.testing import MockRequest, MockResponse
 from openapi_schema_validator import OAS30Validator
 
-from tests.jira_server import Exchange, parse_multipart
+from certrenew.lab.jira_server import Exchange, parse_multipart
 
 SPEC_ENV = "CERTRENEW_JIRA_OPENAPI"
 DEFAULT_SPEC = (

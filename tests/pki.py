@@ -1,6 +1,6 @@
 """Keys, CSRs and certificates made at test time with cryptography directly.
 
-Independent of certrenew.csr on purpose: the tests check our rules against
+Independent of certrenew.pki.csr on purpose: the tests check our rules against
 files made the way a CA or the systems team would make them. Keys are cached
 per size because RSA generation dominates the run time.
 """

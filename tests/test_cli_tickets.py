@@ -8,12 +8,12 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
+from certrenew.adapters.tracker import NewTicket, TicketTracker
+from certrenew.adapters.tracker.local import LocalTracker
 from certrenew.cli import app
+from certrenew.cli.ticket_view import ticket_detail, ticket_table
 from certrenew.config import JiraSettings
 from certrenew.errors import TrackerError
-from tasks.tracker import NewTicket, TicketTracker
-from tasks.tracker.local import LocalTracker
-from tasks.tracker.view import ticket_detail, ticket_table
 from tests.pki import key_pem, rsa_key
 
 KEY_TEXT = key_pem(rsa_key())  # a real key, made at test time

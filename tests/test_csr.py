@@ -6,7 +6,8 @@ import pytest
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.serialization import pkcs7, pkcs12
 
-from certrenew.csr import (
+from certrenew.errors import CertificateError
+from certrenew.pki.csr import (
     SUBJECT_FIELDS,
     build_csr,
     check_csr,
@@ -14,7 +15,6 @@ from certrenew.csr import (
     classify_file,
     public_key_fingerprint,
 )
-from certrenew.errors import CertificateError
 from tests.pki import (
     DOMAIN,
     SUBJECT,

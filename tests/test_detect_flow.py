@@ -15,7 +15,7 @@ import pytest
 import yaml
 
 from certrenew.inventory import Inventory, parse_inventory
-from certrenew.lab import TLSServer
+from certrenew.lab.tls import TLSServer
 from certrenew.probe import ProbeResult
 from certrenew.renewal_need import expiry_notes, expiry_table, renewal_decisions
 from tests.fixtures_tls import ScanLab
@@ -161,7 +161,7 @@ def test_detection_flow_publishes_the_table_and_one_event_per_due_certificate(
     monkeypatch: pytest.MonkeyPatch,
     capfd: pytest.CaptureFixture[str],
 ) -> None:
-    from flows.detect_expiring import detect_expiring_certificates
+    from certrenew.flows.detect_expiring import detect_expiring_certificates
 
     for name, value in scan_lab.env.items():
         monkeypatch.setenv(name, value)

@@ -5,10 +5,10 @@ from __future__ import annotations
 import pytest
 from typer.testing import CliRunner
 
+from certrenew.adapters.tracker import NewTicket
+from certrenew.adapters.tracker.jira import JiraTracker
 from certrenew.cli import app
-from tasks.tracker import NewTicket
-from tasks.tracker.jira import JiraTracker
-from tests.jira_server import JiraServer
+from certrenew.lab.jira_server import JiraServer
 
 
 @pytest.fixture

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from tasks.tracker.jira import JiraTracker
+from certrenew.adapters.tracker.jira import JiraTracker
 from tests.contract.tracker_contract import TrackerContract
 
 

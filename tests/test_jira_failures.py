@@ -18,6 +18,8 @@ import requests
 import trustme
 from pydantic import SecretStr
 
+from certrenew.adapters.tracker import NewTicket, ensure_ticket
+from certrenew.adapters.tracker.jira import JiraTracker, jql_string, label_query
 from certrenew.config import JiraSettings
 from certrenew.errors import (
     AuthenticationError,
@@ -26,9 +28,7 @@ from certrenew.errors import (
     TicketNotFound,
     TrackerError,
 )
-from tasks.tracker import NewTicket, ensure_ticket
-from tasks.tracker.jira import JiraTracker, jql_string, label_query
-from tests.jira_server import JiraServer, parse_jql
+from certrenew.lab.jira_server import JiraServer, parse_jql
 from tests.pki import pem_begin
 
 BOTH = pytest.mark.parametrize("jira_server", ["Server", "Cloud"], indirect=True)
@@ -505,9 +505,9 @@ def test_a_whole_chain_logs_nothing_secret(
 
 
 def test_wiring_builds_the_jira_tracker(jira_settings: JiraSettings) -> None:
+    from certrenew.adapters.tracker import TicketTracker
+    from certrenew.adapters.wiring import build_tracker
     from certrenew.config import Settings
-    from tasks.tracker import TicketTracker
-    from tasks.wiring import build_tracker
 
     tracker = build_tracker(Settings(tracker="jira", jira=jira_settings))
     assert isinstance(tracker, JiraTracker) and isinstance(tracker, TicketTracker)

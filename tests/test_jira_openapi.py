@@ -13,11 +13,11 @@ from typing import Any
 import pytest
 from pydantic import SecretStr
 
+from certrenew.adapters.tracker import NewTicket
+from certrenew.adapters.tracker.jira import JiraTracker
 from certrenew.config import JiraSettings
-from tasks.tracker import NewTicket
-from tasks.tracker.jira import JiraTracker
+from certrenew.lab.jira_server import Exchange, JiraServer
 from tests.jira_openapi import JiraSpec
-from tests.jira_server import Exchange, JiraServer
 
 
 def exchange(
@@ -216,7 +216,7 @@ def test_the_fixture_fails_a_test_whose_answers_break_the_spec(pytester: pytest.
     pytester.makeconftest('pytest_plugins = ["tests.fixtures_jira"]')
     pytester.makepyfile(
         """
-        from tasks.tracker import NewTicket
+        from certrenew.adapters.tracker import NewTicket
 
         def test_right(jira_tracker):
             jira_tracker.create_ticket(NewTicket("SIS", "CSR", "CSR", "certrenew-right"))

@@ -7,7 +7,7 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
 
 from certrenew.errors import CertificateError
-from certrenew.keyprotect import protect_private_key
+from certrenew.pki.keyprotect import protect_private_key
 from tests.pki import pem_begin
 
 PASSPHRASE = "passphrase-from-the-safe-8812"

@@ -12,8 +12,8 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 
-from certrenew.certs import certificate_facts, load_certificate
-from certrenew.lab import LeafCertificate, LocalCA, TLSServer
+from certrenew.lab.tls import LeafCertificate, LocalCA, TLSServer
+from certrenew.pki.certs import certificate_facts, load_certificate
 from certrenew.probe import fetch_served_certificate
 
 

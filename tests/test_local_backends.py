@@ -9,12 +9,12 @@ from pathlib import Path
 
 import pytest
 
+from certrenew.adapters.archive import Archive, renewal_folder
+from certrenew.adapters.archive.local import LocalArchive
+from certrenew.adapters.tracker import Link, NewTicket, TicketTracker, local
+from certrenew.adapters.tracker.local import LocalTracker, TicketLink
 from certrenew.config import JiraSettings
 from certrenew.errors import ArchiveError, ServiceUnavailable, TicketNotFound, TrackerError
-from tasks.archive import Archive, renewal_folder
-from tasks.archive.local import LocalArchive
-from tasks.tracker import Link, NewTicket, TicketTracker, local
-from tasks.tracker.local import LocalTracker, TicketLink
 from tests.contract.archive_contract import ArchiveContract
 from tests.contract.tracker_contract import TrackerContract, new_ticket
 

@@ -15,9 +15,9 @@ import pytest
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 
-from certrenew.certs import serial_hex
-from certrenew.csr import build_csr
 from certrenew.inventory import load_inventory
+from certrenew.pki.certs import serial_hex
+from certrenew.pki.csr import build_csr
 from certrenew.probe import run_scan
 from certrenew.renewal import renewal_id
 from tests.fixtures_renewal import RenewalLab

@@ -13,14 +13,14 @@ from pathlib import Path
 
 import pytest
 
+from certrenew.adapters.wiring import build_tracker
 from certrenew.config import load_settings
+from certrenew.deployments.demo import DEMO_TIMINGS, DemoPeople
+from certrenew.lab.jira_server import JiraServer
 from certrenew.renewal import renewal_id
-from deployments.demo import DEMO_TIMINGS, DemoPeople
-from tasks.wiring import build_tracker
 from tests.fixtures_jira import FAST_RETRIES
 from tests.fixtures_renewal import RenewalLab, example_config
 from tests.fixtures_sharepoint import LIBRARY, SharePointTestbed
-from tests.jira_server import JiraServer
 from tests.test_renewal_flow import key_lines, served_serial
 
 pytestmark = pytest.mark.prefect

@@ -9,12 +9,12 @@ from email.utils import format_datetime
 import pytest
 import requests
 
+from certrenew.adapters.archive import store_file
+from certrenew.adapters.archive.sharepoint import SharePointArchive
+from certrenew.adapters.archive.sharepoint.http import retry_after_seconds
+from certrenew.adapters.wiring import build_archive
 from certrenew.config import Settings
 from certrenew.errors import ArchiveError
-from tasks.archive import store_file
-from tasks.archive.sharepoint import SharePointArchive
-from tasks.archive.sharepoint_http import retry_after_seconds
-from tasks.wiring import build_archive
 from tests.contract.archive_contract import FOLDER, ArchiveContract
 from tests.fixtures_sharepoint import CLIENT_ID, LIBRARY, SharePointTestbed
 

@@ -8,8 +8,8 @@ import pytest
 from cryptography.hazmat.primitives import hashes
 from typer.testing import CliRunner
 
+from certrenew.adapters.archive.sharepoint.check import CHECK_FOLDER, check_sharepoint
 from certrenew.cli import app
-from tasks.archive.sharepoint_check import CHECK_FOLDER, check_sharepoint
 from tests.fixtures_sharepoint import CLIENT_ID, LIBRARY, LIBRARY_TITLE, SharePointTestbed
 
 STEPS = [

@@ -11,6 +11,10 @@ import msal
 import pytest
 from office365.sharepoint.client_context import ClientContext
 
+from certrenew.adapters.archive import store_file
+from certrenew.adapters.archive.sharepoint import SharePointArchive
+from certrenew.adapters.archive.sharepoint.auth import site_scope
+from certrenew.adapters.archive.sharepoint.http import PatientSession, RetryPolicy
 from certrenew.errors import (
     ArchiveError,
     AuthenticationError,
@@ -18,13 +22,9 @@ from certrenew.errors import (
     ConfigError,
     ServiceUnavailable,
 )
-from tasks.archive import store_file
-from tasks.archive.sharepoint import SharePointArchive
-from tasks.archive.sharepoint_auth import site_scope
-from tasks.archive.sharepoint_http import PatientSession, RetryPolicy
+from certrenew.lab.sharepoint_server import Request
 from tests.contract.archive_contract import FOLDER
 from tests.fixtures_sharepoint import CLIENT_ID, LIBRARY, SharePointTestbed, make_app_credential
-from tests.sharepoint_server import Request
 
 
 def _fails(archive: SharePointArchive) -> CertRenewError:
@@ -263,7 +263,7 @@ def test_unreachable_site_becomes_service_unavailable(sharepoint: SharePointTest
 def test_retries_are_logged_without_secrets(
     sharepoint: SharePointTestbed, caplog: pytest.LogCaptureFixture
 ) -> None:
-    caplog.set_level(logging.WARNING, logger="tasks.archive.sharepoint_http")
+    caplog.set_level(logging.WARNING, logger="certrenew.adapters.archive.sharepoint.http")
     sharepoint.site.inject(429, retry_after="1", when=_is_upload)
     store_file(sharepoint.archive(), FOLDER, "a.crt", b"crt")
     [record] = caplog.records

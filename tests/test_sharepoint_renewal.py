@@ -12,16 +12,16 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 from cryptography.x509.oid import NameOID
 
-from certrenew.certs import certificate_facts
-from certrenew.errors import ArchiveConflict
-from tasks.archive import ArchivedFile, renewal_folder
-from tasks.archive.renewal import (
+from certrenew.adapters.archive import ArchivedFile, renewal_folder
+from certrenew.adapters.archive.renewal import (
     MANIFEST_NAME,
     RenewalRecord,
     archive_renewal,
     certificate_summary,
     manifest_bytes,
 )
+from certrenew.errors import ArchiveConflict
+from certrenew.pki.certs import certificate_facts
 from tests.fixtures_sharepoint import LIBRARY, SharePointTestbed
 from tests.pki import pem_begin
 

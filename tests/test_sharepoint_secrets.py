@@ -16,11 +16,11 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 from typer.testing import CliRunner
 
-from certrenew.certs import certificate_facts
+from certrenew.adapters.archive import store_file
+from certrenew.adapters.archive.renewal import RenewalRecord, archive_renewal
 from certrenew.cli import app
 from certrenew.errors import CertRenewError
-from tasks.archive import store_file
-from tasks.archive.renewal import RenewalRecord, archive_renewal
+from certrenew.pki.certs import certificate_facts
 from tests.contract.archive_contract import FOLDER
 from tests.fixtures_sharepoint import CLIENT_ID, SharePointTestbed, make_app_credential
 from tests.test_sharepoint_renewal import _issue

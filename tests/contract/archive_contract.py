@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
+from certrenew.adapters.archive import Archive, StoredFile, renewal_folder, store_file
 from certrenew.errors import ArchiveConflict
-from tasks.archive import Archive, StoredFile, renewal_folder, store_file
 
 # Spaces, accents and apostrophes, as in real library and domain names.
 FOLDER = renewal_folder("CERTIFICATS/CDS", "CESICAT", 2026, "l'àrea de prova.example.cat")

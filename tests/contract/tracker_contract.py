@@ -6,8 +6,8 @@ import itertools
 
 import pytest
 
+from certrenew.adapters.tracker import Link, NewTicket, TicketTracker, ensure_ticket
 from certrenew.errors import TicketNotFound
-from tasks.tracker import Link, NewTicket, TicketTracker, ensure_ticket
 
 _counter = itertools.count()
 

@@ -12,8 +12,8 @@ import os
 import tempfile
 from pathlib import Path
 
+from certrenew.adapters.archive import StoredFile
 from certrenew.errors import ArchiveConflict, ArchiveError
-from tasks.archive import StoredFile
 
 # A write in progress (or cut short by a crash): never listed as an archived file.
 _TEMP_PREFIX = ".upload-"

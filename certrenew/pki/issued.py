@@ -1,6 +1,6 @@
 """Step 4 of the runbook: is the file the CA sent the certificate for this renewal?
 
-Self-contained like certrenew.certs. A CA mails a leaf alone, a leaf with its
+Self-contained like certrenew.pki.certs. A CA mails a leaf alone, a leaf with its
 chain in one PEM, DER, or a PKCS#7 bundle whose certificates come in any
 order; all are accepted and the leaf is found by its public key, not by its
 position. Messages say what is wrong and what to ask for; the caller adds
@@ -16,10 +16,10 @@ from cryptography import x509
 from cryptography.exceptions import InvalidSignature, UnsupportedAlgorithm
 from cryptography.hazmat.primitives.serialization import Encoding, pkcs7
 
-from certrenew.certs import CertificateFacts, certificate_facts, load_certificate
-from certrenew.csr import PEM_LABEL, classify_file, describe_file, key_problem
-from certrenew.csr import public_key_fingerprint as fingerprint_of
 from certrenew.errors import CertificateError
+from certrenew.pki.certs import CertificateFacts, certificate_facts, load_certificate
+from certrenew.pki.csr import PEM_LABEL, classify_file, describe_file, key_problem
+from certrenew.pki.csr import public_key_fingerprint as fingerprint_of
 
 # What any certificate issued today must at least have (the CSR rules are
 # stricter and configurable; these catch a CA mistake or a foreign file).

@@ -20,9 +20,9 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 
+from certrenew.adapters.tracker import Attachment, Link, NewTicket, Ticket
 from certrenew.config import JiraSettings
 from certrenew.errors import ServiceUnavailable, TicketNotFound, TrackerError
-from tasks.tracker import Attachment, Link, NewTicket, Ticket
 
 OPEN_STATUS = "Open"
 # Long enough for a writer to finish a large attachment on a loaded laptop.

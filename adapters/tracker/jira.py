@@ -31,6 +31,7 @@ from urllib.parse import urlsplit
 import requests
 from jira import JIRA, JIRAError
 
+from certrenew.adapters.tracker import Attachment, Link, NewTicket, Ticket
 from certrenew.config import JiraSettings
 from certrenew.errors import (
     AuthenticationError,
@@ -40,7 +41,6 @@ from certrenew.errors import (
     TicketNotFound,
     TrackerError,
 )
-from tasks.tracker import Attachment, Link, NewTicket, Ticket
 
 T = TypeVar("T")
 
@@ -104,7 +104,7 @@ def _retry_after(response: requests.Response | None) -> float | None:
 
 
 class JiraTracker:
-    """The runbook's tickets in Jira; see tasks.tracker.TicketTracker for the contract."""
+    """The runbook's tickets in Jira; the contract is TicketTracker's."""
 
     def __init__(self, settings: JiraSettings, *, sleep: Callable[[float], None] = time.sleep):
         if not settings.url:

@@ -1,6 +1,6 @@
 """A Prefect server and a serving process on this machine, for the demo and the tests.
 
-Each is a real process (`prefect server start`, `python -m deployments.serve`),
+Each is a real process (`prefect server start`, `python -m certrenew.deployments.serve`),
 started with its own PREFECT_HOME so nothing touches the user's ~/.prefect.
 """
 
@@ -107,7 +107,7 @@ class LocalStack:
                 self.home / "server.log",
             )
             self._wait_healthy(timeout)
-        args = [sys.executable, "-m", "deployments.serve"]
+        args = [sys.executable, "-m", "certrenew.deployments.serve"]
         if self.config:
             args += ["--config", str(self.config)]
         self.runner = Process(args, self.env, self.home / "serve.log")

@@ -1,6 +1,6 @@
 """Step 1 of the runbook: what makes a CSR and its private key acceptable.
 
-Self-contained like certrenew.certs: no Prefect, Jira or SharePoint. Messages
+Self-contained like certrenew.pki.certs: no Prefect, Jira or SharePoint. Messages
 say what is wrong and what to ask for; the caller adds which ticket the file
 came from. Key bytes never enter a message, only public fingerprints.
 """
@@ -21,9 +21,9 @@ from cryptography.hazmat.primitives.asymmetric.types import PrivateKeyTypes, Pub
 from cryptography.hazmat.primitives.serialization import pkcs7
 from cryptography.x509.oid import NameOID
 
-from certrenew.certs import _looks_like_pkcs12, key_description
 from certrenew.config import CsrSettings
 from certrenew.errors import CertificateError
+from certrenew.pki.certs import _looks_like_pkcs12, key_description
 
 FileKind = Literal["csr", "private_key", "certificate", "pkcs7", "pkcs12", "unknown"]
 

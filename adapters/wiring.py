@@ -10,9 +10,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Literal
 
+from certrenew.adapters.archive import Archive
+from certrenew.adapters.tracker import TicketTracker
 from certrenew.config import Settings
-from tasks.archive import Archive
-from tasks.tracker import TicketTracker
 
 
 @dataclass(frozen=True)
@@ -24,21 +24,21 @@ class ArchiveSetup:
 
 def build_tracker(settings: Settings) -> TicketTracker:
     if settings.tracker == "jira":
-        from tasks.tracker.jira import JiraTracker
+        from certrenew.adapters.tracker.jira import JiraTracker
 
         return JiraTracker.from_settings(settings.jira)
-    from tasks.tracker.local import LocalTracker
+    from certrenew.adapters.tracker.local import LocalTracker
 
     return LocalTracker(settings.data_dir / "tickets.sqlite3", settings.jira)
 
 
 def build_archive(settings: Settings) -> ArchiveSetup:
     if settings.archive == "sharepoint":
-        from tasks.archive.sharepoint import SharePointArchive
+        from certrenew.adapters.archive.sharepoint import SharePointArchive
 
         sp = settings.sharepoint
         return ArchiveSetup(SharePointArchive.from_settings(sp), sp.root_folder, sp.on_conflict)
-    from tasks.archive.local import LocalArchive
+    from certrenew.adapters.archive.local import LocalArchive
 
     return ArchiveSetup(
         LocalArchive(settings.local_archive_path()),

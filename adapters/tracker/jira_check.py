@@ -15,6 +15,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Literal
 
+from certrenew.adapters.tracker.jira import JiraTracker
 from certrenew.config import JiraSettings
 from certrenew.errors import (
     AuthenticationError,
@@ -22,7 +23,6 @@ from certrenew.errors import (
     ServiceUnavailable,
     TicketNotFound,
 )
-from tasks.tracker.jira import JiraTracker
 
 State = Literal["ok", "missing", "not checked"]
 

@@ -14,9 +14,9 @@ from rich.console import Group, RenderableType
 from rich.table import Table
 from rich.text import Text
 
+from certrenew.adapters.tracker import Ticket, TicketTracker
+from certrenew.adapters.tracker.local import Comment, TicketLink
 from certrenew.errors import TrackerError
-from tasks.tracker import Ticket, TicketTracker
-from tasks.tracker.local import Comment, TicketLink
 
 
 @runtime_checkable

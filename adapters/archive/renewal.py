@@ -14,9 +14,9 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
-from certrenew.certs import CertificateFacts
-from certrenew.keyprotect import protect_private_key
-from tasks.archive import Archive, ArchivedFile, store_file
+from certrenew.adapters.archive import Archive, ArchivedFile, store_file
+from certrenew.pki.certs import CertificateFacts
+from certrenew.pki.keyprotect import protect_private_key
 
 MANIFEST_NAME = "manifest.json"
 MANIFEST_FORMAT = 1

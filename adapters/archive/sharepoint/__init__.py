@@ -22,11 +22,16 @@ from office365.sharepoint.files.file import File
 from office365.sharepoint.files.move_operations import MoveOperations
 from requests.exceptions import RequestException, SSLError
 
+from certrenew.adapters.archive import StoredFile
+from certrenew.adapters.archive.sharepoint.auth import (
+    ENV,
+    AppTokenSource,
+    load_app_certificate,
+    site_scope,
+)
+from certrenew.adapters.archive.sharepoint.http import PatientSession, RetryPolicy
 from certrenew.config import SharePointSettings
 from certrenew.errors import ArchiveError, AuthenticationError, ConfigError
-from tasks.archive import StoredFile
-from tasks.archive.sharepoint_auth import ENV, AppTokenSource, load_app_certificate, site_scope
-from tasks.archive.sharepoint_http import PatientSession, RetryPolicy
 
 _REQUIRED = ("site_url", "library", "client_id", "cert_path")
 

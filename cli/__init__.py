@@ -73,8 +73,8 @@ def show_tickets(
     config: ConfigOption = None,
 ) -> None:
     """List the renewal tickets, or show one ticket's description, links, comments and files."""
-    from tasks.tracker.view import ticket_detail, ticket_table
-    from tasks.wiring import build_tracker
+    from certrenew.adapters.wiring import build_tracker
+    from certrenew.cli.ticket_view import ticket_detail, ticket_table
 
     tracker = build_tracker(settings_from(config))
     view = ticket_detail(tracker, key.upper()) if key else ticket_table(tracker, label)
@@ -146,8 +146,8 @@ def renew(
 ) -> None:
     """Start the renewal runbook for one certificate (needs `certrenew serve` running)."""
     from certrenew.config import config_path
+    from certrenew.deployments.serve import start_renewal
     from certrenew.inventory import load_inventory
-    from deployments.serve import start_renewal
 
     settings = settings_from(config)
     entry = load_inventory(settings.inventory).get(name)
@@ -161,7 +161,7 @@ def renew(
 def serve_deployments(config: ConfigOption = None) -> None:
     """Serve the renewal flow (and start renewals from expiring-certificate events)."""
     from certrenew.config import config_path
-    from deployments.serve import main as serve_main
+    from certrenew.deployments.serve import main as serve_main
 
     path = config_path(config)
     serve_main(["--config", str(path.resolve())] if path else [])
@@ -182,7 +182,7 @@ def demo(
     config: ConfigOption = None,
 ) -> None:
     """Run the whole runbook on this machine: local Prefect, TLS endpoint, CA and tickets."""
-    from deployments.demo import run_demo
+    from certrenew.deployments.demo import run_demo
 
     raise typer.Exit(run_demo(config, unattended, as_json, data_dir.resolve()))
 
@@ -191,7 +191,7 @@ def demo(
 @friendly_errors
 def check_sharepoint_command(config: ConfigOption = None) -> None:
     """Get a token, resolve the site and library, write and delete a probe file."""
-    from tasks.archive.sharepoint_check import check_sharepoint
+    from certrenew.adapters.archive.sharepoint.check import check_sharepoint
 
     results = check_sharepoint(settings_from(config).sharepoint)
     marks = {
@@ -221,7 +221,7 @@ def check_jira_command(
     ] = None,
 ) -> None:
     """Check that Jira has what the ticket chain needs; exit 1 if something is missing."""
-    from tasks.tracker.jira_check import all_present, check_jira, format_checklist
+    from certrenew.adapters.tracker.jira_check import all_present, check_jira, format_checklist
 
     items = check_jira(settings_from(config).jira, issue=issue)
     sys.stdout.write(format_checklist(items) + "\n")

@@ -13,9 +13,9 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
+from certrenew.adapters.archive.sharepoint import SharePointArchive
 from certrenew.config import SharePointSettings
 from certrenew.errors import CertRenewError
-from tasks.archive.sharepoint import SharePointArchive
 
 CHECK_FOLDER = "_certrenew_check"
 

@@ -13,7 +13,7 @@ client never hears about it).
 Runs on 127.0.0.1, port chosen by the OS, in a daemon thread. For trying the
 product by hand (e.g. `certrenew demo --unattended` with `tracker = "jira"`):
 
-    python -m tests.jira_server [--cloud] [--port 8088]
+    python -m certrenew.lab.jira_server [--cloud] [--port 8088]
 """
 
 from __future__ import annotations
