@@ -14,7 +14,7 @@ from office365.sharepoint.client_context import ClientContext
 from certrenew.adapters.archive import store_file
 from certrenew.adapters.archive.sharepoint import SharePointArchive
 from certrenew.adapters.archive.sharepoint.auth import site_scope
-from certrenew.adapters.archive.sharepoint.http import PatientSession, RetryPolicy
+from certrenew.adapters.archive.sharepoint.http import PatientSession
 from certrenew.errors import (
     ArchiveError,
     AuthenticationError,
@@ -23,6 +23,7 @@ from certrenew.errors import (
     ServiceUnavailable,
 )
 from certrenew.lab.sharepoint_server import Request
+from certrenew.retry import RetryPolicy
 from tests.contract.archive_contract import FOLDER
 from tests.fixtures_sharepoint import CLIENT_ID, LIBRARY, SharePointTestbed, make_app_credential
 

@@ -22,9 +22,6 @@ import io
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
-from datetime import UTC, datetime
-from email.utils import parsedate_to_datetime
 from typing import Any, TypeVar
 from urllib.parse import urlsplit
 
@@ -37,10 +34,10 @@ from certrenew.errors import (
     AuthenticationError,
     CertRenewError,
     ConfigError,
-    ServiceUnavailable,
     TicketNotFound,
     TrackerError,
 )
+from certrenew.retry import GaveUp, RetryPolicy, Transient, retry_after_seconds, retrying
 
 T = TypeVar("T")
 
@@ -69,40 +66,6 @@ def label_query(label: str) -> str:
     return f"labels = {jql_string(label)} ORDER BY created ASC"
 
 
-@dataclass(frozen=True)
-class RetryPolicy:
-    """How long a step keeps trying before it hands over to the flow's longer wait."""
-
-    retries: int
-    base_seconds: float
-    max_seconds: float
-    sleep: Callable[[float], None] = time.sleep
-
-    def backoff(self, retry: int) -> float:
-        return min(self.max_seconds, self.base_seconds * 2**retry)
-
-
-@dataclass(frozen=True)
-class _Transient:
-    """One failed attempt worth repeating; `wait` is Jira's own Retry-After when it gave one."""
-
-    reason: str
-    wait: float | None = None
-
-
-def _retry_after(response: requests.Response | None) -> float | None:
-    value = response.headers.get("Retry-After") if response is not None else None
-    if not value:
-        return None
-    if value.strip().isdigit():
-        return float(value)
-    try:
-        when = parsedate_to_datetime(value)
-    except (TypeError, ValueError):
-        return None
-    return max(0.0, (when - datetime.now(UTC)).total_seconds())
-
-
 class JiraTracker:
     """The runbook's tickets in Jira; the contract is TicketTracker's."""
 
@@ -121,12 +84,15 @@ class JiraTracker:
         self.url = settings.url.rstrip("/")
         self.settings = settings
         self._auth = self._credentials(settings)
+        # retry_attempts counts retries; the policy counts tries. A Retry-After above the
+        # cap hands over to the flow: retrying sooner than Jira asked only gets refused.
         self._retry = RetryPolicy(
-            settings.retry_attempts,
+            settings.retry_attempts + 1,
             settings.retry_base_delay_seconds,
             settings.retry_max_delay_seconds,
-            sleep,
+            clamp_retry_after=False,
         )
+        self._sleep = sleep
         self._jira: JIRA | None = None
         self._lock = threading.Lock()
 
@@ -179,55 +145,67 @@ class JiraTracker:
         already_done: Callable[[JIRA], T | None] | None = None,
         connect: bool = False,
     ) -> T:
-        """Run `action` with retries; translate every failure into an actionable project error."""
-        last = ""
-        for attempt in range(self._retry.retries + 1):
-            # Failures are raised after the `except` block so that no library exception
-            # (whose text carries the request headers) rides along as __context__.
-            outcome: _Transient | CertRenewError
-            try:
-                jira = None if connect else self._client()
-                if attempt and already_done is not None and jira is not None:
-                    done = already_done(jira)
-                    if done is not None:
-                        return done
-                return action(jira)  # type: ignore[arg-type]
-            except JIRAError as exc:
-                outcome = self._failure(what, exc, gone=gone, connect=connect)
-            except requests.exceptions.SSLError:
-                outcome = TrackerError(
-                    f"the TLS certificate of {self.url} is not trusted: set jira.ca_bundle to "
-                    "the CA bundle that issued it (a private CA), or fix jira.url"
-                )
-            except (requests.exceptions.InvalidURL, requests.exceptions.MissingSchema):
-                outcome = ConfigError(f"jira.url {self.url!r} is not a valid URL")
-            except requests.RequestException as exc:
-                outcome = _Transient(f"no answer ({type(exc).__name__})")
-            if isinstance(outcome, CertRenewError):
-                raise outcome
-            last = outcome.reason
-            if attempt == self._retry.retries:
-                break
-            wait = outcome.wait if outcome.wait is not None else self._retry.backoff(attempt)
-            if wait > self._retry.max_seconds:
-                raise ServiceUnavailable(
-                    f"Jira at {self.url} asks to wait {wait:.0f} s before trying to {what} "
-                    f"({outcome.reason}): the renewal waits and tries again later"
-                )
-            self._retry.sleep(wait)
-        tries = self._retry.retries + 1
-        raise ServiceUnavailable(
-            f"Jira at {self.url} did not {what} after {tries} attempt{'s' * (tries > 1)} "
-            f"(last: {last}): the renewal waits and tries again later; check that Jira is up"
+        """Run `action` with retries; translate every failure into an actionable project error.
+
+        `retrying` raises the translations outside its `except` block, so no library
+        exception (whose text carries the request headers) rides along as __context__.
+        """
+
+        def attempt(number: int) -> T:
+            jira = None if connect else self._client()
+            if number > 1 and already_done is not None and jira is not None:
+                done = already_done(jira)
+                if done is not None:
+                    return done
+            return action(jira)  # type: ignore[arg-type]
+
+        return retrying(
+            attempt,
+            self._retry,
+            classify=lambda exc: self._classify(what, exc, gone=gone, connect=connect),
+            describe=lambda stop: self._gave_up(what, stop),
+            sleep=self._sleep,
         )
+
+    def _gave_up(self, what: str, stop: GaveUp) -> str:
+        if stop.over_cap:
+            return (
+                f"Jira at {self.url} asks to wait {stop.last.retry_after:.0f} s before trying to "
+                f"{what} ({stop.last.reason}): the renewal waits and tries again later"
+            )
+        tries = stop.attempts
+        return (
+            f"Jira at {self.url} did not {what} after {tries} attempt{'s' * (tries > 1)} "
+            f"(last: {stop.last.reason}): the renewal waits and tries again later; check "
+            "that Jira is up"
+        )
+
+    def _classify(
+        self, what: str, exc: Exception, *, gone: CertRenewError | None, connect: bool
+    ) -> Transient | CertRenewError | None:
+        """Library failures as Transient or as the error to raise; None lets ours through."""
+        if isinstance(exc, JIRAError):
+            return self._failure(what, exc, gone=gone, connect=connect)
+        if isinstance(exc, requests.exceptions.SSLError):
+            return TrackerError(
+                f"the TLS certificate of {self.url} is not trusted: set jira.ca_bundle to "
+                "the CA bundle that issued it (a private CA), or fix jira.url"
+            )
+        if isinstance(exc, requests.exceptions.InvalidURL | requests.exceptions.MissingSchema):
+            return ConfigError(f"jira.url {self.url!r} is not a valid URL")
+        if isinstance(exc, requests.RequestException):
+            return Transient(f"no answer ({type(exc).__name__})")
+        return None
 
     def _failure(
         self, what: str, exc: JIRAError, *, gone: CertRenewError | None, connect: bool
-    ) -> _Transient | CertRenewError:
-        """The repeatable failures as _Transient, the final ones as the error to raise."""
+    ) -> Transient | CertRenewError:
+        """The repeatable failures as Transient, the final ones as the error to raise."""
         status = exc.status_code
         if status == 429 or (status is not None and status >= 500):
-            return _Transient(f"HTTP {status}", _retry_after(exc.response))
+            # Not `if exc.response`: a Response is falsy when its status is an error.
+            header = exc.response.headers.get("Retry-After") if exc.response is not None else None
+            return Transient(f"HTTP {status}", retry_after_seconds(header))
         if status == 401 or (status == 403 and connect):
             return AuthenticationError(
                 f"Jira at {self.url} refused the credentials (HTTP {status}) while trying to "

@@ -29,9 +29,10 @@ from certrenew.adapters.archive.sharepoint.auth import (
     load_app_certificate,
     site_scope,
 )
-from certrenew.adapters.archive.sharepoint.http import PatientSession, RetryPolicy
+from certrenew.adapters.archive.sharepoint.http import PatientSession
 from certrenew.config import SharePointSettings
 from certrenew.errors import ArchiveError, AuthenticationError, ConfigError
+from certrenew.retry import RetryPolicy
 
 _REQUIRED = ("site_url", "library", "client_id", "cert_path")
 
@@ -71,7 +72,10 @@ class SharePointArchive:
         assert settings.cert_path is not None
         certificate = load_app_certificate(settings.cert_path, settings.secret_cert_password())
         session = PatientSession(
-            RetryPolicy(settings.retry_attempts, settings.retry_max_delay_seconds),
+            RetryPolicy(
+                attempts=settings.retry_attempts,
+                max_delay_seconds=settings.retry_max_delay_seconds,
+            ),
             verify=str(settings.ca_bundle) if settings.ca_bundle else True,
             sleep=sleep,
         )

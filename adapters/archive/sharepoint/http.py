@@ -3,9 +3,11 @@
 SharePoint throttles with 429/503 and a `Retry-After` header, and both services
 have short outages. Retrying each request here, below msal and the office365
 library, keeps an upload session or a form-digest refresh going instead of
-restarting the step. Every wait is bounded (attempts and a cap on each delay),
-and when the service stays away the step gets ServiceUnavailable: the flow
-waits and retries later, keeping its state.
+restarting the step. The policy, the `Retry-After` parser and the loop are
+certrenew.retry's, shared with Jira: every wait is bounded (attempts and a cap
+on each delay, a longer `Retry-After` included), and when the service stays
+away the step gets ServiceUnavailable: the flow waits and retries later,
+keeping its state.
 """
 
 from __future__ import annotations
@@ -13,8 +15,6 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
-from email.utils import parsedate_to_datetime
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -23,7 +23,8 @@ from requests import PreparedRequest, Response
 from requests.exceptions import ConnectionError as RequestsConnectionError
 from requests.exceptions import SSLError, Timeout
 
-from certrenew.errors import ServiceUnavailable
+from certrenew import retry
+from certrenew.retry import GaveUp, RetryPolicy, Transient, retrying
 
 log = logging.getLogger(__name__)
 
@@ -31,31 +32,16 @@ log = logging.getLogger(__name__)
 TRANSIENT_STATUS = frozenset({408, 429, 500, 502, 503, 504})
 
 
-@dataclass(frozen=True)
-class RetryPolicy:
-    attempts: int = 6
-    max_delay_seconds: float = 60.0
-
-    def delay(self, attempt: int, retry_after: float | None) -> float:
-        """Retry-After when the server names one, else 1, 2, 4 ... seconds; never above the cap."""
-        wanted = retry_after if retry_after is not None else float(2 ** (attempt - 1))
-        return min(wanted, self.max_delay_seconds)
-
-
 def retry_after_seconds(response: Response) -> float | None:
-    """`Retry-After` as seconds (RFC 9110: delay-seconds or an HTTP-date); None when absent."""
-    value = response.headers.get("Retry-After")
-    if value is None:
-        return None
-    try:
-        return max(0.0, float(value))
-    except ValueError:
-        pass
-    try:
-        when = parsedate_to_datetime(value)
-    except (TypeError, ValueError):
-        return None
-    return max(0.0, when.timestamp() - time.time())
+    """The answer's `Retry-After` in seconds, parsed the one way every adapter parses it."""
+    return retry.retry_after_seconds(response.headers.get("Retry-After"))
+
+
+def _network_failure(exc: Exception) -> Transient | None:
+    """Dropped connections and timeouts are worth repeating; an untrusted certificate is not."""
+    if isinstance(exc, RequestsConnectionError | Timeout) and not isinstance(exc, SSLError):
+        return Transient(f"network error ({type(exc).__name__})")
+    return None
 
 
 class PatientSession(requests.Session):
@@ -83,39 +69,39 @@ class PatientSession(requests.Session):
 
     def send(self, request: PreparedRequest, **kwargs: Any) -> Response:
         target = f"{request.method} {_where(request.url)}"
-        last = ""
-        waited = 0.0
-        for attempt in range(1, self.policy.attempts + 1):
-            retry_after: float | None = None
-            try:
-                response = super().send(request, **kwargs)
-            except SSLError:
-                raise
-            except (RequestsConnectionError, Timeout) as exc:
-                last = f"network error ({type(exc).__name__})"
-            else:
-                if response.status_code not in TRANSIENT_STATUS:
-                    return response
-                retry_after = retry_after_seconds(response)
-                last = f"HTTP {response.status_code}"
+        send_once = super().send
+
+        def attempt(_: int) -> Response:
+            response = send_once(request, **kwargs)
+            if response.status_code in TRANSIENT_STATUS:
                 response.close()
-            if attempt == self.policy.attempts:
-                break
-            delay = self.policy.delay(attempt, retry_after)
+                raise Transient(f"HTTP {response.status_code}", retry_after_seconds(response))
+            return response
+
+        def logged(failure: Transient, delay: float, next_attempt: int) -> None:
             log.warning(
                 "%s: %s; retrying in %.1f s (attempt %d of %d)",
                 target,
-                last,
+                failure.reason,
                 delay,
-                attempt + 1,
+                next_attempt,
                 self.policy.attempts,
             )
-            self._sleep(delay)
-            waited += delay
-        raise ServiceUnavailable(
-            f"{_where(request.url, path=False)} is unavailable ({last} on {target}, "
-            f"{self.policy.attempts} attempts over {waited:.0f} s); the step waits and "
-            "retries later, the renewal keeps its state"
+
+        def gave_up(stop: GaveUp) -> str:
+            return (
+                f"{_where(request.url, path=False)} is unavailable ({stop.last.reason} on "
+                f"{target}, {stop.attempts} attempts over {stop.waited:.0f} s); the step "
+                "waits and retries later, the renewal keeps its state"
+            )
+
+        return retrying(
+            attempt,
+            self.policy,
+            classify=_network_failure,
+            describe=gave_up,
+            sleep=self._sleep,
+            on_retry=logged,
         )
 
 
