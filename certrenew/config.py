@@ -21,6 +21,7 @@ from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
 from certrenew.errors import ConfigError
+from certrenew.pki.csr import SubjectRules
 
 CONFIG_ENV = "CERTRENEW_CONFIG"
 
@@ -51,6 +52,23 @@ class CsrSettings(Section):
     email: str
     min_rsa_bits: int = Field(2048, ge=2048)
     ec_curves: list[str] = ["secp256r1", "secp384r1"]
+
+    def rules(self) -> SubjectRules:
+        """These settings as the plain rules certrenew.pki checks CSRs against.
+
+        The certificate library knows no configuration system, so the
+        validated settings are handed over as values.
+        """
+        return SubjectRules(
+            organization=self.organization,
+            organizational_unit=self.organizational_unit,
+            locality=self.locality,
+            state=self.state,
+            country=self.country,
+            email=self.email,
+            min_rsa_bits=self.min_rsa_bits,
+            ec_curves=tuple(self.ec_curves),
+        )
 
 
 class JiraSettings(Section):

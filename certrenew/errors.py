@@ -3,11 +3,35 @@
 Every message says what is wrong and what to do about it. Messages never carry
 secret material: callers pass names and identifiers, never key bytes, tokens or
 passwords.
+
+CertificateError is the exception: it belongs to certrenew.pki, which imports
+nothing of ours, so it is a ValueError and not a CertRenewError. It is
+re-exported here so the project still has one place to import errors from;
+catch PERSON_FIXABLE where a person should see the message.
 """
+
+from __future__ import annotations
+
+from certrenew.pki.errors import CertificateError
+
+__all__ = [
+    "PERSON_FIXABLE",
+    "ArchiveConflict",
+    "ArchiveError",
+    "AuthenticationError",
+    "CertRenewError",
+    "CertificateError",
+    "ConfigError",
+    "InventoryError",
+    "NothingServed",
+    "ServiceUnavailable",
+    "TicketNotFound",
+    "TrackerError",
+]
 
 
 class CertRenewError(Exception):
-    """Base of every error the CLI prints without a traceback."""
+    """Base of the project's errors; the CLI prints them without a traceback (PERSON_FIXABLE)."""
 
 
 class ConfigError(CertRenewError):
@@ -16,10 +40,6 @@ class ConfigError(CertRenewError):
 
 class InventoryError(CertRenewError):
     """The inventory file is wrong; the message names file, line and field."""
-
-
-class CertificateError(CertRenewError):
-    """A certificate, CSR or key is unreadable or does not meet the rules."""
 
 
 class TrackerError(CertRenewError):
@@ -44,3 +64,12 @@ class AuthenticationError(CertRenewError):
 
 class ServiceUnavailable(CertRenewError):
     """An outside system is down or throttling; the step can be retried later."""
+
+
+class NothingServed(CertRenewError):
+    """No endpoint or file of a certificate could be read: a person has to look."""
+
+
+# Errors whose message is the whole answer: the CLI catches this tuple and prints
+# the message without a traceback. CertRenewError alone misses CertificateError.
+PERSON_FIXABLE: tuple[type[Exception], ...] = (CertRenewError, CertificateError)

@@ -17,7 +17,7 @@ from rich.console import Console
 from rich.markup import escape
 
 from certrenew.config import Settings, load_settings
-from certrenew.errors import CertRenewError
+from certrenew.errors import PERSON_FIXABLE
 
 app = typer.Typer(
     help="Certificate renewal runbook: detect expiring certificates and renew them.",
@@ -45,7 +45,7 @@ def friendly_errors(func: F) -> F:
     def wrapper(*args: Any, **kwargs: Any) -> Any:
         try:
             return func(*args, **kwargs)
-        except CertRenewError as exc:
+        except PERSON_FIXABLE as exc:
             err_console.print(
                 f"[bold red]error:[/] {escape(str(exc))}",
                 highlight=False,

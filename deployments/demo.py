@@ -26,9 +26,8 @@ from uuid import UUID
 from certrenew.config import Settings, load_settings
 from certrenew.errors import CertRenewError
 from certrenew.lab.stack import LocalStack
-from certrenew.lab.tls import LeafCertificate, LocalCA, TLSServer
+from certrenew.lab.tls import LeafCertificate, LocalCA, TLSServer, build_csr
 from certrenew.pki.certs import serial_hex
-from certrenew.pki.csr import build_csr
 from certrenew.renewal import renewal_id
 
 RENEWAL_DEPLOYMENT = "renew-certificate/renew-certificate"

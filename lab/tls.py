@@ -1,9 +1,10 @@
 """A local certificate lab: a throw-away CA and TLS servers on loopback.
 
 The demo, the tests and the benchmark need real certificates served by real
-TLS servers without touching any network but loopback. Keys are generated at
-run time and live in memory; a key reaches the disk only for the instant the
-`ssl` module needs a file to load it, in a private temporary file.
+TLS servers without touching any network but loopback, and the CSR and key the
+systems team would attach to a ticket. Keys are generated at run time and live
+in memory; a key reaches the disk only for the instant the `ssl` module needs a
+file to load it, in a private temporary file.
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from ipaddress import ip_address
-from typing import Literal, Self
+from typing import Literal, Protocol, Self
 
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
@@ -25,8 +26,16 @@ from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from cryptography.hazmat.primitives.serialization import pkcs12
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
+from certrenew.pki.errors import CertificateError
+
 KeyType = Literal["rsa", "ecdsa"]
 PrivateKey = rsa.RSAPrivateKey | ec.EllipticCurvePrivateKey
+
+_EC_CURVES_BY_BITS: dict[int, ec.EllipticCurve] = {
+    256: ec.SECP256R1(),
+    384: ec.SECP384R1(),
+    521: ec.SECP521R1(),
+}
 
 
 def new_key(key_type: KeyType = "ecdsa") -> PrivateKey:
@@ -202,6 +211,74 @@ class LocalCA:
                 x509.SubjectAlternativeName([_general_name(n) for n in names]), critical=False
             )
         return builder.sign(signer, hashes.SHA256())
+
+
+class CsrSubject(Protocol):
+    """The organisation's subject fields a CSR carries besides the CN.
+
+    Both the configuration's CsrSettings and certrenew.pki's SubjectRules have
+    them, so the demo passes its settings and the tests their rules unchanged.
+    """
+
+    @property
+    def organization(self) -> str: ...
+    @property
+    def organizational_unit(self) -> str: ...
+    @property
+    def locality(self) -> str: ...
+    @property
+    def state(self) -> str: ...
+    @property
+    def country(self) -> str: ...
+    @property
+    def email(self) -> str: ...
+
+
+def build_csr(
+    subject: CsrSubject,
+    domain: str,
+    key: Literal["rsa", "ec"] = "rsa",
+    bits: int = 2048,
+) -> tuple[bytes, bytes]:
+    """A CSR and its unencrypted PKCS#8 key, as the systems team would make them.
+
+    The lab plays the systems team in the demo and the tests; a real renewal
+    gets both files from people. For EC keys `bits` picks the curve: 256, 384
+    or 521.
+    """
+    private_key: PrivateKey
+    if key == "rsa":
+        private_key = rsa.generate_private_key(public_exponent=65537, key_size=bits)
+    else:
+        curve = _EC_CURVES_BY_BITS.get(bits)
+        if curve is None:
+            raise CertificateError(
+                f"no EC curve has {bits} bits: use 256, 384 or 521 for an EC key"
+            )
+        private_key = ec.generate_private_key(curve)
+    name = x509.Name(
+        [
+            x509.NameAttribute(NameOID.COUNTRY_NAME, subject.country),
+            x509.NameAttribute(NameOID.STATE_OR_PROVINCE_NAME, subject.state),
+            x509.NameAttribute(NameOID.LOCALITY_NAME, subject.locality),
+            x509.NameAttribute(NameOID.ORGANIZATION_NAME, subject.organization),
+            x509.NameAttribute(NameOID.ORGANIZATIONAL_UNIT_NAME, subject.organizational_unit),
+            x509.NameAttribute(NameOID.COMMON_NAME, domain),
+            x509.NameAttribute(NameOID.EMAIL_ADDRESS, subject.email),
+        ]
+    )
+    csr = (
+        x509.CertificateSigningRequestBuilder()
+        .subject_name(name)
+        .add_extension(x509.SubjectAlternativeName([x509.DNSName(domain)]), critical=False)
+        .sign(private_key, hashes.SHA256())
+    )
+    key_pem = private_key.private_bytes(
+        serialization.Encoding.PEM,
+        serialization.PrivateFormat.PKCS8,
+        serialization.NoEncryption(),
+    )
+    return csr.public_bytes(serialization.Encoding.PEM), key_pem
 
 
 def server_context(leaf: LeafCertificate) -> ssl.SSLContext:

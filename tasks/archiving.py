@@ -47,7 +47,7 @@ def find_previous_csr(ctx: RenewalContext, start: RenewalStart) -> CsrRecord | N
                 continue
             csr_pem = archive.read_file(folder, names["csr"])
             try:
-                check_csr(csr_pem, subject, start.domain)
+                check_csr(csr_pem, subject.rules(), start.domain)
                 fingerprint = check_key_matches_csr(
                     archive.read_file(folder, names["key"]), csr_pem
                 )

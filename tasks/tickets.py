@@ -16,7 +16,8 @@ from cryptography.hazmat.primitives.serialization import Encoding
 
 from certrenew.adapters.tracker import Attachment, NewTicket, ensure_ticket
 from certrenew.errors import CertificateError
-from certrenew.pki.csr import check_csr, check_key_matches_csr, classify_file, load_csr
+from certrenew.pki.csr import check_csr, check_key_matches_csr, load_csr
+from certrenew.pki.files import classify_file
 from certrenew.pki.issued import check_issued_certificate
 from certrenew.renewal import (
     ArchiveRecord,
@@ -125,7 +126,7 @@ def check_csr_and_key(
     if key is None or csr_bytes is None:
         return None
     try:
-        check_csr(csr_bytes, subject, start.domain)
+        check_csr(csr_bytes, subject.rules(), start.domain)
         fingerprint = check_key_matches_csr(key[1], csr_bytes)
     except CertificateError as exc:
         return f"{exc}"

@@ -1,8 +1,9 @@
 """Keys, CSRs and certificates made at test time with cryptography directly.
 
-Independent of certrenew.pki.csr on purpose: the tests check our rules against
-files made the way a CA or the systems team would make them. Keys are cached
-per size because RSA generation dominates the run time.
+Made without certrenew's own builders on purpose: the tests check our rules
+against files made the way a CA or the systems team would make them. Only the
+rules themselves (SubjectRules, plain values) come from certrenew.pki. Keys are
+cached per size because RSA generation dominates the run time.
 """
 
 from __future__ import annotations
@@ -19,11 +20,11 @@ from cryptography.hazmat.primitives.asymmetric.types import (
 )
 from cryptography.x509.oid import NameOID
 
-from certrenew.config import CsrSettings
+from certrenew.pki.csr import SubjectRules
 
 DOMAIN = "seu.example.cat"
 
-SUBJECT = CsrSettings(
+SUBJECT = SubjectRules(
     organization="Consorci Administracio Oberta de Catalunya",
     organizational_unit="Area de Tecnologia",
     locality="Barcelona",

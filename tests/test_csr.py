@@ -2,19 +2,16 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import pytest
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.serialization import pkcs7, pkcs12
 
-from certrenew.errors import CertificateError
-from certrenew.pki.csr import (
-    SUBJECT_FIELDS,
-    build_csr,
-    check_csr,
-    check_key_matches_csr,
-    classify_file,
-    public_key_fingerprint,
-)
+from certrenew.lab.tls import build_csr
+from certrenew.pki.csr import SUBJECT_FIELDS, check_csr, check_key_matches_csr
+from certrenew.pki.errors import CertificateError
+from certrenew.pki.files import classify_file, public_key_fingerprint
 from tests.pki import (
     DOMAIN,
     SUBJECT,
@@ -107,7 +104,7 @@ def test_allowed_keys(kind: str, size: int | str, bits: int) -> None:
 
 
 def test_p521_is_accepted_once_configured() -> None:
-    subject = SUBJECT.model_copy(update={"ec_curves": ["secp256r1", "secp521r1"]})
+    subject = replace(SUBJECT, ec_curves=("secp256r1", "secp521r1"))
     assert check_csr(make_csr(ec_key("P-521")), subject, DOMAIN).key_type == "EC secp521r1"
 
 
@@ -187,7 +184,7 @@ def test_rsa_1024_is_too_weak() -> None:
 
 
 def test_configured_minimum_applies() -> None:
-    subject = SUBJECT.model_copy(update={"min_rsa_bits": 3072})
+    subject = replace(SUBJECT, min_rsa_bits=3072)
     assert "below the minimum of 3072" in refusal(make_csr(rsa_key(2048)), subject=subject)
 
 

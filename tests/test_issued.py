@@ -9,9 +9,9 @@ from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.serialization import pkcs7, pkcs12
 
-from certrenew.errors import CertificateError
 from certrenew.pki.certs import certificate_facts
-from certrenew.pki.csr import public_key_fingerprint
+from certrenew.pki.errors import CertificateError
+from certrenew.pki.files import public_key_fingerprint
 from certrenew.pki.issued import check_issued_certificate
 from tests.pki import (
     DOMAIN,

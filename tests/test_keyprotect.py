@@ -6,7 +6,7 @@ import pytest
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
 
-from certrenew.errors import CertificateError
+from certrenew.pki.errors import CertificateError
 from certrenew.pki.keyprotect import protect_private_key
 from tests.pki import pem_begin
 

@@ -16,8 +16,8 @@ from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 
 from certrenew.inventory import load_inventory
+from certrenew.lab.tls import build_csr
 from certrenew.pki.certs import serial_hex
-from certrenew.pki.csr import build_csr
 from certrenew.probe import run_scan
 from certrenew.renewal import renewal_id
 from tests.fixtures_renewal import RenewalLab

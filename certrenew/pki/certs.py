@@ -1,7 +1,7 @@
 """Certificate and key handling, self-contained: no Prefect, Jira or SharePoint.
 
 Everything else in the project may use this module; it uses nothing of ours
-but the error type. Formats are recognised by content, not by file name,
+outside certrenew.pki. Formats are recognised by content, not by file name,
 because people attach `.cer` files that hold PEM and `.crt` files that hold DER.
 """
 
@@ -16,7 +16,8 @@ from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from cryptography.hazmat.primitives.serialization import Encoding, pkcs12
 from cryptography.x509.oid import ExtensionOID, NameOID
 
-from certrenew.errors import CertificateError
+from certrenew.pki.errors import CertificateError
+from certrenew.pki.files import looks_like_pkcs12
 
 PEM_CERT_MARKER = b"-----BEGIN CERTIFICATE-----"
 
@@ -69,6 +70,7 @@ def _sans(cert: x509.Certificate) -> tuple[str, ...]:
 
 
 def key_description(key: object) -> tuple[str, int]:
+    """Type and size as people say them, for facts and messages: ("EC secp256r1", 256)."""
     if isinstance(key, rsa.RSAPublicKey | rsa.RSAPrivateKey):
         return "RSA", key.key_size
     if isinstance(key, ec.EllipticCurvePublicKey | ec.EllipticCurvePrivateKey):
@@ -142,7 +144,7 @@ def _load_pkcs12(data: bytes, password: str | None, source: str) -> x509.Certifi
     try:
         bundle = pkcs12.load_pkcs12(data, secret)
     except ValueError:
-        if _looks_like_pkcs12(data):
+        if looks_like_pkcs12(data):
             if password is None:
                 raise CertificateError(
                     f"{source}: is PKCS#12 and needs a password: set password_env in the "
@@ -159,12 +161,3 @@ def _load_pkcs12(data: bytes, password: str | None, source: str) -> x509.Certifi
     if bundle.cert is None:
         raise CertificateError(f"{source}: the PKCS#12 file holds no certificate")
     return bundle.cert.certificate
-
-
-def _looks_like_pkcs12(data: bytes) -> bool:
-    """A DER SEQUENCE whose first element is INTEGER 3 (PFX version 3)."""
-    if len(data) < 8 or data[0] != 0x30:
-        return False
-    length_bytes = data[1] & 0x7F if data[1] & 0x80 else 0
-    offset = 2 + length_bytes
-    return data[offset : offset + 3] == b"\x02\x01\x03"

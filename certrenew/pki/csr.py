@@ -1,39 +1,36 @@
 """Step 1 of the runbook: what makes a CSR and its private key acceptable.
 
-Self-contained like certrenew.pki.certs: no Prefect, Jira or SharePoint. Messages
-say what is wrong and what to ask for; the caller adds which ticket the file
-came from. Key bytes never enter a message, only public fingerprints.
+Self-contained like certrenew.pki.certs: no Prefect, Jira or SharePoint, and no
+configuration system either. The rules arrive as plain values (SubjectRules);
+certrenew.config turns its settings into them. Messages say what is wrong and
+what to ask for; the caller adds which ticket the file came from. Key bytes
+never enter a message, only public fingerprints.
 """
 
 from __future__ import annotations
 
-import hashlib
-import re
-from collections.abc import Callable, Collection
+from collections.abc import Collection
 from dataclasses import dataclass
-from typing import Literal
 
 from cryptography import x509
 from cryptography.exceptions import UnsupportedAlgorithm
-from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from cryptography.hazmat.primitives.asymmetric.types import PrivateKeyTypes, PublicKeyTypes
-from cryptography.hazmat.primitives.serialization import pkcs7
 from cryptography.x509.oid import NameOID
 
-from certrenew.config import CsrSettings
-from certrenew.errors import CertificateError
-from certrenew.pki.certs import _looks_like_pkcs12, key_description
+from certrenew.pki.certs import key_description
+from certrenew.pki.errors import CertificateError
+from certrenew.pki.files import (
+    CSR_LABELS,
+    PEM_LABEL,
+    describe_file,
+    is_private_key_label,
+    public_key_fingerprint,
+)
 
-FileKind = Literal["csr", "private_key", "certificate", "pkcs7", "pkcs12", "unknown"]
-
-PEM_LABEL = re.compile(rb"-----BEGIN ([A-Z0-9 ]+)-----")
-_CSR_LABELS = {b"CERTIFICATE REQUEST", b"NEW CERTIFICATE REQUEST"}
-_CERT_LABELS = {b"CERTIFICATE", b"X509 CERTIFICATE", b"TRUSTED CERTIFICATE"}
-_PKCS7_LABELS = {b"PKCS7", b"PKCS #7 SIGNED DATA", b"CMS"}
-
-# Which settings field must equal which subject attribute, and the words a
-# person sees for it (the names openssl prints).
+# Which rule must equal which subject attribute, and the words a person sees
+# for it (the names openssl prints).
 SUBJECT_FIELDS: tuple[tuple[str, x509.ObjectIdentifier, str], ...] = (
     ("organization", NameOID.ORGANIZATION_NAME, "Organization (O)"),
     ("organizational_unit", NameOID.ORGANIZATIONAL_UNIT_NAME, "Organizational Unit (OU)"),
@@ -43,19 +40,24 @@ SUBJECT_FIELDS: tuple[tuple[str, x509.ObjectIdentifier, str], ...] = (
     ("email", NameOID.EMAIL_ADDRESS, "Email (emailAddress)"),
 )
 
-_EC_CURVES_BY_BITS: dict[int, ec.EllipticCurve] = {
-    256: ec.SECP256R1(),
-    384: ec.SECP384R1(),
-    521: ec.SECP521R1(),
-}
 
-_KIND_WORDS: dict[str, str] = {
-    "csr": "a CSR (certificate signing request)",
-    "private_key": "a private key",
-    "certificate": "a certificate",
-    "pkcs7": "a PKCS#7 certificate bundle (.p7b)",
-    "pkcs12": "a PKCS#12 bundle (.p12/.pfx)",
-}
+@dataclass(frozen=True)
+class SubjectRules:
+    """The subject every CSR must carry and the keys the CA takes (CN is always the domain).
+
+    Plain values so that this library needs no configuration system: the
+    project builds them with `CsrSettings.rules()`, anyone else directly. The
+    field names are the ones SUBJECT_FIELDS and the messages use.
+    """
+
+    organization: str
+    organizational_unit: str
+    locality: str
+    state: str
+    country: str
+    email: str
+    min_rsa_bits: int = 2048
+    ec_curves: tuple[str, ...] = ("secp256r1", "secp384r1")
 
 
 @dataclass(frozen=True)
@@ -69,125 +71,10 @@ class CsrFacts:
     fingerprint: str
 
 
-def public_key_fingerprint(public_key: PublicKeyTypes) -> str:
-    """SHA-256 of the SubjectPublicKeyInfo: equal for a key, its CSR and its certificate."""
-    der = public_key.public_bytes(
-        serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo
-    )
-    return hashlib.sha256(der).hexdigest()
-
-
-def classify_file(data: bytes) -> FileKind:
-    """What an attachment holds, by content: people name `.pem`, `.cer`, `.crt` freely.
-
-    A PEM file holding a private key anywhere counts as a key, so that a
-    certificate-plus-key bundle is always handled as the secret it is.
-    """
-    labels = PEM_LABEL.findall(data)
-    if labels:
-        if any(label.endswith(b"PRIVATE KEY") for label in labels):
-            return "private_key"
-        return _pem_kind(labels[0])
-    return _der_kind(data)
-
-
-def describe_file(data: bytes) -> str:
-    """A few words for messages: what the person gave instead of what was asked for."""
-    kind = classify_file(data)
-    if kind != "unknown":
-        return _KIND_WORDS[kind]
-    labels = PEM_LABEL.findall(data)
-    if labels:
-        return f"a PEM block of type '{labels[0].decode()}'"
-    if not data.strip():
-        return "an empty file"
-    return "neither PEM nor readable DER (damaged, truncated, or not a certificate, CSR or key)"
-
-
-def _pem_kind(label: bytes) -> FileKind:
-    if label in _CSR_LABELS:
-        return "csr"
-    if label in _CERT_LABELS:
-        return "certificate"
-    if label in _PKCS7_LABELS:
-        return "pkcs7"
-    return "unknown"
-
-
-def _der_kind(data: bytes) -> FileKind:
-    if not data.startswith(b"\x30"):
-        return "unknown"
-    probes: tuple[tuple[FileKind, Callable[[bytes], object]], ...] = (
-        ("certificate", x509.load_der_x509_certificate),
-        ("csr", x509.load_der_x509_csr),
-        ("private_key", _probe_der_private_key),
-        ("pkcs7", pkcs7.load_der_pkcs7_certificates),
-    )
-    for kind, load in probes:
-        try:
-            load(data)
-        except (ValueError, TypeError, UnsupportedAlgorithm):
-            continue
-        return kind
-    return "pkcs12" if _looks_like_pkcs12(data) else "unknown"
-
-
-def _probe_der_private_key(data: bytes) -> None:
-    try:
-        serialization.load_der_private_key(data, password=None)
-    except TypeError:
-        return  # encrypted: still a private key
-
-
-def build_csr(
-    subject: CsrSettings,
-    domain: str,
-    key: Literal["rsa", "ec"] = "rsa",
-    bits: int = 2048,
-) -> tuple[bytes, bytes]:
-    """A CSR and its unencrypted PKCS#8 key, as the systems team would make them.
-
-    For EC keys `bits` picks the curve: 256, 384 or 521.
-    """
-    private_key: rsa.RSAPrivateKey | ec.EllipticCurvePrivateKey
-    if key == "rsa":
-        private_key = rsa.generate_private_key(public_exponent=65537, key_size=bits)
-    else:
-        curve = _EC_CURVES_BY_BITS.get(bits)
-        if curve is None:
-            raise CertificateError(
-                f"no EC curve has {bits} bits: use 256, 384 or 521 for an EC key"
-            )
-        private_key = ec.generate_private_key(curve)
-    name = x509.Name(
-        [
-            x509.NameAttribute(NameOID.COUNTRY_NAME, subject.country),
-            x509.NameAttribute(NameOID.STATE_OR_PROVINCE_NAME, subject.state),
-            x509.NameAttribute(NameOID.LOCALITY_NAME, subject.locality),
-            x509.NameAttribute(NameOID.ORGANIZATION_NAME, subject.organization),
-            x509.NameAttribute(NameOID.ORGANIZATIONAL_UNIT_NAME, subject.organizational_unit),
-            x509.NameAttribute(NameOID.COMMON_NAME, domain),
-            x509.NameAttribute(NameOID.EMAIL_ADDRESS, subject.email),
-        ]
-    )
-    csr = (
-        x509.CertificateSigningRequestBuilder()
-        .subject_name(name)
-        .add_extension(x509.SubjectAlternativeName([x509.DNSName(domain)]), critical=False)
-        .sign(private_key, hashes.SHA256())
-    )
-    key_pem = private_key.private_bytes(
-        serialization.Encoding.PEM,
-        serialization.PrivateFormat.PKCS8,
-        serialization.NoEncryption(),
-    )
-    return csr.public_bytes(serialization.Encoding.PEM), key_pem
-
-
 def load_csr(data: bytes) -> x509.CertificateSigningRequest:
     """A CSR from PEM or DER; anything else is refused saying what it is instead."""
     labels = PEM_LABEL.findall(data)
-    if any(label in _CSR_LABELS for label in labels):
+    if any(label in CSR_LABELS for label in labels):
         try:
             return x509.load_pem_x509_csr(data)
         except ValueError:
@@ -206,8 +93,12 @@ def load_csr(data: bytes) -> x509.CertificateSigningRequest:
     )
 
 
-def check_csr(csr_pem: bytes, subject: CsrSettings, domain: str) -> CsrFacts:
-    """Refuse a CSR the CA would reject or that carries the wrong organisation data."""
+def check_csr(csr_pem: bytes, rules: SubjectRules, domain: str) -> CsrFacts:
+    """Refuse a CSR the CA would reject or that carries the wrong organisation data.
+
+    `rules` are plain values (see SubjectRules), so this check runs the same for
+    the flow, the tests and anyone using the library without our configuration.
+    """
     csr = load_csr(csr_pem)
     if not csr.is_signature_valid:
         raise CertificateError(
@@ -222,7 +113,7 @@ def check_csr(csr_pem: bytes, subject: CsrSettings, domain: str) -> CsrFacts:
         )
     facts_subject = {"common_name": found_cn}
     for setting, oid, words in SUBJECT_FIELDS:
-        expected: str = getattr(subject, setting)
+        expected: str = getattr(rules, setting)
         found = _attribute(csr.subject, oid)
         same = found is not None and (
             found.strip().casefold() == expected.casefold()
@@ -237,9 +128,7 @@ def check_csr(csr_pem: bytes, subject: CsrSettings, domain: str) -> CsrFacts:
             )
         facts_subject[setting] = expected
     public_key = csr.public_key()
-    problem = key_problem(
-        public_key, min_rsa_bits=subject.min_rsa_bits, ec_curves=subject.ec_curves
-    )
+    problem = key_problem(public_key, min_rsa_bits=rules.min_rsa_bits, ec_curves=rules.ec_curves)
     if problem:
         raise CertificateError(f"the CSR's {problem}: ask the systems team for a new CSR and key")
     key_type, key_bits = key_description(public_key)
@@ -278,7 +167,7 @@ def load_private_key(key_pem: bytes) -> PrivateKeyTypes:
     """An unencrypted private key from PEM or DER; refusals name what was given instead."""
     labels = PEM_LABEL.findall(key_pem)
     is_pem = bool(labels)
-    if is_pem and not any(label.endswith(b"PRIVATE KEY") for label in labels):
+    if is_pem and not any(is_private_key_label(label) for label in labels):
         raise _not_a_key(key_pem)
     try:
         if is_pem:

@@ -16,10 +16,11 @@ from cryptography import x509
 from cryptography.exceptions import InvalidSignature, UnsupportedAlgorithm
 from cryptography.hazmat.primitives.serialization import Encoding, pkcs7
 
-from certrenew.errors import CertificateError
 from certrenew.pki.certs import CertificateFacts, certificate_facts, load_certificate
-from certrenew.pki.csr import PEM_LABEL, classify_file, describe_file, key_problem
-from certrenew.pki.csr import public_key_fingerprint as fingerprint_of
+from certrenew.pki.csr import key_problem
+from certrenew.pki.errors import CertificateError
+from certrenew.pki.files import PEM_LABEL, classify_file, describe_file
+from certrenew.pki.files import public_key_fingerprint as fingerprint_of
 
 # What any certificate issued today must at least have (the CSR rules are
 # stricter and configurable; these catch a CA mistake or a foreign file).

@@ -12,7 +12,7 @@ from __future__ import annotations
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.types import PrivateKeyTypes
 
-from certrenew.errors import CertificateError
+from certrenew.pki.errors import CertificateError
 
 
 def protect_private_key(pem: bytes, passphrase: str | None, archived: bytes | None = None) -> bytes:
