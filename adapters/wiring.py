@@ -1,25 +1,100 @@
-"""The one place that turns settings into the tracker and the archive.
+"""The one place that turns settings into the adapters a renewal works with.
 
-Backends are imported lazily so that a laptop using the local ones never needs
-Jira or SharePoint credentials, and tests pass their own settings through the
-same function as production.
+`renewal_context` builds everything a runbook step gets: the validated
+sections it reads and the wired tracker, archive, notice channels and CA
+routes. Each adapter can be passed in instead, so a test of a step hands in
+its own tracker or archive and needs neither Prefect nor a server. Backends
+are imported lazily so that a laptop using the local ones never needs Jira or
+SharePoint libraries configured or credentials at hand.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Literal
 
+from pydantic import SecretStr
+
 from certrenew.adapters.archive import Archive
+from certrenew.adapters.ca import CaRoute
+from certrenew.adapters.notice import NoticeChannel
 from certrenew.adapters.tracker import TicketTracker
-from certrenew.config import Settings
+from certrenew.config import (
+    CsrSettings,
+    NoticeSettings,
+    RenewalSettings,
+    ScanSettings,
+    Settings,
+    TicketChainSettings,
+)
 
 
 @dataclass(frozen=True)
 class ArchiveSetup:
+    """The archive and how the runbook's folders sit in it."""
+
     archive: Archive
     root_folder: str
-    on_conflict: Literal["keep_old", "refuse"]
+    on_conflict: Literal["keep_old", "refuse"] = "keep_old"
+    # The archived .key is encrypted with this passphrase when set (masked in any repr).
+    key_passphrase: SecretStr | None = field(default=None, repr=False)
+    # Where people find that passphrase; quoted in the install ticket.
+    key_passphrase_hint: str | None = None
+
+
+@dataclass(frozen=True)
+class RenewalContext:
+    """What every renewal step gets; nothing in it is read from settings again."""
+
+    inventory: Path
+    scan: ScanSettings
+    subject: CsrSettings
+    renewal: RenewalSettings
+    chain: TicketChainSettings
+    notices: NoticeSettings
+    tracker: TicketTracker
+    archive: ArchiveSetup
+    notice_channels: tuple[NoticeChannel, ...]
+    ca_routes: Mapping[str, CaRoute]
+    run_url: str = ""
+
+    def ca_route(self, ca: str) -> CaRoute:
+        return self.ca_routes[ca]
+
+
+def renewal_context(
+    settings: Settings,
+    *,
+    tracker: TicketTracker | None = None,
+    archive: ArchiveSetup | None = None,
+    notice_channels: Sequence[NoticeChannel] | None = None,
+    ca_routes: Mapping[str, CaRoute] | None = None,
+    run_url: str = "",
+) -> RenewalContext:
+    """Everything a renewal needs, or a ConfigError naming the missing section, at the start."""
+    subject, ca_request, renewal = settings.for_renewal()
+    if ca_routes is None:
+        from certrenew.adapters.ca.portal import PortalRoute
+
+        portal = PortalRoute(ca_request)
+        ca_routes = {ca: portal for ca in renewal.cas}
+    return RenewalContext(
+        inventory=settings.inventory,
+        scan=settings.scan,
+        subject=subject,
+        renewal=renewal,
+        chain=settings.tickets,
+        notices=settings.notices,
+        tracker=tracker or build_tracker(settings),
+        archive=archive or build_archive(settings),
+        notice_channels=tuple(
+            build_notice_channels(settings) if notice_channels is None else notice_channels
+        ),
+        ca_routes=ca_routes,
+        run_url=run_url,
+    )
 
 
 def build_tracker(settings: Settings) -> TicketTracker:
@@ -29,7 +104,7 @@ def build_tracker(settings: Settings) -> TicketTracker:
         return JiraTracker.from_settings(settings.jira)
     from certrenew.adapters.tracker.local import LocalTracker
 
-    return LocalTracker(settings.data_dir / "tickets.sqlite3", settings.jira)
+    return LocalTracker(settings.data_dir / "tickets.sqlite3")
 
 
 def build_archive(settings: Settings) -> ArchiveSetup:
@@ -37,11 +112,22 @@ def build_archive(settings: Settings) -> ArchiveSetup:
         from certrenew.adapters.archive.sharepoint import SharePointArchive
 
         sp = settings.sharepoint
-        return ArchiveSetup(SharePointArchive.from_settings(sp), sp.root_folder, sp.on_conflict)
+        passphrase = sp.secret_key_passphrase()
+        return ArchiveSetup(
+            SharePointArchive.from_settings(sp),
+            sp.root_folder,
+            sp.on_conflict,
+            SecretStr(passphrase) if passphrase is not None else None,
+            sp.key_passphrase_hint,
+        )
     from certrenew.adapters.archive.local import LocalArchive
 
     return ArchiveSetup(
-        LocalArchive(settings.local_archive_path()),
-        settings.local_archive.root_folder,
-        "keep_old",
+        LocalArchive(settings.local_archive_path()), settings.local_archive.root_folder
     )
+
+
+def build_notice_channels(settings: Settings) -> list[NoticeChannel]:
+    from certrenew.adapters.notice.outbox import Outbox
+
+    return [Outbox(settings.outbox_path())]

@@ -14,10 +14,11 @@ from __future__ import annotations
 
 import os
 import tomllib
+import warnings
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, model_validator
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
 from certrenew.errors import ConfigError
@@ -71,12 +72,29 @@ class CsrSettings(Section):
         )
 
 
-class JiraSettings(Section):
-    """Jira connection and the shape of the ticket chain.
+class TicketChainSettings(Section):
+    """The shape of the renewal's ticket chain, the same on every tracker.
 
-    The project keys, issue type, link type and done transition also shape the
-    local tracker's tickets, so a chain looks the same on either tracker.
+    Which project each ticket opens in, its issue type, how the tickets are
+    linked and what happens to the key attachment once archived: the local
+    tracker reads these too, so a chain looks the same on either tracker.
     """
+
+    csr_project: str = "SIS"
+    owner_project: str = "ST"
+    install_project: str = "SIS"
+    issue_type: str = "Task"
+    link_type: str = "Relates"
+    labels: list[str] = Field([], description="added to every ticket the renewal opens")
+    delete_key_attachment: bool = True
+
+
+# Keys that moved from [jira] to [tickets]; still read from [jira], with a warning.
+MOVED_TO_TICKETS = frozenset(TicketChainSettings.model_fields)
+
+
+class JiraSettings(Section):
+    """How to reach Jira and what its screens need; the chain's shape is [tickets]."""
 
     url: str | None = None
     token: SecretStr | None = None
@@ -84,18 +102,11 @@ class JiraSettings(Section):
     user: str | None = None
     password: SecretStr | None = None
     password_file: Path | None = None
-    csr_project: str = "SIS"
-    owner_project: str = "ST"
-    install_project: str = "SIS"
-    issue_type: str = "Task"
-    link_type: str = "Relates"
     done_transition: str = "Done"
     # Fields the done transition's screen requires, e.g. {resolution = {name = "Done"}}.
     done_fields: dict[str, Any] = {}
     components: list[str] = []
-    labels: list[str] = []
     custom_fields: dict[str, Any] = {}
-    delete_key_attachment: bool = True
     ca_bundle: Path | None = None
     timeout_seconds: float = Field(30.0, gt=0)
     # Throttling (429), outages (5xx) and network errors: each operation is retried
@@ -212,6 +223,7 @@ class Settings(BaseSettings):
     archive: Literal["local", "sharepoint"] = "local"
     scan: ScanSettings = ScanSettings()
     csr: CsrSettings | None = None
+    tickets: TicketChainSettings = TicketChainSettings()
     jira: JiraSettings = JiraSettings()
     sharepoint: SharePointSettings = SharePointSettings()
     local_archive: LocalArchiveSettings = LocalArchiveSettings()
@@ -230,6 +242,27 @@ class Settings(BaseSettings):
     ) -> tuple[PydanticBaseSettingsSource, ...]:
         # The TOML file arrives as init arguments; the environment wins over it.
         return (env_settings, init_settings)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _read_moved_jira_keys(cls, data: Any) -> Any:
+        """Configuration files written before [tickets] existed keep working, with a warning."""
+        if not isinstance(data, dict) or not isinstance(data.get("jira"), dict):
+            return data
+        moved = {key: value for key, value in data["jira"].items() if key in MOVED_TO_TICKETS}
+        if not moved:
+            return data
+        tickets = data.get("tickets")
+        tickets = dict(tickets) if isinstance(tickets, dict) else {}
+        warnings.warn(
+            "the ticket chain's shape moved from [jira] to [tickets]: move "
+            + ", ".join(f"jira.{key}" for key in sorted(moved))
+            + " to [tickets] (a value set in [tickets] wins)",
+            FutureWarning,
+            stacklevel=2,
+        )
+        jira = {key: value for key, value in data["jira"].items() if key not in MOVED_TO_TICKETS}
+        return {**data, "jira": jira, "tickets": {**moved, **tickets}}
 
     def local_archive_path(self) -> Path:
         return self.local_archive.path or self.data_dir / "archive"

@@ -24,9 +24,11 @@ __all__ = [
     "ConfigError",
     "InventoryError",
     "NothingServed",
+    "ProbeError",
     "ServiceUnavailable",
     "TicketNotFound",
     "TrackerError",
+    "Transient",
 ]
 
 
@@ -66,8 +68,27 @@ class ServiceUnavailable(CertRenewError):
     """An outside system is down or throttling; the step can be retried later."""
 
 
+class ProbeError(CertRenewError):
+    """A scan target could not be checked; the message is for the person reading the scan."""
+
+
 class NothingServed(CertRenewError):
     """No endpoint or file of a certificate could be read: a person has to look."""
+
+
+class Transient(CertRenewError):
+    """A failed attempt worth repeating, with the server's own wait when it named one.
+
+    An exception so that a call can raise it for an outcome its library does not
+    treat as a failure (a 503 answer); a classifier returns one for library
+    exceptions instead. `reason` goes into messages, so it carries status codes
+    and exception class names, never request text.
+    """
+
+    def __init__(self, reason: str, retry_after: float | None = None) -> None:
+        super().__init__(reason)
+        self.reason = reason
+        self.retry_after = retry_after
 
 
 # Errors whose message is the whole answer: the CLI catches this tuple and prints

@@ -27,7 +27,7 @@ from typing import Any, Literal
 
 from cryptography import x509
 
-from certrenew.errors import CertRenewError
+from certrenew.errors import CertificateError, ProbeError
 from certrenew.inventory import CertificateFile, Endpoint, Inventory, Target, Thresholds, targets
 from certrenew.pki.certs import certificate_facts, load_certificate
 
@@ -61,10 +61,6 @@ class ProbeResult:
     def not_after_datetime(self) -> datetime | None:
         """`not_after` as a datetime, for code that compares or stores it."""
         return datetime.fromisoformat(self.not_after) if self.not_after else None
-
-
-class ProbeError(Exception):
-    """A target could not be checked; the message is for the person reading the scan."""
 
 
 def expiry_status(days_left: int, thresholds: Thresholds) -> Status:
@@ -210,7 +206,7 @@ def read_certificate_file(file: CertificateFile) -> x509.Certificate:
         raise ProbeError(f"{file.path}: unreadable file: {exc.strerror}") from None
     try:
         return load_certificate(data, password, source=str(file.path))
-    except CertRenewError as exc:
+    except CertificateError as exc:
         raise ProbeError(str(exc)) from None
 
 

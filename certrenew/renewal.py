@@ -8,10 +8,11 @@ and by its public-key fingerprint, never by its bytes.
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Literal
+
+from certrenew.naming import renewal_slug
 
 
 def renewal_id(domain: str, old_serial: str) -> str:
@@ -19,8 +20,7 @@ def renewal_id(domain: str, old_serial: str) -> str:
 
     Safe as a Jira label: lower-case letters, digits, dots and dashes only.
     """
-    slug = re.sub(r"[^a-z0-9.-]+", "-", domain.lower().replace("*", "wildcard")).strip("-")
-    return f"certrenew-{slug}-{old_serial.lower()[:16]}"
+    return f"certrenew-{renewal_slug(domain)}-{old_serial.lower()[:16]}"
 
 
 @dataclass(frozen=True)
@@ -119,3 +119,33 @@ class Retirement:
     retired: bool
     confirmed_by: str
     retired_at: str
+
+
+@dataclass(frozen=True)
+class RenewalTickets:
+    """The renewal's tickets by role, as the runbook names them.
+
+    Without a CSR ticket (a previous CSR was reused) the service owner's ticket
+    is where the certificate's arrival and the archive are recorded.
+    """
+
+    owner: str
+    csr: str | None = None
+    install: str | None = None
+
+    @property
+    def main(self) -> str:
+        """The ticket the renewal's files hang from: the CSR ticket, else the owner's."""
+        return self.csr or self.owner
+
+    def before_install(self) -> list[str]:
+        """The tickets opened before the certificate was issued, in runbook order."""
+        return [key for key in (self.csr, self.owner) if key]
+
+    def every(self) -> list[str]:
+        return [key for key in (self.csr, self.owner, self.install) if key]
+
+    def by_role(self) -> dict[str, str]:
+        """`{"csr": ..., "service_owner": ..., "install": ...}` for the archive manifest."""
+        roles = {"csr": self.csr, "service_owner": self.owner, "install": self.install}
+        return {role: key for role, key in roles.items() if key}

@@ -22,7 +22,7 @@ from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
 from typing import TypeVar
 
-from certrenew.errors import ServiceUnavailable
+from certrenew.errors import ServiceUnavailable, Transient
 
 T = TypeVar("T")
 
@@ -104,21 +104,6 @@ def retry_after_seconds(value: str | None, now: datetime | None = None) -> float
 
 def _as_utc(moment: datetime) -> datetime:
     return moment if moment.tzinfo is not None else moment.replace(tzinfo=UTC)
-
-
-class Transient(Exception):
-    """A failed attempt worth repeating, with the server's own wait when it named one.
-
-    An exception so that a call can raise it for an outcome its library does not
-    treat as a failure (a 503 answer); a classifier returns one for library
-    exceptions instead. `reason` goes into messages, so it carries status codes
-    and exception class names, never request text.
-    """
-
-    def __init__(self, reason: str, retry_after: float | None = None) -> None:
-        super().__init__(reason)
-        self.reason = reason
-        self.retry_after = retry_after
 
 
 @dataclass(frozen=True)

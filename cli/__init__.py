@@ -207,10 +207,6 @@ def check_sharepoint_command(config: ConfigOption = None) -> None:
         raise typer.Exit(1)
 
 
-def main() -> None:
-    app()
-
-
 @check_app.command("jira")
 @friendly_errors
 def check_jira_command(
@@ -223,7 +219,8 @@ def check_jira_command(
     """Check that Jira has what the ticket chain needs; exit 1 if something is missing."""
     from certrenew.adapters.tracker.jira_check import all_present, check_jira, format_checklist
 
-    items = check_jira(settings_from(config).jira, issue=issue)
+    settings = settings_from(config)
+    items = check_jira(settings.jira, settings.tickets, issue=issue)
     sys.stdout.write(format_checklist(items) + "\n")
     if not all_present(items):
         raise typer.Exit(1)

@@ -8,28 +8,12 @@ never printed. Ticket text is shown as plain text, never as console markup.
 
 from __future__ import annotations
 
-from typing import Protocol, runtime_checkable
-
 from rich.console import Group, RenderableType
 from rich.table import Table
 from rich.text import Text
 
-from certrenew.adapters.tracker import Ticket, TicketTracker
-from certrenew.adapters.tracker.local import Comment, TicketLink
+from certrenew.adapters.tracker import BrowsableTracker, TicketTracker
 from certrenew.errors import TrackerError
-
-
-@runtime_checkable
-class BrowsableTracker(Protocol):
-    """What a tracker offers beyond the renewal's needs so a person can browse it."""
-
-    def all_tickets(self) -> list[Ticket]: ...
-
-    def description(self, key: str) -> str: ...
-
-    def directed_links(self, key: str) -> list[TicketLink]: ...
-
-    def dated_comments(self, key: str) -> list[Comment]: ...
 
 
 def ticket_table(tracker: TicketTracker, label: str | None = None) -> RenderableType:

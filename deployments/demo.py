@@ -18,15 +18,15 @@ import signal
 import sys
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 from uuid import UUID
 
 from certrenew.config import Settings, load_settings
 from certrenew.errors import CertRenewError
+from certrenew.lab.people import DemoPeople
 from certrenew.lab.stack import LocalStack
-from certrenew.lab.tls import LeafCertificate, LocalCA, TLSServer, build_csr
+from certrenew.lab.tls import LocalCA, TLSServer
 from certrenew.pki.certs import serial_hex
 from certrenew.renewal import renewal_id
 
@@ -68,66 +68,6 @@ def write_inventory(path: Path, entries: list[str]) -> None:
         "defaults: {warn_days: 30, critical_days: 7}\ncertificates:\n" + "".join(entries),
         encoding="utf-8",
     )
-
-
-@dataclass
-class DemoPeople:
-    """The systems team, the service owner, support staff and the CA, played by code.
-
-    Each acts only through what a person would use: the ticket tracker and the
-    run's resume form.
-    """
-
-    settings: Settings
-    ca: LocalCA
-    server: TLSServer
-    domain: str
-    log: Callable[[str], None]
-    generated: dict[str, bytes] = field(default_factory=dict)
-
-    def answer(self, pause_key: str, renewal: str) -> dict[str, Any]:
-        from certrenew.adapters.wiring import build_tracker
-
-        tracker = build_tracker(self.settings)
-        kind = pause_key.rsplit("-", 1)[0] if pause_key[-1].isdigit() else pause_key
-        if kind == "csr-reuse":
-            return {"choice": "Ask the systems team for a new CSR"}
-        if kind == "csr":
-            assert self.settings.csr
-            ticket = tracker.find_tickets(f"{renewal}-csr")[0].key
-            csr_pem, key_pem = build_csr(self.settings.csr, self.domain)
-            self.generated = {"csr": csr_pem, "key": key_pem}
-            tracker.add_attachment(ticket, f"{self.domain}.csr", csr_pem)
-            tracker.add_attachment(ticket, f"{self.domain}.key", key_pem)
-            self.log(f"systems team: attached {self.domain}.csr and .key to {ticket}")
-            return {}
-        if kind == "ca-choice":
-            owner = tracker.find_tickets(f"{renewal}-owner")[0].key
-            tracker.add_comment(owner, "Renoveu-lo amb CESICAT, com l'any passat.")
-            self.log(f"service owner: answered CESICAT on {owner}")
-            return {"ca": "CESICAT", "answered_by": "Suport Tècnic (demo)"}
-        if kind == "ca-request":
-            self.log("support staff: filed the request in the CA portal, number REQ000123")
-            return {"request_number": "REQ000123", "requested_by": "Suport Tècnic (demo)"}
-        if kind == "certificate":
-            ticket = tracker.find_tickets(f"{renewal}-csr")[0].key
-            crt = self.ca.sign_csr(self.generated["csr"], days=180)
-            self.generated["crt"] = crt
-            tracker.add_attachment(ticket, f"{self.domain}.crt", crt)
-            self.log(f"CA: signed the CSR; support staff attached the .crt to {ticket}")
-            return {}
-        if kind == "install":
-            self.server.install(
-                LeafCertificate.from_pem(
-                    self.generated["crt"] + self.ca.cert_pem, self.generated["key"]
-                )
-            )
-            self.log(f"systems team: installed the new certificate on {self.server.address}")
-            return {"action": "Check the endpoints again"}
-        if kind == "retire":
-            self.log("support staff: revoked the old certificate at the CA")
-            return {"outcome": "Revoked at the CA", "confirmed_by": "Suport Tècnic (demo)"}
-        raise CertRenewError(f"the demo does not know how to answer the step '{pause_key}'")
 
 
 def wait_for_run(flow_run_id: UUID, until: Callable[[Any], bool], timeout: float = 300) -> Any:

@@ -16,6 +16,7 @@ from prefect.artifacts import create_table_artifact
 from prefect.cache_policies import NO_CACHE
 from prefect.events import emit_event
 
+from certrenew.adapters.wiring import build_notice_channels
 from certrenew.config import Settings, load_settings
 from certrenew.inventory import load_inventory
 from certrenew.probe import ProbeResult
@@ -26,7 +27,7 @@ from certrenew.renewal_need import (
     expiry_table,
     renewal_decisions,
 )
-from certrenew.tasks.notices import write_notice
+from certrenew.tasks.notices import send_notice
 from certrenew.tasks.tls import scan_certificates
 
 EXPIRY_ARTIFACT_KEY = "certificate-expiry"
@@ -76,14 +77,16 @@ def send_expiry_reminders(decisions: list[RenewalDecision], settings: Settings) 
     Daily runs find the notice already in the outbox and send nothing new, so
     people get the runbook's two reminders: a month before and a week before.
     """
+    channels = build_notice_channels(settings)
     sent = []
     for decision in decisions:
         newest = decision.newest
         if not decision.needs_renewal or newest is None:
             continue
-        path = write_notice(
-            settings.outbox_path(),
-            f"expiry-{decision.name}-{newest.serial}-{decision.status}",
+        notice_id = f"expiry-{decision.name}-{newest.serial}-{decision.status}"
+        send_notice(
+            channels,
+            notice_id,
             "expiry_reminder",
             settings.notices.recipients,
             name=decision.name,
@@ -93,7 +96,7 @@ def send_expiry_reminders(decisions: list[RenewalDecision], settings: Settings) 
             serial=newest.serial,
             days_left=newest.days_left,
         )
-        sent.append(path.name)
+        sent.append(notice_id)
     return sent
 
 

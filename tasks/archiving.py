@@ -11,43 +11,43 @@ from datetime import UTC, datetime
 
 from prefect.runtime import flow_run
 
-from certrenew.adapters.archive import renewal_folder
 from certrenew.adapters.archive.renewal import MANIFEST_NAME, RenewalRecord, archive_renewal
+from certrenew.adapters.wiring import RenewalContext
 from certrenew.errors import CertificateError
+from certrenew.naming import renewal_file_names, renewal_folder
 from certrenew.pki.certs import certificate_facts, load_certificate
 from certrenew.pki.csr import check_csr, check_key_matches_csr
-from certrenew.renewal import ArchiveRecord, CsrRecord, IssuedRecord, KeySource, RenewalStart
-from certrenew.tasks.context import RenewalContext, renewal_step
+from certrenew.renewal import (
+    ArchiveRecord,
+    CsrRecord,
+    IssuedRecord,
+    KeySource,
+    RenewalStart,
+    RenewalTickets,
+)
+from certrenew.rules import reuse_years
+from certrenew.tasks.context import renewal_step
 from certrenew.tasks.tickets import comment_once
 from certrenew.templates import comments
-
-
-def file_names(domain: str) -> dict[str, str]:
-    base = domain.replace("*", "wildcard")
-    return {kind: f"{base}.{kind}" for kind in ("csr", "key", "crt")} | {
-        "chain": f"{base}.chain.pem"
-    }
 
 
 @renewal_step("find-previous-csr")
 def find_previous_csr(ctx: RenewalContext, start: RenewalStart) -> CsrRecord | None:
     """A CSR and key archived by an earlier renewal of this domain that still meet the rules.
 
-    Looks in this year's and the two previous years' folders of every configured CA.
+    Looks in the folders of every configured CA for the years of the reuse window.
     """
-    subject, _, renewal = ctx.settings.for_renewal()
-    names = file_names(start.domain)
-    year = datetime.now(UTC).year
+    names = renewal_file_names(start.domain)
     archive = ctx.archive.archive
-    for ca in renewal.cas:
-        for candidate_year in (year, year - 1, year - 2):
-            folder = renewal_folder(ctx.archive.root_folder, ca, candidate_year, start.domain)
+    for ca in ctx.renewal.cas:
+        for year in reuse_years(datetime.now(UTC).year):
+            folder = renewal_folder(ctx.archive.root_folder, ca, year, start.domain)
             present = {f.name for f in archive.list_files(folder)}
             if not {names["csr"], names["key"]} <= present:
                 continue
             csr_pem = archive.read_file(folder, names["csr"])
             try:
-                check_csr(csr_pem, subject.rules(), start.domain)
+                check_csr(csr_pem, ctx.subject.rules(), start.domain)
                 fingerprint = check_key_matches_csr(
                     archive.read_file(folder, names["key"]), csr_pem
                 )
@@ -65,20 +65,21 @@ def find_previous_csr(ctx: RenewalContext, start: RenewalStart) -> CsrRecord | N
 def _key_bytes(ctx: RenewalContext, csr: CsrRecord, folder: str, key_name: str) -> bytes:
     """The key from where it was left; after an interrupted archive, from the archive itself."""
     source = csr.key
+    archive = ctx.archive.archive
     data: bytes | None = None
     if source.kind == "ticket":
         for attachment in ctx.tracker.attachments(source.location):
             if attachment.id == source.attachment_id:
                 data = ctx.tracker.download_attachment(source.location, attachment)
-        if data is None and key_name in {f.name for f in ctx.archive.archive.list_files(folder)}:
-            data = ctx.archive.archive.read_file(folder, key_name)
+        if data is None and key_name in {f.name for f in archive.list_files(folder)}:
+            data = archive.read_file(folder, key_name)
         if data is None:
             raise CertificateError(
                 f"the key {source.name} is no longer attached to {source.location} and was not "
                 "archived yet: ask the systems team to attach it again"
             )
     else:
-        data = ctx.archive.archive.read_file(source.location, source.name)
+        data = archive.read_file(source.location, source.name)
     if check_key_matches_csr(data, csr.csr_pem.encode()) != csr.key_fingerprint:
         raise CertificateError(
             f"the key now at {source.location} is not the one accepted with the CSR: "
@@ -112,13 +113,12 @@ def archive_artifacts(
     csr: CsrRecord,
     issued: IssuedRecord,
     ca: str,
-    tickets: dict[str, str],
+    tickets: RenewalTickets,
 ) -> ArchiveRecord:
     """Step 5: store .csr, .key, .crt (+ chain) and a manifest; then take the key off Jira."""
-    settings = ctx.settings
     setup = ctx.archive
     folder = renewal_folder(setup.root_folder, ca, issued.not_before.year, start.domain)
-    names = file_names(start.domain)
+    names = renewal_file_names(start.domain)
     files = {
         names["csr"]: csr.csr_pem.encode(),
         names["key"]: _key_bytes(ctx, csr, folder, names["key"]),
@@ -126,22 +126,19 @@ def archive_artifacts(
     }
     if issued.chain_pem:
         files[names["chain"]] = issued.chain_pem.encode()
-    passphrase = (
-        settings.sharepoint.secret_key_passphrase() if settings.archive == "sharepoint" else None
-    )
+    passphrase = setup.key_passphrase.get_secret_value() if setup.key_passphrase else None
     archived = archive_renewal(
         setup.archive,
         folder,
         files,
-        renewal_record(start, issued, tickets),
+        renewal_record(start, issued, tickets.by_role()),
         setup.on_conflict,
         key_passphrase=passphrase,
     )
-    del files  # the key bytes go no further than the archive
+    del files, passphrase  # the key bytes go no further than the archive
     stored = tuple(sorted([f.path.rpartition("/")[2] for f in archived.files] + [MANIFEST_NAME]))
-    first_ticket = next(iter(tickets.values()))
-    comment_once(ctx, first_ticket, "archived", comments.archived(archived.location, stored))
-    if csr.key.kind == "ticket" and settings.jira.delete_key_attachment:
+    comment_once(ctx, tickets.main, "archived", comments.archived(archived.location, stored))
+    if csr.key.kind == "ticket" and ctx.chain.delete_key_attachment:
         for attachment in ctx.tracker.attachments(csr.key.location):
             if attachment.id == csr.key.attachment_id:
                 ctx.tracker.delete_attachment(csr.key.location, attachment)
@@ -155,5 +152,5 @@ def archive_artifacts(
         folder=folder,
         location=archived.location,
         files=stored,
-        key_protected=passphrase is not None,
+        key_protected=setup.key_passphrase is not None,
     )

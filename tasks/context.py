@@ -1,89 +1,120 @@
-"""What every renewal step gets: settings, the wired backends, and how steps are cached.
+"""How a renewal's steps run under Prefect: the run's context, stored results, waits.
 
 A step's result is persisted under a key made of the renewal id, the step name
 and the attempt number. A resumed run (which re-enters the flow from the top)
 and a second run for the same renewal both get the stored result back instead
 of repeating the side effect.
+
+When a step's outside system fails in a way a person can fix (Jira down, a
+ticket deleted, SharePoint refusing, a bad file), the run does not fail: it
+waits for a person with the reason in the form, and tries the step again when
+resumed. That is declared once, here, for every step.
 """
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import replace
+from itertools import count
 from pathlib import Path
-from typing import Any, ParamSpec, TypeVar
+from typing import Any, Generic, ParamSpec, TypeVar
 
 from prefect import task
 from prefect.context import TaskRunContext
 from prefect.runtime import flow_run
 
-from certrenew.adapters.tracker import TicketTracker
-from certrenew.adapters.wiring import ArchiveSetup, build_archive, build_tracker
-from certrenew.config import Settings, load_settings
+from certrenew.adapters.wiring import RenewalContext, renewal_context
+from certrenew.config import load_settings
+from certrenew.errors import (
+    ArchiveError,
+    AuthenticationError,
+    CertificateError,
+    NothingServed,
+    ServiceUnavailable,
+    TrackerError,
+)
+from certrenew.tasks import forms
 
 P = ParamSpec("P")
 T = TypeVar("T")
 
-
-@dataclass
-class RenewalContext:
-    settings: Settings
-    tracker: TicketTracker
-    archive: ArchiveSetup
-    run_url: str
-
-
-def renewal_context(config_path: str | None) -> RenewalContext:
-    settings = load_settings(Path(config_path) if config_path else None)
-    settings.for_renewal()  # fail at the start, not after three days, if a section is missing
-    return RenewalContext(
-        settings=settings,
-        tracker=build_tracker(settings),
-        archive=build_archive(settings),
-        run_url=current_run_url(settings),
-    )
+# Failures a person can fix while the run waits; anything else is a bug and fails the run.
+RECOVERABLE: tuple[type[Exception], ...] = (
+    ServiceUnavailable,
+    AuthenticationError,
+    TrackerError,
+    ArchiveError,
+    CertificateError,
+    NothingServed,
+)
 
 
-def current_run_url(settings: Settings) -> str:
-    """The flow run's page in the Prefect UI, for links from tickets ('' outside a run)."""
-    return run_page(flow_run.get_id(), settings)
+def context_for_this_run(config_path: str | None) -> RenewalContext:
+    """The renewal's context as the flow run sees it: links in tickets lead to this run."""
+    ctx = renewal_context(load_settings(Path(config_path) if config_path else None))
+    return replace(ctx, run_url=run_page(flow_run.get_id(), ctx.renewal.flow_ui_url))
 
 
-def run_page(run_id: str | None, settings: Settings) -> str:
+def run_page(run_id: str | None, ui_url: str | None) -> str:
+    """A flow run's page in the Prefect UI, for links from tickets ('' outside a run)."""
     from prefect.settings import PREFECT_UI_URL
 
-    base = (settings.renewal.flow_ui_url if settings.renewal else None) or PREFECT_UI_URL.value()
+    base = ui_url or PREFECT_UI_URL.value()
     if not run_id:
         return ""
     return f"{base.rstrip('/')}/runs/flow-run/{run_id}" if base else run_id
 
 
-def _step_key(step: str) -> Callable[[TaskRunContext, dict[str, Any]], str]:
+CacheKey = Callable[[TaskRunContext, dict[str, Any]], str]
+
+
+def _step_key(step: str) -> CacheKey:
     def key(_: TaskRunContext, parameters: dict[str, Any]) -> str:
         return f"{parameters['start'].id}.{step}.{parameters.get('attempt', 0)}"
 
     return key
 
 
-def renewal_step(step: str) -> Callable[[Callable[P, T]], Callable[P, T]]:
-    """A Prefect task whose result is kept per (renewal, step, attempt).
+class Step(Generic[P, T]):
+    """A runbook step: a Prefect task whose result is kept per (renewal, step, attempt),
+    and that waits for a person instead of failing when its outside system does.
 
-    The wrapped function takes `start` (a RenewalStart) and optionally `attempt`.
+    `fn` is the plain function, for tests that need no Prefect.
     """
 
-    def wrap(func: Callable[P, T]) -> Callable[P, T]:
-        return task(  # type: ignore[return-value]
-            func,
-            name=step,
+    def __init__(self, name: str, fn: Callable[P, T], key: CacheKey | None = None) -> None:
+        self.name = name
+        self.fn = fn
+        self._task = task(
+            fn,
+            name=name,
             persist_result=True,
-            cache_key_fn=_step_key(step),
+            cache_key_fn=key or _step_key(name),
             log_prints=False,
         )
+        functools.update_wrapper(self, fn)
+
+    def __call__(self, *args: P.args, **kwargs: P.kwargs) -> T:
+        for attempt in count(1):
+            try:
+                return self._task(*args, **kwargs)
+            except RECOVERABLE as exc:
+                forms.wait_for_fix(self.name, attempt, exc)
+        raise AssertionError("unreachable")
+
+
+def renewal_step(name: str, key: CacheKey | None = None) -> Callable[[Callable[P, T]], Step[P, T]]:
+    """Declare a runbook step; the wrapped function takes `start` and optionally `attempt`
+    (or names its own cache `key`)."""
+
+    def wrap(fn: Callable[P, T]) -> Step[P, T]:
+        return Step(name, fn, key)
 
     return wrap
 
 
-def other_active_run(name: str, settings: Settings) -> str | None:
+def other_active_run(name: str, ctx: RenewalContext) -> str | None:
     """The page of another unfinished renewal run of the same certificate, if any.
 
     Detection announces an expiring certificate every day until it is renewed;
@@ -118,5 +149,5 @@ def other_active_run(name: str, settings: Settings) -> str | None:
         if str(run.id) == me:
             return None  # the oldest unfinished run is this one
         if run.parameters.get("name") == name:
-            return run_page(str(run.id), settings)
+            return run_page(str(run.id), ctx.renewal.flow_ui_url)
     return None

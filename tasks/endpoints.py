@@ -5,25 +5,21 @@ from __future__ import annotations
 import time
 from datetime import UTC, datetime
 
-from prefect import task
 from prefect.runtime import flow_run
 
-from certrenew.errors import CertRenewError
+from certrenew.adapters.wiring import RenewalContext
+from certrenew.errors import NothingServed
 from certrenew.inventory import CertificateEntry, Inventory, load_inventory
 from certrenew.probe import ProbeResult, run_scan
 from certrenew.renewal import RenewalStart, ServedCertificate, Verification, renewal_id
 from certrenew.renewal_need import renewal_decisions
-from certrenew.tasks.context import RenewalContext, renewal_step
-
-
-class NothingServed(CertRenewError):
-    """No target of the certificate could be read: a person has to look."""
+from certrenew.tasks.context import renewal_step
 
 
 def probe_entry(
     ctx: RenewalContext, inventory: Inventory, entry: CertificateEntry
 ) -> list[ProbeResult]:
-    scan = ctx.settings.scan
+    scan = ctx.scan
     single = Inventory(defaults=inventory.defaults, certificates=[entry])
     return run_scan(single, concurrency=scan.concurrency, timeout=scan.timeout_seconds)
 
@@ -34,7 +30,7 @@ def confirm(ctx: RenewalContext, name: str, force: bool) -> RenewalStart:
     The same rule as detection decides (certrenew.renewal_need): the newest
     certificate among the entry's endpoints and files.
     """
-    inventory = load_inventory(ctx.settings.inventory)
+    inventory = load_inventory(ctx.inventory)
     entry = inventory.get(name)
     (decision,) = renewal_decisions(probe_entry(ctx, inventory, entry), inventory)
     newest = decision.newest
@@ -80,14 +76,14 @@ def _per_run_key(_: object, parameters: dict[str, object]) -> str:
     return f"{flow_run.get_id()}.confirm-expiry.{parameters['name']}"
 
 
-@task(name="confirm-expiry", persist_result=True, cache_key_fn=_per_run_key)
+@renewal_step("confirm-expiry", key=_per_run_key)
 def confirm_expiry(ctx: RenewalContext, name: str, force: bool = False) -> RenewalStart:
     """Step 0, once per flow run: the renewal's identity comes from what was served then."""
     return confirm(ctx, name, force)
 
 
 def serving_new(ctx: RenewalContext, start: RenewalStart, new_serial: str) -> Verification:
-    inventory = load_inventory(ctx.settings.inventory)
+    inventory = load_inventory(ctx.inventory)
     results = probe_entry(ctx, inventory, inventory.get(start.name))
     served = tuple(r.target for r in results if r.serial == new_serial)
     return Verification(
@@ -106,7 +102,7 @@ def verify_served_certificate(
     ctx: RenewalContext, start: RenewalStart, new_serial: str, attempt: int
 ) -> Verification:
     """Step 7: poll every endpoint and file with growing pauses until all show the new serial."""
-    _, _, renewal = ctx.settings.for_renewal()
+    renewal = ctx.renewal
     deadline = time.monotonic() + renewal.verify_poll_minutes * 60
     delay = renewal.verify_poll_seconds
     while True:

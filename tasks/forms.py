@@ -11,6 +11,9 @@ no user accounts, so they are a statement, not an identity.
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from enum import StrEnum
+from itertools import count
 from typing import Literal, TypeVar
 
 from prefect.flow_runs import suspend_flow_run
@@ -18,8 +21,41 @@ from prefect.input import RunInput
 from pydantic import Field, create_model
 
 R = TypeVar("R", bound=RunInput)
+T = TypeVar("T")
 
 RECHECK = "Check again"
+
+
+class Question(StrEnum):
+    """The questions a renewal asks people: each is the pause key, or its prefix.
+
+    Questions asked again after a wrong answer get `-<attempt>` (`csr-2`), and a
+    wait for an outside system gets `wait-<step>-<attempt>`: see `pause_key`.
+    The demo and the tests answer by these names.
+    """
+
+    CSR_REUSE = "csr-reuse"
+    CSR = "csr"
+    CA_CHOICE = "ca-choice"
+    URGENT_APPROVAL = "urgent-approval"
+    CA_REQUEST = "ca-request"
+    CERTIFICATE = "certificate"
+    INSTALL = "install"
+    RETIRE = "retire"
+    WAIT = "wait"
+
+
+def pause_key(question: Question, *parts: object) -> str:
+    """`csr-2`, `wait-archive-artifacts-1`: unique per question, step and attempt."""
+    return "-".join([question.value, *(str(part) for part in parts)])
+
+
+def question_of(key: str) -> Question:
+    """The question a pause key asks (the longest matching name: `csr-reuse` before `csr`)."""
+    for question in sorted(Question, key=lambda q: -len(q.value)):
+        if key == question.value or key.startswith(question.value + "-"):
+            return question
+    raise ValueError(f"'{key}' is not a pause key of the renewal")
 
 
 class CsrReuseAnswer(RunInput):
@@ -90,6 +126,43 @@ def ca_choice_form(cas: list[str]) -> type[RunInput]:
         __base__=RunInput,
         ca=(Literal[tuple(cas)], Field(title="CA named by the service owner")),
         answered_by=(str, Field(min_length=1, max_length=120, title="Your name")),
+    )
+
+
+def ask_until_valid(
+    collect: Callable[[dict[str, str], int], T | str],
+    accepted: type[T],
+    form: type[RunInput],
+    question: Question,
+    describe: Callable[[str], str],
+) -> T:
+    """Collect, and while the outcome is a problem, show it and ask again.
+
+    `collect(pasted, attempt)` returns the accepted record or what a person must
+    fix. Each answer's non-empty text fields are kept for the next attempts, so
+    a certificate pasted once need not be pasted again after fixing the chain.
+    """
+    pasted: dict[str, str] = {}
+    for attempt in count(1):
+        outcome = collect(pasted, attempt)
+        if isinstance(outcome, accepted):
+            return outcome
+        answer = ask(form, pause_key(question, attempt), describe(str(outcome)))
+        pasted |= {
+            name: value
+            for name, value in answer.model_dump().items()
+            if isinstance(value, str) and value.strip()
+        }
+    raise AssertionError("unreachable")
+
+
+def wait_for_fix(step: str, attempt: int, problem: Exception) -> None:
+    """A step's outside system failed: wait for a person to fix it and say so."""
+    ask(
+        WaitAnswer,
+        pause_key(Question.WAIT, step, attempt),
+        f"### Step '{step}' could not finish\n\n{problem}\n\n"
+        "Nothing done so far is lost. Fix the cause, then resume to try again.",
     )
 
 

@@ -1,32 +1,21 @@
-"""Notices (expiry reminders, revocation notices) written to an outbox.
-
-The outbox is a folder of RFC 5322 messages named by notice id: writing the same
-notice twice leaves one file, and any mail relay or a person can pick them up.
-"""
+"""Notices (expiry reminders, revocation notices): rendered once, delivered on every channel."""
 
 from __future__ import annotations
 
-from email.message import EmailMessage
-from pathlib import Path
+from collections.abc import Sequence
 
+from certrenew.adapters.notice import Notice, NoticeChannel
 from certrenew.templates import render_ticket
 
 
-def write_notice(
-    outbox: Path, notice_id: str, template: str, recipients: list[str], **context: object
-) -> Path:
-    """Render `template` (first line = subject) into `<outbox>/<notice_id>.eml`, once."""
-    path = outbox / f"{notice_id}.eml"
-    if path.exists():
-        return path
+def send_notice(
+    channels: Sequence[NoticeChannel],
+    notice_id: str,
+    template: str,
+    recipients: Sequence[str],
+    **context: object,
+) -> list[str]:
+    """Render `template` (first line = subject) and deliver it; where it went, per channel."""
     subject, body = render_ticket(template, **context)
-    message = EmailMessage()
-    message["Subject"] = subject
-    message["To"] = ", ".join(recipients)
-    message["X-Certrenew-Notice"] = notice_id
-    message.set_content(body, cte="8bit")  # readable as it lies in the outbox
-    outbox.mkdir(parents=True, exist_ok=True)
-    partial = path.with_suffix(".tmp")
-    partial.write_bytes(message.as_bytes())
-    partial.replace(path)
-    return path
+    notice = Notice(notice_id, subject, body, tuple(recipients))
+    return [channel.deliver(notice) for channel in channels]

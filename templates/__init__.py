@@ -32,5 +32,6 @@ def render_ticket(template: str, **context: Any) -> tuple[str, str]:
     return summary.strip(), description.strip() + "\n"
 
 
-comments = _env.get_template("comments.j2").module
-"""Step comments, one macro each (`comments.csr_received(...)`)."""
+# Step comments, one macro each (`comments.csr_received(...)`). Macros are made
+# at run time from comments.j2, so a type checker cannot see them: typed Any.
+comments: Any = _env.get_template("comments.j2").module

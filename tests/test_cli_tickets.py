@@ -12,7 +12,6 @@ from certrenew.adapters.tracker import NewTicket, TicketTracker
 from certrenew.adapters.tracker.local import LocalTracker
 from certrenew.cli import app
 from certrenew.cli.ticket_view import ticket_detail, ticket_table
-from certrenew.config import JiraSettings
 from certrenew.errors import TrackerError
 from tests.pki import key_pem, rsa_key
 
@@ -29,7 +28,7 @@ def config(tmp_path: Path) -> Path:
 @pytest.fixture
 def chain(config: Path) -> LocalTracker:
     """A renewal's three tickets as the flow leaves them, in the configured data folder."""
-    tracker = LocalTracker(config.parent / "data" / "tickets.sqlite3", JiraSettings())
+    tracker = LocalTracker(config.parent / "data" / "tickets.sqlite3")
     csr = tracker.create_ticket(
         NewTicket(
             "SIS",

@@ -105,3 +105,35 @@ def test_a_bad_environment_value_names_the_variable(
 def test_a_missing_config_file_says_how_to_name_one(tmp_path: Path) -> None:
     with pytest.raises(ConfigError, match="does not exist: pass --config or set CERTRENEW_CONFIG"):
         load_settings(tmp_path / "none.toml")
+
+
+def test_ticket_chain_keys_still_read_from_jira_with_a_warning(tmp_path: Path) -> None:
+    """Files written when [jira] also held the chain's shape keep working."""
+    config = write(
+        tmp_path,
+        '[jira]\nurl = "https://j"\ncsr_project = "CERT"\nlink_type = "Blocks"\n'
+        '[tickets]\nlink_type = "Relates"\n',
+    )
+    with pytest.warns(FutureWarning, match=r"jira\.csr_project, jira\.link_type to \[tickets\]"):
+        settings = load_settings(config)
+    assert settings.tickets.csr_project == "CERT"
+    assert settings.tickets.link_type == "Relates"  # the new section wins
+    assert settings.jira.url == "https://j"
+
+
+def test_ticket_chain_keys_from_the_old_environment_names(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("CERTRENEW_JIRA__OWNER_PROJECT", "SUPORT")
+    with pytest.warns(FutureWarning, match="jira.owner_project"):
+        settings = load_settings(write(tmp_path, ""))
+    assert settings.tickets.owner_project == "SUPORT"
+
+
+def test_the_new_section_needs_no_warning(tmp_path: Path) -> None:
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        settings = load_settings(write(tmp_path, '[tickets]\nowner_project = "ST2"\n'))
+    assert settings.tickets.owner_project == "ST2"

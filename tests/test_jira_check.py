@@ -49,20 +49,20 @@ def test_everything_present(run, jira_tracker: JiraTracker, jira_server: JiraSer
     ):
         assert line(output, what).startswith("[    ok     ]"), output
     assert f"Jira {jira_server.deployment}" in line(output, "reachable")
-    assert "jira.csr_project, jira.install_project" in line(output, "project SIS")
+    assert "tickets.csr_project, tickets.install_project" in line(output, "project SIS")
 
 
 def test_missing_pieces_are_named_with_their_settings(
     run, jira_tracker: JiraTracker, jira_server: JiraServer, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     key = open_ticket(jira_tracker)
-    monkeypatch.setenv("CERTRENEW_JIRA__OWNER_PROJECT", "NOPE")
-    monkeypatch.setenv("CERTRENEW_JIRA__LINK_TYPE", "Duplicate")
+    monkeypatch.setenv("CERTRENEW_TICKETS__OWNER_PROJECT", "NOPE")
+    monkeypatch.setenv("CERTRENEW_TICKETS__LINK_TYPE", "Duplicate")
     jira_server.projects["SIS"] = ["Bug", "Task"]
     jira_server.done_transition = "Resolve"
     code, output = run("--issue", key)
     assert code == 1
-    assert "MISSING" in line(output, "project NOPE") and "jira.owner_project" in output
+    assert "MISSING" in line(output, "project NOPE") and "tickets.owner_project" in output
     assert "Relates, Blocks" in line(output, "link type 'Duplicate'")
     assert "MISSING" in line(output, "link type 'Duplicate'")
     transition = line(output, "transition 'Done'")
@@ -75,7 +75,7 @@ def test_missing_issue_type(run, jira_server: JiraServer) -> None:
     code, output = run()
     assert code == 1
     assert "Question" in line(output, "issue type 'Task' in ST")
-    assert "jira.issue_type" in line(output, "issue type 'Task' in ST")
+    assert "tickets.issue_type" in line(output, "issue type 'Task' in ST")
 
 
 def test_without_an_issue_the_transition_is_not_checked(run, jira_server: JiraServer) -> None:

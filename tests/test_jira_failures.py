@@ -383,7 +383,6 @@ def test_fields_are_explicit_and_complete(
     tracker = tracker_for(
         jira_settings,
         components=["Certificats"],
-        labels=["certrenew", "cds"],
         custom_fields={"customfield_10100": "from settings"},
     )
     owner = "557058:owner-seu" if jira_server.deployment == "Cloud" else "owner-seu"
@@ -391,6 +390,7 @@ def test_fields_are_explicit_and_complete(
         csr_ticket(
             project="ST",
             label="certrenew-r1-owner",
+            labels=("certrenew", "cds"),
             assignee=owner,
             issue_type="Task",
             extra_fields={"customfield_10100": "seu.example.cat"},

@@ -9,19 +9,19 @@ from pathlib import Path
 
 import pytest
 
-from certrenew.adapters.archive import Archive, renewal_folder
+from certrenew.adapters.archive import Archive
 from certrenew.adapters.archive.local import LocalArchive
 from certrenew.adapters.tracker import Link, NewTicket, TicketTracker, local
 from certrenew.adapters.tracker.local import LocalTracker, TicketLink
-from certrenew.config import JiraSettings
 from certrenew.errors import ArchiveError, ServiceUnavailable, TicketNotFound, TrackerError
+from certrenew.naming import renewal_folder
 from tests.contract.archive_contract import ArchiveContract
 from tests.contract.tracker_contract import TrackerContract, new_ticket
 
 
 @pytest.fixture
 def tracker(tmp_path: Path) -> LocalTracker:
-    return LocalTracker(tmp_path / "data" / "tickets.sqlite3", JiraSettings())
+    return LocalTracker(tmp_path / "data" / "tickets.sqlite3")
 
 
 @pytest.fixture
@@ -47,28 +47,20 @@ def test_satisfies_the_protocols(tracker: LocalTracker, archive: LocalArchive) -
 
 def test_keys_count_per_project_and_survive_a_restart(tmp_path: Path) -> None:
     path = tmp_path / "tickets.sqlite3"
-    first = LocalTracker(path, JiraSettings())
+    first = LocalTracker(path)
     keys = [first.create_ticket(new_ticket(p)).key for p in ("SIS", "SIS", "ST", "SIS")]
     assert keys == ["SIS-1", "SIS-2", "ST-1", "SIS-3"]
-    again = LocalTracker(path, JiraSettings())
+    again = LocalTracker(path)
     assert again.create_ticket(new_ticket("ST")).key == "ST-2"
     assert again.get_ticket("SIS-2").summary == first.get_ticket("SIS-2").summary
 
 
 def test_status_goes_from_open_to_the_configured_done_state(tmp_path: Path) -> None:
-    tracker = LocalTracker(tmp_path / "t.sqlite3", JiraSettings(done_transition="Resolt"))
+    tracker = LocalTracker(tmp_path / "t.sqlite3", done_status="Resolt")
     ticket = tracker.create_ticket(new_ticket("SIS"))
     assert ticket.status == "Open"
     tracker.close_ticket(ticket.key)
     assert tracker.get_ticket(ticket.key).status == "Resolt"
-
-
-def test_configured_labels_go_on_every_ticket(tmp_path: Path) -> None:
-    tracker = LocalTracker(tmp_path / "t.sqlite3", JiraSettings(labels=["certificats"]))
-    ticket = tracker.create_ticket(new_ticket("SIS", label="certrenew-r1-csr"))
-    assert ticket.labels[0] == "certrenew-r1-csr"
-    assert "certificats" in tracker.get_ticket(ticket.key).labels
-    assert [t.key for t in tracker.find_tickets("certificats")] == [ticket.key]
 
 
 def test_url_names_the_database_and_the_key(tracker: LocalTracker) -> None:
@@ -144,14 +136,14 @@ def test_unwritable_location_is_reported(tmp_path: Path) -> None:
     blocker = tmp_path / "not-a-folder"
     blocker.write_text("a file where the data folder should be")
     with pytest.raises(TrackerError, match="check that data_dir points to a writable folder"):
-        LocalTracker(blocker / "tickets.sqlite3", JiraSettings())
+        LocalTracker(blocker / "tickets.sqlite3")
 
 
 def test_a_file_that_is_not_a_database_is_reported(tmp_path: Path) -> None:
     path = tmp_path / "tickets.sqlite3"
     path.write_bytes(b"these are notes, not tickets" * 100)
     with pytest.raises(TrackerError, match="cannot use the local ticket database"):
-        LocalTracker(path, JiraSettings())
+        LocalTracker(path)
 
 
 def test_a_database_held_locked_is_reported_as_retryable(
@@ -174,7 +166,7 @@ TICKETS_PER_WRITER = 25
 
 def _write_tickets(path: str, writer: str, start: object) -> None:
     """One process's share: open, comment and attach, as the flow and the demo do."""
-    tracker = LocalTracker(Path(path), JiraSettings())
+    tracker = LocalTracker(Path(path))
     start.wait(60)  # type: ignore[attr-defined]
     for n in range(TICKETS_PER_WRITER):
         project = "SIS" if n % 3 else "ST"
@@ -201,7 +193,7 @@ def test_two_processes_writing_at_once_lose_and_double_nothing(tmp_path: Path) -
             process.kill()
     assert [p.exitcode for p in writers] == [0, 0]
 
-    tracker = LocalTracker(path, JiraSettings())
+    tracker = LocalTracker(path)
     tickets = tracker.all_tickets()
     keys = [t.key for t in tickets]
     assert len(keys) == len(set(keys)) == 2 * TICKETS_PER_WRITER

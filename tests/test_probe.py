@@ -138,6 +138,8 @@ def test_file_problems_name_the_file_and_the_fix(
 ) -> None:
     monkeypatch.delenv("LAB_UNSET_PASSWORD", raising=False)
     p12 = scan_lab.cases["file-p12"].target
+    junk = tmp_path / "junk.crt"
+    junk.write_bytes(b"not a certificate at all")
     inventory = Inventory(
         certificates=[
             CertificateEntry(
@@ -150,6 +152,7 @@ def test_file_problems_name_the_file_and_the_fix(
                 name="gone", domain="gone.lab.test", files=[{"path": tmp_path / "gone.pem"}]
             ),
             CertificateEntry(name="folder", domain="folder.lab.test", files=[{"path": tmp_path}]),
+            CertificateEntry(name="junk", domain="junk.lab.test", files=[{"path": junk}]),
         ]
     )
     errors = {r.name: r.error or "" for r in run_scan(inventory, concurrency=2, timeout=1)}
@@ -157,6 +160,9 @@ def test_file_problems_name_the_file_and_the_fix(
     assert "needs a password" in errors["nopw"]
     assert "file not found" in errors["gone"] and "gone.pem" in errors["gone"]
     assert "is a folder" in errors["folder"]
+    assert "junk.crt" in errors["junk"]
+    # The loader's own message reaches the person, never as an internal failure.
+    assert not any(error.startswith("unexpected failure") for error in errors.values()), errors
 
 
 def test_results_give_not_after_back_as_a_utc_datetime(scan_lab: ScanLab) -> None:

@@ -17,9 +17,11 @@ from cryptography.hazmat.primitives import hashes, serialization
 
 from certrenew.inventory import load_inventory
 from certrenew.lab.tls import build_csr
+from certrenew.naming import renewal_file_names, renewal_folder
 from certrenew.pki.certs import serial_hex
 from certrenew.probe import run_scan
 from certrenew.renewal import renewal_id
+from certrenew.tasks.forms import Question, pause_key
 from tests.fixtures_renewal import RenewalLab
 
 pytestmark = pytest.mark.prefect
@@ -227,3 +229,63 @@ def test_certificate_already_renewed_stops_without_tickets(renewal_lab: RenewalL
     run = lab.start("fresh")
     assert run.wait_final().is_completed()
     assert lab.tracker().find_tickets(f"{rid}-csr") == []
+
+
+def test_a_reused_csr_opens_no_csr_ticket_and_every_step_uses_the_owner_ticket(
+    renewal_lab: RenewalLab,
+) -> None:
+    """The reuse branch: the CSR and key come from the archive; no ticket to the systems team."""
+    lab = renewal_lab
+    domain, server = lab.serve_certificate("reused")
+    old_serial = served_serial(lab, "reused")
+    rid = renewal_id(domain, old_serial)
+    tracker = lab.tracker()
+    assert lab.settings.csr
+    csr_pem, key_pem = build_csr(lab.settings.csr.rules(), domain)
+    setup = lab.archive()
+    previous = renewal_folder(setup.root_folder, "CESICAT", datetime.now(UTC).year - 1, domain)
+    names = renewal_file_names(domain)
+    setup.archive.ensure_folder(previous)
+    setup.archive.write_file(previous, names["csr"], csr_pem)
+    setup.archive.write_file(previous, names["key"], key_pem)
+    run = lab.start("reused")
+
+    assert setup.archive.location(previous) in run.wait_paused(Question.CSR_REUSE)
+    run.resume(choice="Reuse the previous CSR and key")
+    run.wait_paused(Question.CA_CHOICE)
+    assert tracker.find_tickets(f"{rid}-csr") == []
+    [owner] = tracker.find_tickets(f"{rid}-owner")
+    assert any(setup.archive.location(previous) in c for c in tracker.comments(owner.key))
+    run.resume(ca="CESICAT", answered_by="Anna (support)")
+
+    # The request form says where the CSR really is: the archive, not the owner's ticket.
+    description = run.wait_paused(Question.CA_REQUEST)
+    assert setup.archive.location(previous) in description
+    assert owner.key not in description
+    assert csr_pem.decode().strip().splitlines()[1] in description
+    run.resume(request_number="REQ000778", requested_by="Anna (support)")
+
+    # The certificate arrives on the owner's ticket, the only one there is.
+    assert owner.key in run.wait_paused(pause_key(Question.CERTIFICATE, 1))
+    crt = lab.ca.sign_csr(csr_pem, days=180)
+    tracker.add_attachment(owner.key, names["crt"], crt)
+    run.resume()
+    run.wait_paused(pause_key(Question.INSTALL, 1))
+    lab.install(server, crt, key_pem)
+    run.resume(action="Check the endpoints again")
+    run.wait_paused(Question.RETIRE)
+    run.resume(outcome="Revoked at the CA", confirmed_by="Anna (support)")
+    final = run.wait_final()
+    assert final.is_completed()
+
+    result = final.result()
+    assert result["tickets"]["csr"] is None and result["tickets"]["owner"] == owner.key
+    [install] = tracker.find_tickets(f"{rid}-install")
+    assert {link.other_key for link in tracker.links(install.key)} == {owner.key}
+    owner_comments = "\n".join(tracker.comments(owner.key))
+    for step in ("csr-reused", "ca-requested", "certificate-received", "archived", "retired"):
+        assert f"[certrenew:{step}]" in owner_comments, step
+    folder = renewal_folder(setup.root_folder, "CESICAT", datetime.now(UTC).year, domain)
+    assert setup.archive.read_file(folder, names["key"]) == key_pem
+    manifest = json.loads(setup.archive.read_file(folder, "manifest.json"))
+    assert manifest["tickets"] == {"service_owner": owner.key}

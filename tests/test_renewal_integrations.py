@@ -15,9 +15,11 @@ import pytest
 
 from certrenew.adapters.wiring import build_tracker
 from certrenew.config import load_settings
-from certrenew.deployments.demo import DEMO_TIMINGS, DemoPeople
+from certrenew.deployments.demo import DEMO_TIMINGS
 from certrenew.lab.jira_server import JiraServer
+from certrenew.lab.people import DemoPeople
 from certrenew.renewal import renewal_id
+from certrenew.tasks.forms import Question, pause_key
 from tests.fixtures_jira import FAST_RETRIES
 from tests.fixtures_renewal import RenewalLab, example_config
 from tests.fixtures_sharepoint import LIBRARY, SharePointTestbed
@@ -74,7 +76,7 @@ def test_runbook_on_jira_and_sharepoint_waits_through_outages(
     answer = people.answer("csr-1", rid)
     jira_server.fail(503, times=None)
     run.resume(**answer)
-    assert "could not finish" in run.wait_paused("wait-csr-1")
+    assert "could not finish" in run.wait_paused(pause_key(Question.WAIT, "collect-csr-and-key", 1))
     jira_server.faults.clear()
     run.resume(action="Check again")
 
@@ -84,7 +86,7 @@ def test_runbook_on_jira_and_sharepoint_waits_through_outages(
         if key == "certificate-1":
             sharepoint.site.outage(retry_after=None)  # SharePoint is down when archiving
         run.resume(**answer)
-    assert "could not finish" in run.wait_paused("wait-archive-1")
+    assert "could not finish" in run.wait_paused(pause_key(Question.WAIT, "archive-artifacts", 1))
     sharepoint.site.end_outage()
     run.resume(action="Check again")
     for key in ("install-1", "retire"):

@@ -11,8 +11,8 @@ from email.utils import format_datetime
 
 import pytest
 
-from certrenew.errors import ConfigError, ServiceUnavailable
-from certrenew.retry import GaveUp, RetryPolicy, Transient, retry_after_seconds, retrying
+from certrenew.errors import ConfigError, ServiceUnavailable, Transient
+from certrenew.retry import GaveUp, RetryPolicy, retry_after_seconds, retrying
 
 NOW = datetime(2025, 3, 1, 12, 0, 0, tzinfo=UTC)
 

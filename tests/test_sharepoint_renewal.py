@@ -12,7 +12,7 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 from cryptography.x509.oid import NameOID
 
-from certrenew.adapters.archive import ArchivedFile, renewal_folder
+from certrenew.adapters.archive import ArchivedFile
 from certrenew.adapters.archive.renewal import (
     MANIFEST_NAME,
     RenewalRecord,
@@ -21,6 +21,7 @@ from certrenew.adapters.archive.renewal import (
     manifest_bytes,
 )
 from certrenew.errors import ArchiveConflict
+from certrenew.naming import renewal_folder
 from certrenew.pki.certs import certificate_facts
 from tests.fixtures_sharepoint import LIBRARY, SharePointTestbed
 from tests.pki import pem_begin

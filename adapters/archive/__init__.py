@@ -56,11 +56,6 @@ class Archive(Protocol):
         ...
 
 
-def renewal_folder(root: str, ca: str, year: int, domain: str) -> str:
-    """`<root>/<CA>/<year>/<domain>`, the runbook's layout."""
-    return "/".join(part.strip("/") for part in (root, ca, str(year), domain))
-
-
 def sha256_hex(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()
 

@@ -14,6 +14,7 @@ from pathlib import Path
 
 from certrenew.adapters.archive import StoredFile
 from certrenew.errors import ArchiveConflict, ArchiveError
+from certrenew.naming import check_archive_name
 
 # A write in progress (or cut short by a crash): never listed as an archived file.
 _TEMP_PREFIX = ".upload-"
@@ -100,7 +101,7 @@ class LocalArchive:
     def _folder(self, folder: str) -> Path:
         parts = [part for part in folder.split("/") if part]
         for part in parts:
-            _check_name(part, folder)
+            check_archive_name(part, folder)
         target = self.root.joinpath(*parts)
         # Symlinks inside the archive must not lead out of it either.
         if not target.resolve().is_relative_to(self.root):
@@ -108,14 +109,6 @@ class LocalArchive:
         return target
 
     def _file(self, folder: str, name: str) -> Path:
-        _check_name(name, name)
+        check_archive_name(name)
         return self._folder(folder) / name
 
-
-def _check_name(part: str, whole: str) -> None:
-    """One path segment: no '..', no separators, nothing the SharePoint side would refuse."""
-    if part in {".", ".."} or "\\" in part or "/" in part or "\x00" in part or not part.strip():
-        raise ArchiveError(
-            f"'{whole}' is not a safe archive path (no '..', '.', empty names or backslashes): "
-            "refused; check the domain and CA names"
-        )

@@ -8,6 +8,7 @@ every tracker gets the same guarantee from the same code.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Protocol, runtime_checkable
 
 
@@ -84,6 +85,34 @@ class TicketTracker(Protocol):
     def close_ticket(self, key: str) -> None:
         """Move the ticket to its done state; closing a closed ticket does nothing."""
         ...
+
+
+@dataclass(frozen=True)
+class Comment:
+    body: str
+    created: datetime
+
+
+@dataclass(frozen=True)
+class TicketLink:
+    """A link as a person reads it: outward (this ticket links to) or inward."""
+
+    link_type: str
+    other_key: str
+    outward: bool
+
+
+@runtime_checkable
+class BrowsableTracker(Protocol):
+    """What a tracker offers beyond the renewal's needs, so a person can browse the chain."""
+
+    def all_tickets(self) -> list[Ticket]: ...
+
+    def description(self, key: str) -> str: ...
+
+    def directed_links(self, key: str) -> list[TicketLink]: ...
+
+    def dated_comments(self, key: str) -> list[Comment]: ...
 
 
 def ensure_ticket(tracker: TicketTracker, new: NewTicket) -> Ticket:

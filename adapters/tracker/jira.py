@@ -36,8 +36,9 @@ from certrenew.errors import (
     ConfigError,
     TicketNotFound,
     TrackerError,
+    Transient,
 )
-from certrenew.retry import GaveUp, RetryPolicy, Transient, retry_after_seconds, retrying
+from certrenew.retry import GaveUp, RetryPolicy, retry_after_seconds, retrying
 
 T = TypeVar("T")
 
@@ -250,7 +251,7 @@ class JiraTracker:
 
     def _fields(self, new: NewTicket) -> dict[str, Any]:
         """Explicit field dicts: the library never looks a project or issue type up by guess."""
-        labels = list(dict.fromkeys([new.label, *new.labels, *self.settings.labels]))
+        labels = list(dict.fromkeys([new.label, *new.labels]))
         fields: dict[str, Any] = {
             "project": {"key": new.project},
             "issuetype": {"name": new.issue_type},

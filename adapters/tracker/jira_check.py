@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from typing import Literal
 
 from certrenew.adapters.tracker.jira import JiraTracker
-from certrenew.config import JiraSettings
+from certrenew.config import JiraSettings, TicketChainSettings
 from certrenew.errors import (
     AuthenticationError,
     CertRenewError,
@@ -35,7 +35,10 @@ class CheckItem:
 
 
 def check_jira(
-    settings: JiraSettings, issue: str | None = None, tracker: JiraTracker | None = None
+    settings: JiraSettings,
+    chain: TicketChainSettings,
+    issue: str | None = None,
+    tracker: JiraTracker | None = None,
 ) -> list[CheckItem]:
     tracker = tracker or JiraTracker.from_settings(settings)
     items: list[CheckItem] = []
@@ -53,16 +56,16 @@ def check_jira(
         return [CheckItem("reachable", "missing", str(exc))]
     items.append(CheckItem("reachable", "ok", f"{tracker.url} ({tracker.describe()})"))
     items.append(CheckItem("credentials", "ok", f"signed in as {who}"))
-    items += _projects(settings, tracker)
-    items.append(_link_type(settings, tracker))
-    items.append(_done_transition(settings, tracker, issue))
+    items += _projects(chain, tracker)
+    items.append(_link_type(chain, tracker))
+    items.append(_done_transition(settings, chain, tracker, issue))
     return items
 
 
-def _projects(settings: JiraSettings, tracker: JiraTracker) -> list[CheckItem]:
+def _projects(chain: TicketChainSettings, tracker: JiraTracker) -> list[CheckItem]:
     roles: dict[str, list[str]] = {}
     for role in ("csr_project", "owner_project", "install_project"):
-        roles.setdefault(getattr(settings, role), []).append(f"jira.{role}")
+        roles.setdefault(getattr(chain, role), []).append(f"tickets.{role}")
     items = []
     for key, names in roles.items():
         used_as = ", ".join(names)
@@ -78,41 +81,43 @@ def _projects(settings: JiraSettings, tracker: JiraTracker) -> list[CheckItem]:
             )
             continue
         items.append(CheckItem(f"project {key}", "ok", used_as))
-        wanted = settings.issue_type
+        wanted = chain.issue_type
         if wanted.lower() in (t.lower() for t in types):
-            items.append(CheckItem(f"issue type {wanted!r} in {key}", "ok", "jira.issue_type"))
+            items.append(CheckItem(f"issue type {wanted!r} in {key}", "ok", "tickets.issue_type"))
         else:
             items.append(
                 CheckItem(
                     f"issue type {wanted!r} in {key}",
                     "missing",
-                    f"{key} has {', '.join(types) or 'no issue types'}: set jira.issue_type "
+                    f"{key} has {', '.join(types) or 'no issue types'}: set tickets.issue_type "
                     "to one of them",
                 )
             )
     return items
 
 
-def _link_type(settings: JiraSettings, tracker: JiraTracker) -> CheckItem:
-    wanted = settings.link_type
+def _link_type(chain: TicketChainSettings, tracker: JiraTracker) -> CheckItem:
+    wanted = chain.link_type
     names = tracker.link_type_names()
     if wanted.lower() in (n.lower() for n in names):
-        return CheckItem(f"link type {wanted!r}", "ok", "jira.link_type")
+        return CheckItem(f"link type {wanted!r}", "ok", "tickets.link_type")
     return CheckItem(
         f"link type {wanted!r}",
         "missing",
-        f"Jira has {', '.join(names) or 'no link types'}: set jira.link_type to one of them",
+        f"Jira has {', '.join(names) or 'no link types'}: set tickets.link_type to one of them",
     )
 
 
-def _done_transition(settings: JiraSettings, tracker: JiraTracker, issue: str | None) -> CheckItem:
+def _done_transition(
+    settings: JiraSettings, chain: TicketChainSettings, tracker: JiraTracker, issue: str | None
+) -> CheckItem:
     wanted = settings.done_transition
     what = f"transition {wanted!r}"
     if issue is None:
         return CheckItem(
             what,
             "not checked",
-            f"pass --issue with an open {settings.csr_project} ticket to check it; otherwise "
+            f"pass --issue with an open {chain.csr_project} ticket to check it; otherwise "
             "the first close verifies it",
         )
     try:

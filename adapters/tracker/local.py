@@ -16,12 +16,10 @@ import re
 import sqlite3
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 
-from certrenew.adapters.tracker import Attachment, Link, NewTicket, Ticket
-from certrenew.config import JiraSettings
+from certrenew.adapters.tracker import Attachment, Comment, Link, NewTicket, Ticket, TicketLink
 from certrenew.errors import ServiceUnavailable, TicketNotFound, TrackerError
 
 OPEN_STATUS = "Open"
@@ -78,27 +76,12 @@ CREATE TABLE IF NOT EXISTS attachments (
 """
 
 
-@dataclass(frozen=True)
-class Comment:
-    body: str
-    created: datetime
-
-
-@dataclass(frozen=True)
-class TicketLink:
-    """A link as a person reads it: outward (this ticket links to) or inward."""
-
-    link_type: str
-    other_key: str
-    outward: bool
-
-
 class LocalTracker:
     """TicketTracker on SQLite; also lists every ticket and shows descriptions for the CLI."""
 
-    def __init__(self, path: Path, chain: JiraSettings) -> None:
+    def __init__(self, path: Path, done_status: str = "Done") -> None:
         self.path = path.resolve()
-        self.chain = chain
+        self.done_status = done_status
         try:
             self.path.parent.mkdir(parents=True, exist_ok=True)
         except OSError as exc:
@@ -115,9 +98,9 @@ class LocalTracker:
         if not _PROJECT_KEY.match(new.project):
             raise TrackerError(
                 f"'{new.project}' is not a project key (upper-case letters and digits, e.g. "
-                "SIS): fix jira.csr_project / owner_project / install_project"
+                "SIS): fix tickets.csr_project / owner_project / install_project"
             )
-        labels = tuple(dict.fromkeys((new.label, *new.labels, *self.chain.labels)))
+        labels = tuple(dict.fromkeys((new.label, *new.labels)))
         with self._connection() as db, _transaction(db):
             row = db.execute(
                 "INSERT INTO counters (project, last_number) VALUES (?, 1) "
@@ -236,7 +219,7 @@ class LocalTracker:
         with self._connection() as db, _transaction(db):
             self._require(db, key)
             db.execute(
-                "UPDATE tickets SET status = ? WHERE key = ?", (self.chain.done_transition, key)
+                "UPDATE tickets SET status = ? WHERE key = ?", (self.done_status, key)
             )
 
     # --- what a person needs beyond the renewal: the CLI view ----------------------

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import pytest
 
-from certrenew.adapters.archive import Archive, StoredFile, renewal_folder, store_file
-from certrenew.errors import ArchiveConflict
+from certrenew.adapters.archive import Archive, StoredFile, store_file
+from certrenew.errors import ArchiveConflict, ArchiveError
+from certrenew.naming import renewal_folder
 
 # Spaces, accents and apostrophes, as in real library and domain names.
 FOLDER = renewal_folder("CERTIFICATS/CDS", "CESICAT", 2026, "l'àrea de prova.example.cat")
@@ -59,6 +60,23 @@ class ArchiveContract:
             store_file(archive, FOLDER, "seu.example.cat.crt", b"new", on_conflict="refuse")
         assert "seu.example.cat.crt" in str(caught.value)
         assert archive.read_file(FOLDER, "seu.example.cat.crt") == b"old certificate"
+
+    @pytest.mark.parametrize(
+        "folder, name",
+        [
+            ("CERTIFICATS/CDS/CESICAT/2026/*.example.cat", "wildcard.example.cat.crt"),
+            (FOLDER, "*.example.cat.crt"),
+            (FOLDER, "seu:example.crt"),
+            (FOLDER, "seu.example.cat."),
+        ],
+    )
+    def test_names_sharepoint_refuses_are_refused(
+        self, archive: Archive, folder: str, name: str
+    ) -> None:
+        """A renewal that stores on a laptop must store on SharePoint too."""
+        with pytest.raises(ArchiveError, match="not a safe archive path"):
+            archive.ensure_folder(folder)
+            archive.write_file(folder, name, b"x")
 
     def test_location_names_the_folder(self, archive: Archive) -> None:
         archive.ensure_folder(FOLDER)

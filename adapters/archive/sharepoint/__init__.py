@@ -32,6 +32,7 @@ from certrenew.adapters.archive.sharepoint.auth import (
 from certrenew.adapters.archive.sharepoint.http import PatientSession
 from certrenew.config import SharePointSettings
 from certrenew.errors import ArchiveError, AuthenticationError, ConfigError
+from certrenew.naming import check_archive_name
 from certrenew.retry import RetryPolicy
 
 _REQUIRED = ("site_url", "library", "client_id", "cert_path")
@@ -177,7 +178,15 @@ class SharePointArchive:
     # -- helpers --------------------------------------------------------------
 
     def _path(self, folder: str, name: str | None = None) -> str:
-        """Server-relative path: `/sites/<site>/<library>/<folder>[/<name>]`."""
+        """Server-relative path: `/sites/<site>/<library>/<folder>[/<name>]`.
+
+        Names SharePoint would refuse are refused here, before any request, with
+        the same message as the local archive's.
+        """
+        whole = f"{folder}/{name}" if name else folder
+        for segment in (*folder.strip("/").split("/"), *([name] if name else [])):
+            if segment:
+                check_archive_name(segment, whole)
         site_path = urlsplit(self._site_url).path.rstrip("/")
         rest = (p.strip("/") for p in (self._library, folder, name or ""))
         return site_path + "/" + "/".join(p for p in rest if p)

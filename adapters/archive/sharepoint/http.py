@@ -24,7 +24,8 @@ from requests.exceptions import ConnectionError as RequestsConnectionError
 from requests.exceptions import SSLError, Timeout
 
 from certrenew import retry
-from certrenew.retry import GaveUp, RetryPolicy, Transient, retrying
+from certrenew.errors import Transient
+from certrenew.retry import GaveUp, RetryPolicy, retrying
 
 log = logging.getLogger(__name__)
 

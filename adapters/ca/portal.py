@@ -1,0 +1,31 @@
+"""The runbook's CA route: a person files the request in the CA's web portal."""
+
+from __future__ import annotations
+
+from certrenew.config import CaRequestSettings
+from certrenew.naming import renewal_file_names
+from certrenew.templates import render
+
+
+class PortalRoute:
+    """CaRoute for a CA reached through a web form (CESICAT via Remedy in the runbook)."""
+
+    def __init__(self, form: CaRequestSettings) -> None:
+        self.form = form
+
+    @property
+    def portal(self) -> str:
+        return self.form.portal
+
+    def request_instructions(self, domain: str, csr_pem: str, csr_source: str) -> str:
+        fields = [
+            (name, value.replace("{domain}", domain)) for name, value in self.form.fields.items()
+        ]
+        return render(
+            "ca_request",
+            ca_request=self.form,
+            fields=fields,
+            csr_file=renewal_file_names(domain)["csr"],
+            csr_source=csr_source,
+            csr_pem=csr_pem.strip(),
+        )

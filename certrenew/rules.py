@@ -1,0 +1,81 @@
+"""The runbook's step rules, as plain functions a test calls without Prefect or a tracker.
+
+Each answers one question a person would otherwise decide by looking: which
+of the files on a ticket counts, in which order certificates are tried, which
+CA the service owner named, how far back an archived CSR may be reused.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable, Sequence
+from typing import TypeVar
+
+from certrenew.pki.files import FileKind, classify_file
+
+T = TypeVar("T")
+
+# Every comment certrenew posts carries this marker (and the step), so a step
+# repeated after a crash never says the same thing twice, and the service
+# owner's own words are told apart from ours.
+COMMENT_MARKER = "[certrenew:"
+
+# A CSR archived by a renewal of this year or the two before may be offered again.
+REUSE_WINDOW_YEARS = 3
+
+
+def step_marker(step: str) -> str:
+    return f"{COMMENT_MARKER}{step}]"
+
+
+def newest_of_each_kind(files: Iterable[tuple[T, bytes]]) -> dict[FileKind, tuple[T, bytes]]:
+    """Per kind of file (CSR, key, certificate...), the last one attached wins.
+
+    Files are told apart by their content, never by their names: a `.txt`
+    holding a CSR is a CSR. `files` comes oldest first, as trackers list them.
+    """
+    found: dict[FileKind, tuple[T, bytes]] = {}
+    for item, data in files:
+        found[classify_file(data)] = (item, data)
+    return found
+
+
+def certificate_candidates(
+    pasted: str, attached: Sequence[tuple[str, Sequence[tuple[str, bytes]]]]
+) -> list[tuple[str, bytes]]:
+    """The certificates to try, in order: what was pasted in the form, then each
+    ticket's attachments newest first, keeping only certificates and PKCS#7 bundles.
+
+    `attached` is (ticket, [(file name, bytes), ...oldest first]) per ticket, in
+    the order the tickets should be searched. Each candidate is (where it came
+    from, bytes), the first words naming it to people in ticket comments.
+    """
+    candidates: list[tuple[str, bytes]] = []
+    if pasted.strip():
+        candidates.append(("certificat enganxat al formulari", pasted.encode()))
+    for ticket, files in attached:
+        for name, data in reversed(files):
+            if classify_file(data) in ("certificate", "pkcs7"):
+                candidates.append((f"{name} a {ticket}", data))
+    return candidates
+
+
+def ca_named_in(comments: Iterable[str], cas: Sequence[str]) -> str | None:
+    """The CA a person named in a comment, when exactly one configured CA is named.
+
+    certrenew's own comments (they carry the marker) are skipped, and a name
+    counts only as a whole word in any case: 'EACAT' is not found in 'SEACATS'.
+    """
+    named = {
+        ca
+        for comment in comments
+        if COMMENT_MARKER not in comment
+        for ca in cas
+        if re.search(rf"\b{re.escape(ca)}\b", comment, re.IGNORECASE)
+    }
+    return named.pop() if len(named) == 1 else None
+
+
+def reuse_years(this_year: int) -> list[int]:
+    """The archive years searched for a CSR to reuse, newest first."""
+    return [this_year - back for back in range(REUSE_WINDOW_YEARS)]

@@ -1,0 +1,118 @@
+"""Runbook steps as plain functions: the composition point wires local adapters, no Prefect.
+
+Each step is called through `.fn`, with a context built by the same function
+production uses (`renewal_context`) and adapters handed in by the test.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from pathlib import Path
+
+import pytest
+from cryptography import x509
+
+from certrenew.adapters.archive.local import LocalArchive
+from certrenew.adapters.notice import Notice
+from certrenew.adapters.tracker.local import LocalTracker
+from certrenew.adapters.wiring import ArchiveSetup, RenewalContext, renewal_context
+from certrenew.config import load_settings
+from certrenew.lab.tls import LocalCA, build_csr
+from certrenew.pki.certs import serial_hex
+from certrenew.renewal import RenewalStart, RenewalTickets, ServedCertificate, renewal_id
+from certrenew.tasks.archiving import archive_artifacts
+from certrenew.tasks.tickets import (
+    collect_certificate,
+    collect_csr_and_key,
+    open_csr_ticket,
+    open_service_owner_ticket,
+)
+from tests.fixtures_renewal import example_config
+
+WILDCARD = "*.example.cat"
+
+
+class RecordingChannel:
+    """A notice channel that keeps what it was given."""
+
+    def __init__(self) -> None:
+        self.delivered: list[Notice] = []
+
+    def deliver(self, notice: Notice) -> str:
+        self.delivered.append(notice)
+        return f"memory:{notice.id}"
+
+
+@pytest.fixture
+def ctx(tmp_path: Path) -> RenewalContext:
+    config = example_config(
+        tmp_path / "certrenew.toml",
+        data_dir=str(tmp_path / "data"),
+        tickets={"labels": ["certificats"]},
+        renewal={"attachment_poll_minutes": 0},
+    )
+    return renewal_context(
+        load_settings(config),
+        tracker=LocalTracker(tmp_path / "tickets.sqlite3"),
+        archive=ArchiveSetup(LocalArchive(tmp_path / "archive"), "CERTIFICATS/CDS"),
+        notice_channels=[RecordingChannel()],
+    )
+
+
+def start_for(domain: str) -> RenewalStart:
+    old = ServedCertificate("0A1B", datetime(2026, 12, 20, tzinfo=UTC), "ab" * 32, domain, 18)
+    return RenewalStart(
+        id=renewal_id(domain, old.serial),
+        name="wild",
+        domain=domain,
+        owner=None,
+        current_ca="CESICAT",
+        old=old,
+        endpoints=("127.0.0.1:443",),
+        files=(),
+    )
+
+
+def test_the_context_uses_the_adapters_handed_in(ctx: RenewalContext) -> None:
+    assert isinstance(ctx.tracker, LocalTracker)
+    assert isinstance(ctx.notice_channels[0], RecordingChannel)
+    assert set(ctx.ca_routes) == set(ctx.renewal.cas)
+    assert ctx.ca_route("CESICAT").portal == "Remedy (CTTI)"
+
+
+def test_configured_labels_go_on_every_ticket(ctx: RenewalContext) -> None:
+    start = start_for("seu.example.cat")
+    key = open_csr_ticket.fn(ctx, start)
+    ticket = ctx.tracker.get_ticket(key)
+    assert ticket.labels[0] == start.label("csr")
+    assert "certificats" in ticket.labels
+    assert [t.key for t in ctx.tracker.find_tickets("certificats")] == [key]
+    assert key.startswith(f"{ctx.chain.csr_project}-")
+
+
+def test_a_wildcard_renewal_is_archived_under_a_name_sharepoint_accepts(
+    ctx: RenewalContext,
+) -> None:
+    """`*.example.cat` is stored in `.../wildcard.example.cat/wildcard.example.cat.crt`."""
+    start = start_for(WILDCARD)
+    ca = LocalCA("steps test CA")
+    ticket = open_csr_ticket.fn(ctx, start)
+    csr_pem, key_pem = build_csr(ctx.subject.rules(), WILDCARD)
+    ctx.tracker.add_attachment(ticket, "wildcard.csr", csr_pem)
+    ctx.tracker.add_attachment(ticket, "wildcard.key", key_pem)
+    csr = collect_csr_and_key.fn(ctx, start, ticket, {}, 1)
+    assert not isinstance(csr, str), csr
+    crt = ca.sign_csr(csr_pem, days=90)
+    tickets = RenewalTickets(owner=open_service_owner_ticket.fn(ctx, start), csr=ticket)
+    issued = collect_certificate.fn(ctx, start, csr, tickets, {"certificate_pem": crt.decode()}, 1)
+    assert not isinstance(issued, str), issued
+
+    archived = archive_artifacts.fn(ctx, start, csr, issued, "CESICAT", tickets)
+
+    year = issued.not_before.year
+    assert archived.folder == f"CERTIFICATS/CDS/CESICAT/{year}/wildcard.example.cat"
+    assert "*" not in archived.location
+    stored = {f.name for f in ctx.archive.archive.list_files(archived.folder)}
+    assert {"wildcard.example.cat.crt", "wildcard.example.cat.key"} <= stored
+    expected = serial_hex(x509.load_pem_x509_certificate(crt).serial_number)
+    assert issued.serial == expected
