@@ -7,17 +7,22 @@ traceback: they already say what to do.
 from __future__ import annotations
 
 import functools
+import getpass
 import sys
 from collections.abc import Callable
 from pathlib import Path
-from typing import Annotated, Any, TypeVar
+from typing import TYPE_CHECKING, Annotated, Any, TypeVar
 
 import typer
 from rich.console import Console
 from rich.markup import escape
+from typer.core import TyperGroup
 
 from certrenew.config import Settings, load_settings
-from certrenew.errors import PERSON_FIXABLE
+from certrenew.errors import PERSON_FIXABLE, CertRenewError, TrackerError
+
+if TYPE_CHECKING:
+    from certrenew.adapters.tracker import AuthoredTracker
 
 app = typer.Typer(
     help="Certificate renewal runbook: detect expiring certificates and renew them.",
@@ -26,6 +31,29 @@ app = typer.Typer(
 )
 check_app = typer.Typer(help="Check a live integration before going live.", no_args_is_help=True)
 app.add_typer(check_app, name="check")
+
+
+class _ShowUnlessSubcommand(TyperGroup):
+    """`tickets [KEY] [--label L]` stays the listing and the one-ticket view: `tickets show`.
+
+    A group's own optional KEY argument would swallow a subcommand's name, so
+    anything that is not a subcommand (a key, an option, nothing) goes to `show`.
+    """
+
+    def parse_args(self, ctx: Any, args: list[str]) -> list[str]:
+        if not args or (args[0] not in self.commands and args[0] not in ctx.help_option_names):
+            args = ["show", *args]
+        return super().parse_args(ctx, args)
+
+
+tickets_app = typer.Typer(
+    cls=_ShowUnlessSubcommand,
+    help=(
+        "The ticket chain: `tickets` lists it, `tickets KEY` shows one ticket (both are `show`); "
+        "`attach` and `comment` act on a ticket of the local tracker."
+    ),
+)
+app.add_typer(tickets_app, name="tickets")
 
 err_console = Console(stderr=True)
 F = TypeVar("F", bound=Callable[..., Any])
@@ -61,7 +89,18 @@ def settings_from(config: Path | None) -> Settings:
     return load_settings(config)
 
 
-@app.command("tickets")
+AuthorOption = Annotated[
+    str | None,
+    typer.Option(
+        "--as",
+        metavar="LOGIN",
+        help="who does it, as the ticket records it (default: your login on this machine)",
+        show_default=False,
+    ),
+]
+
+
+@tickets_app.command("show")
 @friendly_errors
 def show_tickets(
     key: Annotated[
@@ -79,6 +118,118 @@ def show_tickets(
     tracker = build_tracker(settings_from(config))
     view = ticket_detail(tracker, key.upper()) if key else ticket_table(tracker, label)
     Console(highlight=False).print(view)
+
+
+@tickets_app.command("attach")
+@friendly_errors
+def attach_files(
+    key: Annotated[
+        str, typer.Argument(metavar="KEY", help="the ticket (e.g. SIS-12)", show_default=False)
+    ],
+    files: Annotated[
+        list[Path],
+        typer.Argument(
+            metavar="FILE", help="files to attach (.csr, .key, .crt, ...)", show_default=False
+        ),
+    ],
+    author: AuthorOption = None,
+    config: ConfigOption = None,
+) -> None:
+    """Attach files to a ticket, as in Jira; a .key is stored but never shown."""
+    key = key.upper()
+    tracker = _authored_tracker(config, "attach files to")
+    login = _login(author)
+    # Every file is read before anything is attached: one unreadable file attaches none.
+    contents = [(path.name, _read_file(path, key)) for path in files]
+    out = Console(highlight=False, soft_wrap=True)
+    for name, data in contents:
+        attachment = tracker.add_attachment_as(key, name, data, login)
+        out.print(
+            f"{key}: attached {name} ({attachment.size} bytes) as attachment "
+            f"{attachment.id}, by {login}",
+            markup=False,
+        )
+
+
+@tickets_app.command("comment")
+@friendly_errors
+def comment_ticket(
+    key: Annotated[
+        str, typer.Argument(metavar="KEY", help="the ticket (e.g. SIS-12)", show_default=False)
+    ],
+    text: Annotated[
+        str,
+        typer.Argument(
+            metavar="TEXT", help="the comment; '-' reads it from standard input", show_default=False
+        ),
+    ],
+    author: AuthorOption = None,
+    config: ConfigOption = None,
+) -> None:
+    """Comment on a ticket, as in Jira (e.g. the CA's answer, a request number)."""
+    key = key.upper()
+    tracker = _authored_tracker(config, "comment on")
+    login = _login(author)
+    body = (sys.stdin.read() if text == "-" else text).rstrip()
+    if not body.strip():
+        raise CertRenewError(
+            "the comment is empty: pass its text, or '-' and the text on standard input"
+        )
+    comment = tracker.add_comment_as(key, body, login)
+    Console(highlight=False, soft_wrap=True).print(
+        f"{key}: comment added by {login} at {comment.created:%Y-%m-%d %H:%M:%S} UTC",
+        markup=False,
+    )
+
+
+def _authored_tracker(config: Path | None, doing: str) -> AuthoredTracker:
+    """The configured tracker, if people act in it through this command (the local one)."""
+    from certrenew.adapters.tracker import AuthoredTracker
+    from certrenew.adapters.wiring import build_tracker
+
+    settings = settings_from(config)
+    if settings.tracker == "jira":
+        at = f" at {settings.jira.url}" if settings.jira.url else ""
+        raise TrackerError(
+            f'tracker = "jira": the tickets live in Jira{at}, so {doing} them in Jira itself '
+            "(it records who did); `certrenew tickets attach` and `comment` work on the local "
+            "tracker only"
+        )
+    tracker = build_tracker(settings)
+    if not isinstance(tracker, AuthoredTracker):
+        raise TrackerError(
+            f"the configured tracker does not record who does what: {doing} its tickets "
+            "in the tracker itself"
+        )
+    return tracker
+
+
+def _login(author: str | None) -> str:
+    """--as LOGIN, else the login of whoever runs the command."""
+    if author is not None:
+        if not author.strip():
+            raise CertRenewError("--as needs a login (e.g. --as anna): who does it")
+        return author.strip()
+    try:
+        return getpass.getuser()
+    except (OSError, KeyError):
+        raise CertRenewError(
+            "cannot tell who you are on this machine (no login name): pass --as LOGIN"
+        ) from None
+
+
+def _read_file(path: Path, key: str) -> bytes:
+    try:
+        return path.read_bytes()
+    except FileNotFoundError:
+        problem = "no such file; check the path"
+    except IsADirectoryError:
+        problem = "it is a folder; name the files inside it"
+    except PermissionError:
+        problem = "permission denied; make it readable for you or copy it somewhere readable"
+    except OSError as exc:
+        problem = f"{exc.strerror or exc}; check the file"
+    raise CertRenewError(f"cannot read {path}: {problem} (nothing was attached to {key})")
 
 
 @app.command("config")

@@ -4,6 +4,9 @@ Auditors and support staff read the chain here when the tickets live in the
 local tracker (on Jira they use Jira). Attachments are listed by name and
 size only: a `.key` attached by the systems team is a secret and its bytes are
 never printed. Ticket text is shown as plain text, never as console markup.
+Who wrote a comment or attached a file is shown when the tracker records it
+(the local tracker does for what people add with `certrenew tickets comment` /
+`attach`).
 """
 
 from __future__ import annotations
@@ -12,7 +15,7 @@ from rich.console import Group, RenderableType
 from rich.table import Table
 from rich.text import Text
 
-from certrenew.adapters.tracker import BrowsableTracker, TicketTracker
+from certrenew.adapters.tracker import AuthoredTracker, BrowsableTracker, TicketTracker
 from certrenew.errors import TrackerError
 
 
@@ -71,24 +74,42 @@ def _links(tracker: TicketTracker, key: str) -> list[str]:
 def _comments(tracker: TicketTracker, key: str) -> RenderableType:
     if isinstance(tracker, BrowsableTracker):
         dated = [
-            (f"{c.created:%Y-%m-%d %H:%M:%S} UTC", c.body) for c in tracker.dated_comments(key)
+            (f"{c.created:%Y-%m-%d %H:%M:%S} UTC", c.author, c.body)
+            for c in tracker.dated_comments(key)
         ]
     else:
-        dated = [(f"#{n}", body) for n, body in enumerate(tracker.comments(key), start=1)]
+        dated = [(f"#{n}", "", body) for n, body in enumerate(tracker.comments(key), start=1)]
     if not dated:
         return Text("none")
-    return Group(*(Text.assemble((when, "dim"), "\n", body, "\n") for when, body in dated))
+    return Group(
+        *(
+            Text.assemble((when, "dim"), *_by(author), "\n", body, "\n")
+            for when, author, body in dated
+        )
+    )
+
+
+def _by(author: str) -> tuple[str | tuple[str, str], ...]:
+    """`  anna` after a comment's date, as plain text (a login is never markup)."""
+    return ("  ", (author, "bold")) if author else ()
 
 
 def _attachments(tracker: TicketTracker, key: str) -> RenderableType:
-    attachments = tracker.attachments(key)
-    if not attachments:
+    if isinstance(tracker, AuthoredTracker):
+        entries = [(e.attachment, e.author) for e in tracker.dated_attachments(key)]
+    else:
+        entries = [(attachment, "") for attachment in tracker.attachments(key)]
+    if not entries:
         return Text("none")
+    with_authors = any(author for _, author in entries)
     table = Table(show_header=True, box=None)
     table.add_column("name")
     table.add_column("size", justify="right")
-    for attachment in attachments:
-        table.add_row(Text(attachment.filename), f"{attachment.size} bytes")
+    if with_authors:
+        table.add_column("attached by")
+    for attachment, author in entries:
+        cells: list[RenderableType] = [Text(attachment.filename), f"{attachment.size} bytes"]
+        table.add_row(*cells, *([Text(author)] if with_authors else []))
     return table
 
 

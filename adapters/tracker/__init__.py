@@ -91,6 +91,8 @@ class TicketTracker(Protocol):
 class Comment:
     body: str
     created: datetime
+    # Who wrote it, when the tracker knows; "" for the renewal's own comments.
+    author: str = ""
 
 
 @dataclass(frozen=True)
@@ -113,6 +115,32 @@ class BrowsableTracker(Protocol):
     def directed_links(self, key: str) -> list[TicketLink]: ...
 
     def dated_comments(self, key: str) -> list[Comment]: ...
+
+
+@dataclass(frozen=True)
+class AttachmentEntry:
+    """An attachment as a person reads it: when and by whom ("" when unknown) it came."""
+
+    attachment: Attachment
+    created: datetime
+    author: str = ""
+
+
+@runtime_checkable
+class AuthoredTracker(Protocol):
+    """What a person does in a ticket by hand, under their own name.
+
+    `certrenew tickets attach` and `comment` need it. The local tracker offers
+    it; on Jira people attach and comment in Jira itself, which records who did.
+    """
+
+    def add_comment_as(self, key: str, body: str, author: str) -> Comment: ...
+
+    def add_attachment_as(
+        self, key: str, filename: str, data: bytes, author: str
+    ) -> Attachment: ...
+
+    def dated_attachments(self, key: str) -> list[AttachmentEntry]: ...
 
 
 def ensure_ticket(tracker: TicketTracker, new: NewTicket) -> Ticket:

@@ -8,6 +8,10 @@ written in one IMMEDIATE transaction, so two processes never get the same key.
 
 Tickets take their shape from the Jira settings (projects, done state, extra
 labels) so that a chain looks the same on either tracker.
+
+Comments and attachments record their author, as Jira does, when a person adds
+them (`certrenew tickets comment` / `attach`); the renewal's own have none ("").
+Databases written before the author was recorded gain the column when opened.
 """
 
 from __future__ import annotations
@@ -19,7 +23,15 @@ from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
 
-from certrenew.adapters.tracker import Attachment, Comment, Link, NewTicket, Ticket, TicketLink
+from certrenew.adapters.tracker import (
+    Attachment,
+    AttachmentEntry,
+    Comment,
+    Link,
+    NewTicket,
+    Ticket,
+    TicketLink,
+)
 from certrenew.errors import ServiceUnavailable, TicketNotFound, TrackerError
 
 OPEN_STATUS = "Open"
@@ -63,7 +75,8 @@ CREATE TABLE IF NOT EXISTS comments (
     id INTEGER PRIMARY KEY AUTOINCREMENT,
     key TEXT NOT NULL REFERENCES tickets (key),
     body TEXT NOT NULL,
-    created TEXT NOT NULL
+    created TEXT NOT NULL,
+    author TEXT NOT NULL DEFAULT ''
 );
 CREATE TABLE IF NOT EXISTS attachments (
     id INTEGER PRIMARY KEY AUTOINCREMENT,
@@ -71,13 +84,20 @@ CREATE TABLE IF NOT EXISTS attachments (
     filename TEXT NOT NULL,
     size INTEGER NOT NULL,
     data BLOB NOT NULL,
-    created TEXT NOT NULL
+    created TEXT NOT NULL,
+    author TEXT NOT NULL DEFAULT ''
 );
 """
+# Columns added after the first release: (table, column, definition). A database
+# created before gets them on first open; rows already there read as "".
+_ADDED_COLUMNS = (
+    ("comments", "author", "TEXT NOT NULL DEFAULT ''"),
+    ("attachments", "author", "TEXT NOT NULL DEFAULT ''"),
+)
 
 
 class LocalTracker:
-    """TicketTracker on SQLite; also lists every ticket and shows descriptions for the CLI."""
+    """TicketTracker on SQLite; for the CLI also BrowsableTracker and AuthoredTracker."""
 
     def __init__(self, path: Path, done_status: str = "Done") -> None:
         self.path = path.resolve()
@@ -91,6 +111,7 @@ class LocalTracker:
             if db.execute("PRAGMA journal_mode").fetchone()[0] != "wal":
                 db.execute("PRAGMA journal_mode=WAL")
             db.executescript(_SCHEMA)
+            self._add_missing_columns(db)
 
     # --- TicketTracker ---------------------------------------------------------------
 
@@ -162,28 +183,13 @@ class LocalTracker:
         return [Link(link.link_type, link.other_key) for link in self.directed_links(key)]
 
     def add_comment(self, key: str, body: str) -> None:
-        with self._connection() as db, _transaction(db):
-            self._require(db, key)
-            db.execute(
-                "INSERT INTO comments (key, body, created) VALUES (?, ?, ?)", (key, body, _now())
-            )
+        self.add_comment_as(key, body, "")
 
     def comments(self, key: str) -> list[str]:
         return [comment.body for comment in self.dated_comments(key)]
 
     def add_attachment(self, key: str, filename: str, data: bytes) -> Attachment:
-        if not filename or "/" in filename or "\\" in filename:
-            raise TrackerError(
-                f"'{filename}' is not a file name (no folders): attach the file by its name only"
-            )
-        with self._connection() as db, _transaction(db):
-            self._require(db, key)
-            cursor = db.execute(
-                "INSERT INTO attachments (key, filename, size, data, created) "
-                "VALUES (?, ?, ?, ?, ?)",
-                (key, filename, len(data), data, _now()),
-            )
-        return Attachment(str(cursor.lastrowid), filename, len(data))
+        return self.add_attachment_as(key, filename, data, "")
 
     def attachments(self, key: str) -> list[Attachment]:
         with self._connection() as db:
@@ -257,13 +263,77 @@ class LocalTracker:
         with self._connection() as db:
             self._require(db, key)
             return [
-                Comment(row[0], datetime.fromisoformat(row[1]))
+                Comment(row[0], datetime.fromisoformat(row[1]), row[2])
                 for row in db.execute(
-                    "SELECT body, created FROM comments WHERE key = ? ORDER BY id", (key,)
+                    "SELECT body, created, author FROM comments WHERE key = ? ORDER BY id",
+                    (key,),
+                )
+            ]
+
+    # --- AuthoredTracker: what a person adds by hand, under their name -------------
+
+    def add_comment_as(self, key: str, body: str, author: str) -> Comment:
+        created = _now()
+        with self._connection() as db, _transaction(db):
+            self._require(db, key)
+            db.execute(
+                "INSERT INTO comments (key, body, created, author) VALUES (?, ?, ?, ?)",
+                (key, body, created, author),
+            )
+        return Comment(body, datetime.fromisoformat(created), author)
+
+    def add_attachment_as(self, key: str, filename: str, data: bytes, author: str) -> Attachment:
+        if not filename or "/" in filename or "\\" in filename:
+            raise TrackerError(
+                f"'{filename}' is not a file name (no folders): attach the file by its name only"
+            )
+        with self._connection() as db, _transaction(db):
+            self._require(db, key)
+            cursor = db.execute(
+                "INSERT INTO attachments (key, filename, size, data, created, author) "
+                "VALUES (?, ?, ?, ?, ?, ?)",
+                (key, filename, len(data), data, _now(), author),
+            )
+        return Attachment(str(cursor.lastrowid), filename, len(data))
+
+    def dated_attachments(self, key: str) -> list[AttachmentEntry]:
+        with self._connection() as db:
+            self._require(db, key)
+            return [
+                AttachmentEntry(
+                    Attachment(str(row[0]), row[1], row[2]),
+                    datetime.fromisoformat(row[3]),
+                    row[4],
+                )
+                for row in db.execute(
+                    "SELECT id, filename, size, created, author FROM attachments "
+                    "WHERE key = ? ORDER BY id",
+                    (key,),
                 )
             ]
 
     # --- internals -------------------------------------------------------------------
+
+    def _add_missing_columns(self, db: sqlite3.Connection) -> None:
+        """Bring a database of an earlier release up to _SCHEMA (see _ADDED_COLUMNS).
+
+        Checked without a lock first, so opening an up-to-date database never
+        waits for a writer; re-checked under the write lock, so two processes
+        opening an old database add each column once.
+        """
+        if not self._missing_columns(db):
+            return
+        with _transaction(db):
+            for table, column, definition in self._missing_columns(db):
+                db.execute(f"ALTER TABLE {table} ADD COLUMN {column} {definition}")
+
+    @staticmethod
+    def _missing_columns(db: sqlite3.Connection) -> list[tuple[str, str, str]]:
+        present: dict[str, set[str]] = {}
+        for table, _, _ in _ADDED_COLUMNS:
+            if table not in present:
+                present[table] = {row[1] for row in db.execute(f"PRAGMA table_info({table})")}
+        return [added for added in _ADDED_COLUMNS if added[1] not in present[added[0]]]
 
     @contextmanager
     def _connection(self) -> Iterator[sqlite3.Connection]:
