@@ -65,7 +65,8 @@ def inventory_entry(name: str, domain: str, address: str, owner: str = "demo-own
 def write_inventory(path: Path, entries: list[str]) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(
-        "defaults: {warn_days: 30, critical_days: 7}\ncertificates:\n" + "".join(entries),
+        "defaults: {warn_days: 30, critical_days: 7}\n"
+        + ("certificates:\n" + "".join(entries) if entries else "certificates: []\n"),
         encoding="utf-8",
     )
 
@@ -198,9 +199,11 @@ def _drive(
             except KeyboardInterrupt:
                 return 0
         resume_flow_run(run_id, run_input=people.answer(key, renewal))
-        wait_for_run(
-            run_id, lambda s, k=key: not (s.is_paused() and s.state_details.pause_key == k)
-        )
+
+        def moved_on(s: Any, k: str = key) -> bool:
+            return not (s.is_paused() and s.state_details.pause_key == k)
+
+        wait_for_run(run_id, moved_on)
     if not state.is_completed():
         log = stack.runner.tail() if stack.runner else ""
         sys.stderr.write(f"the renewal ended {state.name}: {state.message}\n{log}\n")

@@ -74,9 +74,16 @@ class LocalStack:
     Given the `api_url` of a server that already runs, only the serving process starts.
     """
 
-    def __init__(self, home: Path, config: Path | None, api_url: str | None = None) -> None:
+    def __init__(
+        self,
+        home: Path,
+        config: Path | None,
+        api_url: str | None = None,
+        serve_args: tuple[str, ...] = (),
+    ) -> None:
         self.home = home
         self.config = config
+        self.serve_args = serve_args
         self.port = free_port()
         self.own_server = api_url is None
         self.api_url = api_url or f"http://127.0.0.1:{self.port}/api"
@@ -110,6 +117,7 @@ class LocalStack:
         args = [sys.executable, "-m", "certrenew.deployments.serve"]
         if self.config:
             args += ["--config", str(self.config)]
+        args += self.serve_args
         self.runner = Process(args, self.env, self.home / "serve.log")
         return self
 

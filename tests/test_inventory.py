@@ -118,3 +118,12 @@ def test_a_password_in_the_inventory_is_refused_without_repeating_it() -> None:
 def test_a_missing_inventory_says_how_to_name_one(tmp_path: Path) -> None:
     with pytest.raises(InventoryError, match="does not exist: pass --inventory"):
         load_inventory(tmp_path / "missing.yaml")
+
+
+def test_the_lab_writes_an_empty_inventory_that_loads(tmp_path: Path) -> None:
+    """An inventory with no certificates yet is a list, not YAML's null."""
+    from certrenew.deployments.demo import write_inventory
+
+    path = tmp_path / "inventory.yaml"
+    write_inventory(path, [])
+    assert load_inventory(path).certificates == []

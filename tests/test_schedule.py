@@ -13,17 +13,15 @@ processes are started here, with the environment `LocalStack` builds
 
 from __future__ import annotations
 
-import sys
 import time
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypeVar
 
-import httpx
 import pytest
 
-from certrenew.lab.stack import Process, free_port, prefect_env
+from certrenew.deployments.demo import write_inventory
+from certrenew.lab.stack import LocalStack
 from tests.fixtures_renewal import example_config
 
 pytestmark = pytest.mark.prefect
@@ -41,89 +39,39 @@ SCHEDULER_ENV = {
 T = TypeVar("T")
 
 
-@dataclass
-class ScheduledStack:
-    api_url: str
-    server: Process
-    runner: Process
+def logs(stack: LocalStack) -> str:
+    assert stack.server and stack.runner
+    return f"--- server.log\n{stack.server.tail(40)}\n--- serve.log\n{stack.runner.tail(40)}"
 
-    def logs(self) -> str:
-        return f"--- server.log\n{self.server.tail(40)}\n--- serve.log\n{self.runner.tail(40)}"
 
-    def wait_until(self, what: str, probe: Callable[[], T | None], timeout: float) -> T:
-        """`probe()` once it is truthy; fails with both processes' logs after `timeout`."""
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            for process in (self.server, self.runner):
-                if process.proc.poll() is not None:
-                    raise AssertionError(f"{process.log.name} process exited\n{self.logs()}")
-            value = probe()
-            if value:
-                return value
-            time.sleep(0.5)
-        raise AssertionError(f"{what} within {timeout:.0f} s\n{self.logs()}")
+def wait_until(stack: LocalStack, what: str, probe: Callable[[], T | None], timeout: float) -> T:
+    """`probe()` once it is truthy; fails with both processes' logs after `timeout`."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        for process in (stack.server, stack.runner):
+            if process and process.proc.poll() is not None:
+                raise AssertionError(f"{process.log.name} process exited\n{logs(stack)}")
+        value = probe()
+        if value:
+            return value
+        time.sleep(0.5)
+    raise AssertionError(f"{what} within {timeout:.0f} s\n{logs(stack)}")
 
 
 @pytest.fixture
-def scheduled_stack(tmp_path: Path) -> Iterator[ScheduledStack]:
+def scheduled_stack(tmp_path: Path) -> Iterator[LocalStack]:
     from prefect.settings import PREFECT_API_URL, temporary_settings
 
-    # No certificates: detection scans nothing and completes. Written by hand:
-    # `write_inventory(path, [])` leaves `certificates:` empty, which YAML reads as null.
+    # No certificates: detection scans nothing and completes.
     inventory = tmp_path / "inventory.yaml"
-    inventory.write_text("certificates: []\n", encoding="utf-8")
+    write_inventory(inventory, [])
     config = example_config(
         tmp_path / "certrenew.toml", inventory=str(inventory), data_dir=str(tmp_path / "data")
     )
-    home = tmp_path / "prefect"
-    home.mkdir()
-    port = free_port()
-    api_url = f"http://127.0.0.1:{port}/api"
-    env = prefect_env(home, api_url) | SCHEDULER_ENV
-
-    server = Process(
-        [
-            sys.executable,
-            "-m",
-            "prefect",
-            "server",
-            "start",
-            "--host",
-            "127.0.0.1",
-            "--port",
-            str(port),
-        ],
-        env,
-        home / "server.log",
-    )
-    runner: Process | None = None
-    try:
-        deadline = time.monotonic() + 120
-        while not healthy(api_url):
-            assert server.proc.poll() is None, f"server exited at start\n{server.tail()}"
-            assert time.monotonic() < deadline, f"server not healthy in 120 s\n{server.tail()}"
-            time.sleep(0.5)
-        runner = Process(
-            [
-                *(sys.executable, "-m", "certrenew.deployments.serve"),
-                *("--config", str(config), "--detect-cron", EVERY_MINUTE),
-            ],
-            env,
-            home / "serve.log",
-        )
-        with temporary_settings({PREFECT_API_URL: api_url}):
-            yield ScheduledStack(api_url, server, runner)
-    finally:
-        for process in (runner, server):
-            if process:
-                process.stop()
-
-
-def healthy(api_url: str) -> bool:
-    try:
-        return httpx.get(f"{api_url}/health", timeout=2).status_code == 200
-    except httpx.HTTPError:
-        return False
+    stack = LocalStack(tmp_path / "prefect", config, serve_args=("--detect-cron", EVERY_MINUTE))
+    stack.env.update(SCHEDULER_ENV)
+    with stack, temporary_settings({PREFECT_API_URL: stack.api_url}):
+        yield stack
 
 
 def detection_runs(deployment_id: Any) -> list[Any]:
@@ -152,10 +100,11 @@ def served_deployment() -> Any:
 
 @pytest.mark.timeout(420)
 def test_the_server_schedules_detection_runs_and_the_serving_process_completes_one(
-    scheduled_stack: ScheduledStack,
+    scheduled_stack: LocalStack,
 ) -> None:
     stack = scheduled_stack
-    deployment = stack.wait_until(
+    deployment = wait_until(
+        stack,
         f"{DETECTION_DEPLOYMENT} was not served", served_deployment, timeout=120
     )
     assert [s.schedule.cron for s in deployment.schedules] == [EVERY_MINUTE]
@@ -167,7 +116,7 @@ def test_the_server_schedules_detection_runs_and_the_serving_process_completes_o
         runs = [r for r in detection_runs(deployment.id) if r.auto_scheduled]
         return runs if any(r.state and r.state.is_scheduled() for r in runs) else []
 
-    runs = stack.wait_until("the scheduler created no runs", scheduled, timeout=120)
+    runs = wait_until(stack, "the scheduler created no runs", scheduled, timeout=120)
     assert all(r.created_by and r.created_by.type == "SCHEDULE" for r in runs)
     starts = sorted(r.expected_start_time for r in runs)
     assert len(starts) >= 2
@@ -179,8 +128,8 @@ def test_the_server_schedules_detection_runs_and_the_serving_process_completes_o
         done = [r for r in detection_runs(deployment.id) if r.state and r.state.is_final()]
         return done[0] if done else None
 
-    run = stack.wait_until("no detection run finished", finished, timeout=180)
+    run = wait_until(stack, "no detection run finished", finished, timeout=180)
     assert run.auto_scheduled
     assert run.state.is_completed(), (
-        f"{run.name}: {run.state.name} ({run.state.message})\n{stack.logs()}"
+        f"{run.name}: {run.state.name} ({run.state.message})\n{logs(stack)}"
     )
