@@ -98,7 +98,7 @@ def peak_rss_of_scan(ports: list[int], count: int, concurrency: int, keep: bool)
     inventory = bench_inventory(ports, count)
     before = peak_rss_kib()
     if keep:
-        statuses = Counter(
+        statuses: Counter[str] = Counter(
             r.status for r in run_scan(inventory, concurrency=concurrency, timeout=10)
         )
     else:

@@ -11,7 +11,7 @@ import getpass
 import sys
 from collections.abc import Callable
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, Any, TypeVar
+from typing import TYPE_CHECKING, Annotated, Any, ParamSpec, TypeVar
 
 import typer
 from rich.console import Console
@@ -56,7 +56,8 @@ tickets_app = typer.Typer(
 app.add_typer(tickets_app, name="tickets")
 
 err_console = Console(stderr=True)
-F = TypeVar("F", bound=Callable[..., Any])
+P = ParamSpec("P")
+R = TypeVar("R")
 
 ConfigOption = Annotated[
     Path | None,
@@ -66,11 +67,11 @@ ConfigOption = Annotated[
 ]
 
 
-def friendly_errors(func: F) -> F:
+def friendly_errors(func: Callable[P, R]) -> Callable[P, R]:
     """Print project errors as one actionable line; exit 3 (UNKNOWN in monitoring terms)."""
 
     @functools.wraps(func)
-    def wrapper(*args: Any, **kwargs: Any) -> Any:
+    def wrapper(*args: P.args, **kwargs: P.kwargs) -> R:
         try:
             return func(*args, **kwargs)
         except PERSON_FIXABLE as exc:
@@ -82,7 +83,7 @@ def friendly_errors(func: F) -> F:
             )
             raise typer.Exit(3) from None
 
-    return wrapper  # type: ignore[return-value]
+    return wrapper
 
 
 def settings_from(config: Path | None) -> Settings:

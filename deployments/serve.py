@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import os
+from typing import TYPE_CHECKING, cast
 
 from prefect import serve
 from prefect.deployments.runner import RunnerDeployment
@@ -24,19 +25,26 @@ from certrenew.flows.detect_expiring import (
 )
 from certrenew.flows.renew_certificate import renew_certificate
 
+if TYPE_CHECKING:
+    from prefect.client.schemas.objects import FlowRun
+
 
 def renewal_deployment(config: str | None) -> RunnerDeployment:
-    return renew_certificate.to_deployment(
-        name="renew-certificate",
-        parameters={"config": config},
-        triggers=[
-            DeploymentEventTrigger(
-                expect={EXPIRING_EVENT},
-                match={"prefect.resource.id": f"{RESOURCE_PREFIX}*"},
-                parameters={"name": "{{ event.payload.name }}", "config": config},
-            )
-        ],
-        description="The certificate renewal runbook, steps 0-8.",
+    # Called from sync code: the deployment itself, not the coroutine async_dispatch allows for.
+    return cast(
+        RunnerDeployment,
+        renew_certificate.to_deployment(
+            name="renew-certificate",
+            parameters={"config": config},
+            triggers=[
+                DeploymentEventTrigger(
+                    expect={EXPIRING_EVENT},
+                    match={"prefect.resource.id": f"{RESOURCE_PREFIX}*"},
+                    parameters={"name": "{{ event.payload.name }}", "config": config},
+                )
+            ],
+            description="The certificate renewal runbook, steps 0-8.",
+        ),
     )
 
 
@@ -46,10 +54,14 @@ def start_renewal(name: str, config: str | None, force: bool, urgent: bool) -> s
     from prefect.exceptions import ObjectNotFound
 
     try:
-        run = run_deployment(
-            f"{renew_certificate.name}/renew-certificate",
-            parameters={"name": name, "config": config, "force": force, "urgent": urgent},
-            timeout=0,
+        # Called from sync code: the flow run itself, not the coroutine async_dispatch allows for.
+        run = cast(
+            "FlowRun",
+            run_deployment(
+                f"{renew_certificate.name}/renew-certificate",
+                parameters={"name": name, "config": config, "force": force, "urgent": urgent},
+                timeout=0,
+            ),
         )
     except ObjectNotFound:
         raise CertRenewError(
@@ -61,11 +73,15 @@ def start_renewal(name: str, config: str | None, force: bool, urgent: bool) -> s
 
 
 def detection_deployment(config: str | None, cron: str) -> RunnerDeployment:
-    return detect_expiring_certificates.to_deployment(
-        name="detect-expiring",
-        parameters={"config_path": config},
-        cron=cron,
-        description="Scan the inventory; announce certificates due for renewal.",
+    # Called from sync code: the deployment itself, not the coroutine async_dispatch allows for.
+    return cast(
+        RunnerDeployment,
+        detect_expiring_certificates.to_deployment(
+            name="detect-expiring",
+            parameters={"config_path": config},
+            cron=cron,
+            description="Scan the inventory; announce certificates due for renewal.",
+        ),
     )
 
 

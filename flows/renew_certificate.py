@@ -137,6 +137,7 @@ def wait_for_ca_choice(ctx: RenewalContext, start: RenewalStart, ticket: str) ->
             f"### Which CA renews {start.domain}?\n\nThe service owner was asked in "
             f"**{ticket}**. Enter their answer. Current CA: {start.current_ca or 'unknown'}.",
         )
+        # The CA form is built at run time (the configured CAs), so mypy knows only RunInput.
         choice = CaChoice(answer.ca, answer.answered_by)  # type: ignore[attr-defined]
     record_ca_choice(ctx, start, ticket, choice.ca, choice.answered_by)
     return choice

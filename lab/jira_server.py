@@ -30,7 +30,7 @@ from datetime import UTC, datetime, timedelta
 from email.parser import BytesParser
 from email.policy import HTTP
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import Any
+from typing import Any, cast
 from urllib.parse import parse_qsl, quote, urlsplit
 
 API = "/rest/api/2"
@@ -682,7 +682,7 @@ def fields(s: JiraServer, m: re.Match, q: dict, h: dict, b: bytes) -> Result:
 def create_issue(s: JiraServer, m: re.Match, q: dict, h: dict, b: bytes) -> Result:
     given = json.loads(b).get("fields", {})
     problems: dict[str, str] = {}
-    project_key = (given.get("project") or {}).get("key")
+    project_key: Any = (given.get("project") or {}).get("key")  # as the request sent it
     if project_key not in s.projects:
         problems["project"] = "valid project is required"
     type_name = (given.get("issuetype") or {}).get("name")
@@ -782,7 +782,7 @@ def add_comment(s: JiraServer, m: re.Match, q: dict, h: dict, b: bytes) -> Resul
         return 400, error(comment="Comment body can not be empty!"), {}
     comment_id = s.next_id()
     now = jira_time(EPOCH + timedelta(minutes=len(issue.comments)))
-    comment = {
+    comment: dict[str, Any] = {
         "self": f"{s.url}{API}/issue/{issue.id}/comment/{comment_id}",
         "id": comment_id,
         "author": s.user_json(),
@@ -804,9 +804,9 @@ def add_attachment(s: JiraServer, m: re.Match, q: dict, h: dict, b: bytes) -> Re
     if issue is None:
         return _no_issue()
     parts = parse_multipart(h.get("content-type", ""), b)
-    if [name for name, _, _ in parts] != ["file"] or not parts[0][1]:
+    if [name for name, _, _ in parts] != ["file"] or not (filename := parts[0][1]):
         return 400, error("Expected one multipart part named 'file' with a filename"), {}
-    _, filename, data = parts[0]
+    data = parts[0][2]
     stored = StoredAttachment(
         s.next_id(), issue.key, filename, data, "application/octet-stream", EPOCH
     )
@@ -951,7 +951,9 @@ def parse_multipart(content_type: str, body: bytes) -> list[tuple[str, str | Non
     parts = []
     for part in message.iter_parts():
         name = part.get_param("name", header="content-disposition")
-        parts.append((str(name), part.get_filename(), part.get_payload(decode=True) or b""))
+        # decode=True gives bytes, or None for a multipart part; typeshed also allows a Message.
+        payload = cast(bytes | None, part.get_payload(decode=True))
+        parts.append((str(name), part.get_filename(), payload or b""))
     return parts
 
 

@@ -357,6 +357,8 @@ class LocalAuthority(HttpsService):
         try:
             claims = jwt.decode(
                 assertion,
+                # An app credential's certificate holds an RSA key (RS256 above); cryptography
+                # types public_key() as any key type, DSA and X25519 included, which jwt refuses.
                 credential.certificate.public_key(),  # type: ignore[arg-type]
                 algorithms=["RS256"],
                 audience=self.token_endpoint,

@@ -18,7 +18,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from ipaddress import ip_address
-from typing import Literal, Protocol, Self
+from typing import Literal, Protocol, Self, cast
 
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
@@ -191,7 +191,7 @@ class LocalCA:
             x509.CertificateBuilder()
             .subject_name(csr.subject)
             .issuer_name(self.certificate.subject)
-            .public_key(csr.public_key())  # type: ignore[arg-type]
+            .public_key(csr.public_key())
             .not_valid_before(now - timedelta(minutes=5))
             .not_valid_after(now + timedelta(days=days)),
             names,
@@ -298,16 +298,19 @@ def server_context(leaf: LeafCertificate) -> ssl.SSLContext:
 class _HoldOpen(asyncio.Protocol):
     """Serves nothing after the handshake; the client closes when it has the certificate."""
 
-    def __init__(self, open_transports: set[asyncio.BaseTransport]) -> None:
+    def __init__(self, open_transports: set[asyncio.Transport]) -> None:
         self._open = open_transports
-        self._transport: asyncio.BaseTransport | None = None
+        self._transport: asyncio.Transport | None = None
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        self._transport = transport
-        self._open.add(transport)
+        # A stream protocol is always given a Transport; typeshed declares the hook once,
+        # on BaseProtocol, with BaseTransport.
+        stream = cast(asyncio.Transport, transport)
+        self._transport = stream
+        self._open.add(stream)
 
     def connection_lost(self, exc: Exception | None) -> None:
-        self._open.discard(self._transport)  # type: ignore[arg-type]
+        self._open.discard(self._transport)
 
     def eof_received(self) -> bool:
         return False
@@ -337,7 +340,7 @@ class TLSServer:
         self.port = port
         self._default = server_context(certificate)
         self._by_name = {name.lower(): server_context(c) for name, c in (by_name or {}).items()}
-        self._open: set[asyncio.BaseTransport] = set()
+        self._open: set[asyncio.Transport] = set()
         self._loop: asyncio.AbstractEventLoop | None = None
         self._thread: threading.Thread | None = None
         self._server: asyncio.Server | None = None
@@ -363,7 +366,7 @@ class TLSServer:
 
     def start(self) -> Self:
         listening = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
-        listening.sni_callback = self._choose  # type: ignore[assignment]
+        listening.sni_callback = self._choose
         loop = asyncio.new_event_loop()
         loop.set_exception_handler(lambda _loop, _context: None)  # clients abort on purpose
         self._server = loop.run_until_complete(

@@ -87,12 +87,11 @@ class Step(Generic[P, T]):
         self.name = name
         self.fn = fn
         self._task = task(
-            fn,
             name=name,
             persist_result=True,
             cache_key_fn=key or _step_key(name),
             log_prints=False,
-        )
+        )(fn)
         functools.update_wrapper(self, fn)
 
     def __call__(self, *args: P.args, **kwargs: P.kwargs) -> T:

@@ -42,7 +42,9 @@ def comment_once(ctx: RenewalContext, key: str, step: str, body: str) -> None:
     ctx.tracker.add_comment(key, f"{body}\n\n{marker} {ctx.run_url}".rstrip() + "\n")
 
 
-def poll(check: Callable[[], T | None], minutes: float, every_seconds: float) -> T | None:
+# None is "no answer yet" and stays inside T: typed `T | None`, mypy would solve T for a
+# `CsrRecord | str | None` check as the join of CsrRecord and str, `object`.
+def poll(check: Callable[[], T], minutes: float, every_seconds: float) -> T:
     """Call `check` until it answers or `minutes` pass; a short wait before asking a person."""
     deadline = time.monotonic() + minutes * 60
     while True:

@@ -13,7 +13,7 @@ import tomllib
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any, cast
 from uuid import UUID
 
 import pytest
@@ -33,6 +33,9 @@ from certrenew.deployments.demo import (
 )
 from certrenew.lab.stack import LocalStack
 from certrenew.lab.tls import LeafCertificate, LocalCA, TLSServer
+
+if TYPE_CHECKING:
+    from prefect.client.schemas.objects import FlowRun
 
 
 @dataclass
@@ -129,10 +132,14 @@ class RenewalLab:
     def start(self, name: str, **parameters: Any) -> RenewalRun:
         from prefect.deployments import run_deployment
 
-        run = run_deployment(
-            RENEWAL_DEPLOYMENT,
-            parameters={"name": name, "config": str(self.config), **parameters},
-            timeout=0,
+        # Called from sync code: the flow run itself, not the coroutine async_dispatch allows for.
+        run = cast(
+            "FlowRun",
+            run_deployment(
+                RENEWAL_DEPLOYMENT,
+                parameters={"name": name, "config": str(self.config), **parameters},
+                timeout=0,
+            ),
         )
         return RenewalRun(run.id)
 

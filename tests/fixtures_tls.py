@@ -17,6 +17,7 @@ from contextlib import ExitStack
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 import pytest
 import yaml
@@ -112,7 +113,7 @@ class ScanLab:
         return {P12_PASSWORD_ENV: self.p12_password, P12_WRONG_PASSWORD_ENV: self.wrong_password}
 
     def issue(
-        self, label: str, days: float, key_type: KeyType = "ecdsa", **kwargs: object
+        self, label: str, days: float, key_type: KeyType = "ecdsa", **kwargs: Any
     ) -> LeafCertificate:
         domain = f"{label}.lab.test"
         return self.ca.issue(
@@ -120,7 +121,7 @@ class ScanLab:
             [domain, f"alt-{label}.lab.test"],
             key_type=key_type,
             not_after=datetime.now(UTC) + timedelta(days=days),
-            **kwargs,  # type: ignore[arg-type]
+            **kwargs,
         )
 
     def add(self, case: Case) -> None:
@@ -235,10 +236,10 @@ def scan_lab(lab_ca: LocalCA, tmp_path_factory: pytest.TempPathFactory) -> Itera
     lab = ScanLab(lab_ca, tmp_path_factory.mktemp("scan-lab"))
     with ExitStack() as stack:
 
-        def serve(leaf: LeafCertificate, **kwargs: object) -> TLSServer:
-            return stack.enter_context(TLSServer(leaf, **kwargs))  # type: ignore[arg-type]
+        def serve(leaf: LeafCertificate, **kwargs: Any) -> TLSServer:
+            return stack.enter_context(TLSServer(leaf, **kwargs))
 
-        served = [
+        served: list[tuple[str, float, KeyType, str, int]] = [
             ("expired", -2.5, "ecdsa", "expired", -3),
             ("soon3", 3.5, "rsa", "critical", 3),
             ("soon20", 20.5, "ecdsa", "warning", 20),

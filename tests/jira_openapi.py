@@ -165,6 +165,7 @@ class JiraSpec:
             headers=exchange.response_headers,
             content_type=content_type.split(";")[0],
         )
+        # MockRequest's hint says dict, but it builds a multi-dict and takes the query's pairs.
         request = MockRequest(HOST, exchange.method, path, args=exchange.query)  # type: ignore[arg-type]
         return _errors(lambda: self.openapi.validate_response(request, response))
 

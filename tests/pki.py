@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import functools
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
@@ -165,12 +166,12 @@ class TestCA:
             ca=True,
         )
 
-    def issue(self, public_key: CertificatePublicKeyTypes, **kwargs: object) -> x509.Certificate:
+    def issue(self, public_key: CertificatePublicKeyTypes, **kwargs: Any) -> x509.Certificate:
         return make_cert(
             public_key,
             issuer_key=self.intermediate_key,
             issuer=self.intermediate.subject,
-            **kwargs,  # type: ignore[arg-type]
+            **kwargs,
         )
 
 

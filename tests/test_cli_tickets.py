@@ -129,9 +129,9 @@ def test_view_of_a_tracker_without_browsing(chain: LocalTracker) -> None:
     assert isinstance(tracker, TicketTracker)
     console = Console(width=200, record=True)
     with pytest.raises(TrackerError, match="pass --label"):
-        ticket_table(tracker)  # type: ignore[arg-type]
-    console.print(ticket_table(tracker, "certrenew-r1-install"))  # type: ignore[arg-type]
-    console.print(ticket_detail(tracker, "SIS-1"))  # type: ignore[arg-type]
+        ticket_table(tracker)
+    console.print(ticket_table(tracker, "certrenew-r1-install"))
+    console.print(ticket_detail(tracker, "SIS-1"))
     out = console.export_text()
     assert "SIS-1 (Relates), ST-1 (Relates)" in out
     assert "#1\nCSR i clau rebuts." in out

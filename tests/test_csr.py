@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 from dataclasses import replace
+from typing import Literal
 
 import pytest
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.serialization import pkcs7, pkcs12
 
 from certrenew.lab.tls import build_csr
-from certrenew.pki.csr import SUBJECT_FIELDS, check_csr, check_key_matches_csr
+from certrenew.pki.csr import SUBJECT_FIELDS, SubjectRules, check_csr, check_key_matches_csr
 from certrenew.pki.errors import CertificateError
 from certrenew.pki.files import classify_file, public_key_fingerprint
 from tests.pki import (
@@ -28,9 +29,9 @@ from tests.pki import (
 )
 
 
-def refusal(csr: bytes, domain: str = DOMAIN, subject: object = SUBJECT) -> str:
+def refusal(csr: bytes, domain: str = DOMAIN, subject: SubjectRules = SUBJECT) -> str:
     with pytest.raises(CertificateError) as caught:
-        check_csr(csr, subject, domain)  # type: ignore[arg-type]
+        check_csr(csr, subject, domain)
     return str(caught.value)
 
 
@@ -44,8 +45,8 @@ def key_refusal(key: bytes, csr: bytes) -> str:
 
 
 @pytest.mark.parametrize(("kind", "bits", "key_type"), [("rsa", 2048, "RSA"), ("ec", 256, "EC")])
-def test_built_csr_passes_every_rule(kind: str, bits: int, key_type: str) -> None:
-    csr, key = build_csr(SUBJECT, DOMAIN, kind, bits)  # type: ignore[arg-type]
+def test_built_csr_passes_every_rule(kind: Literal["rsa", "ec"], bits: int, key_type: str) -> None:
+    csr, key = build_csr(SUBJECT, DOMAIN, kind, bits)
     facts = check_csr(csr, SUBJECT, DOMAIN)
     assert facts.domain == DOMAIN
     assert facts.key_type.startswith(key_type)
@@ -99,7 +100,7 @@ def test_email_compares_case_insensitively() -> None:
     [("rsa", 2048, 2048), ("rsa", 3072, 3072), ("ec", "P-256", 256), ("ec", "P-384", 384)],
 )
 def test_allowed_keys(kind: str, size: int | str, bits: int) -> None:
-    key = rsa_key(size) if kind == "rsa" else ec_key(size)  # type: ignore[arg-type]
+    key = rsa_key(size) if kind == "rsa" else ec_key(size)
     assert check_csr(make_csr(key), SUBJECT, DOMAIN).key_bits == bits
 
 

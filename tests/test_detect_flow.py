@@ -38,7 +38,9 @@ def seen(name: str, target: str, days_left: int | None, *, covers: bool = True) 
 
 
 def inventory_of(*names: str, **extra: Any) -> Inventory:
-    entries = [{"name": n, "domain": f"{n}.lab.test", "endpoints": ["127.0.0.1:1"]} for n in names]
+    entries: list[dict[str, Any]] = [
+        {"name": n, "domain": f"{n}.lab.test", "endpoints": ["127.0.0.1:1"]} for n in names
+    ]
     for entry in entries:
         entry.update(extra.get(entry["name"], {}))
     return parse_inventory(yaml.safe_dump({"certificates": entries}))
@@ -63,6 +65,7 @@ def test_the_newest_certificate_decides_when_every_target_is_due() -> None:
         "name": "api",
         "domain": "api.lab.test",
         "days_left": 20,
+        # A decision that needs renewal has read a certificate, so `newest` is set.
         "not_after": decision.newest.not_after,  # type: ignore[union-attr]
         "serial": "0014",
         "status": "warning",
@@ -176,6 +179,7 @@ def test_detection_flow_publishes_the_table_and_one_event_per_due_certificate(
     (stale,) = summary["stale_targets"]
     old = scan_lab.cases["soon3"]
     assert (stale["name"], stale["target"]) == ("renewed", old.target)
+    # Served cases of the scan lab carry their leaf (Case.leaf is None only for the others).
     assert int(stale["serial"], 16) == old.leaf.certificate.serial_number  # type: ignore[union-attr]
     assert summary["not_checked"] == [{"name": "down", "target": scan_lab.cases["refused"].target}]
 
@@ -198,6 +202,7 @@ def test_detection_flow_publishes_the_table_and_one_event_per_due_certificate(
     by_name = {e.resource.id: e for e in events}
     assert len(events) == 3 == len(by_name)
     due = by_name["certrenew.certificate.due"]
+    # A served case, so it carries its leaf.
     soon20 = scan_lab.cases["soon20"].leaf.certificate  # type: ignore[union-attr]
     assert due.payload["days_left"] == 20 and due.payload["status"] == "warning"
     assert int(due.payload["serial"], 16) == soon20.serial_number
@@ -215,7 +220,7 @@ def test_detection_flow_publishes_the_table_and_one_event_per_due_certificate(
     assert due_notice.name.endswith(f"{due.payload['serial']}-warning.eml")
     message = email.message_from_bytes(due_notice.read_bytes(), policy=email.policy.default)
     assert message["Subject"] == "Avís de caducitat: due"
-    assert "queden 20 dies" in message.get_content()  # type: ignore[attr-defined]
+    assert "queden 20 dies" in message.get_content()
 
     published = [
         *(p.read_text(encoding="utf-8") for p in outbox.iterdir()),

@@ -2,17 +2,20 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 import pytest
 from cryptography import x509
 from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from cryptography.hazmat.primitives.serialization import pkcs7, pkcs12
 
 from certrenew.pki.certs import certificate_facts
 from certrenew.pki.errors import CertificateError
 from certrenew.pki.files import public_key_fingerprint
-from certrenew.pki.issued import check_issued_certificate
+from certrenew.pki.issued import IssuedCertificate, check_issued_certificate
 from tests.pki import (
     DOMAIN,
     TestCA,
@@ -42,17 +45,17 @@ def leaf(ca: TestCA) -> x509.Certificate:
 KEY = public_key_fingerprint(rsa_key(2048).public_key())
 
 
-def check(data: bytes, **changes: object) -> object:
-    arguments: dict[str, object] = {
+def check(data: bytes, **changes: Any) -> IssuedCertificate:
+    arguments: dict[str, Any] = {
         "key_fingerprint": KEY,
         "domain": DOMAIN,
         "max_lifetime_days": MAX_DAYS,
     }
     arguments.update(changes)
-    return check_issued_certificate(data, **arguments)  # type: ignore[arg-type]
+    return check_issued_certificate(data, **arguments)
 
 
-def refusal(data: bytes, **changes: object) -> str:
+def refusal(data: bytes, **changes: Any) -> str:
     with pytest.raises(CertificateError) as caught:
         check(data, **changes)
     return str(caught.value)
@@ -64,9 +67,9 @@ def refusal(data: bytes, **changes: object) -> str:
 def test_leaf_alone_in_pem_and_der(leaf: x509.Certificate) -> None:
     for data in (pem(leaf), der(leaf)):
         issued = check(data)
-        assert issued.leaf_pem == pem(leaf)  # type: ignore[attr-defined]
-        assert issued.chain_pem == b""  # type: ignore[attr-defined]
-        assert issued.facts == certificate_facts(leaf)  # type: ignore[attr-defined]
+        assert issued.leaf_pem == pem(leaf)
+        assert issued.chain_pem == b""
+        assert issued.facts == certificate_facts(leaf)
 
 
 @pytest.mark.parametrize(
@@ -77,26 +80,26 @@ def test_chain_in_one_pem_in_any_order(
 ) -> None:
     certs = {"leaf": leaf, "intermediate": ca.intermediate, "root": ca.root}
     issued = check(pem(*(certs[name] for name in order)))
-    assert issued.leaf_pem == pem(leaf)  # type: ignore[attr-defined]
-    assert issued.chain_pem == pem(ca.intermediate, ca.root)  # type: ignore[attr-defined]
+    assert issued.leaf_pem == pem(leaf)
+    assert issued.chain_pem == pem(ca.intermediate, ca.root)
 
 
 @pytest.mark.parametrize("encoding", [serialization.Encoding.PEM, serialization.Encoding.DER])
 def test_pkcs7_bundle(ca: TestCA, leaf: x509.Certificate, encoding: serialization.Encoding) -> None:
     bundle = pkcs7.serialize_certificates([ca.root, leaf, ca.intermediate], encoding)
     issued = check(bundle)
-    assert issued.leaf_pem == pem(leaf)  # type: ignore[attr-defined]
-    assert issued.chain_pem == pem(ca.intermediate, ca.root)  # type: ignore[attr-defined]
+    assert issued.leaf_pem == pem(leaf)
+    assert issued.chain_pem == pem(ca.intermediate, ca.root)
 
 
 def test_chain_given_apart_may_repeat_the_leaf(ca: TestCA, leaf: x509.Certificate) -> None:
     issued = check(der(leaf), chain=pem(leaf, ca.intermediate))
-    assert issued.chain_pem == pem(ca.intermediate)  # type: ignore[attr-defined]
+    assert issued.chain_pem == pem(ca.intermediate)
 
 
 def test_wildcard_covers_one_label(ca: TestCA) -> None:
     wildcard = ca.issue(rsa_key(2048).public_key(), cn="*.example.cat", sans=("*.example.cat",))
-    assert check(pem(wildcard)).facts.sans == ("*.example.cat",)  # type: ignore[attr-defined]
+    assert check(pem(wildcard)).facts.sans == ("*.example.cat",)
     message = refusal(pem(wildcard), domain="a.seu.example.cat")
     assert "does not cover a.seu.example.cat: it is for *.example.cat" in message
 
@@ -106,16 +109,18 @@ def test_wildcard_covers_one_label(ca: TestCA) -> None:
     [lambda: rsa_key(3072), lambda: ec_key("P-256"), lambda: ec_key("P-384")],
     ids=["rsa3072", "p256", "p384"],
 )
-def test_other_strong_keys(ca: TestCA, key: object) -> None:
-    public = key().public_key()  # type: ignore[operator]
+def test_other_strong_keys(
+    ca: TestCA, key: Callable[[], rsa.RSAPrivateKey | ec.EllipticCurvePrivateKey]
+) -> None:
+    public = key().public_key()
     issued = check(pem(ca.issue(public)), key_fingerprint=public_key_fingerprint(public))
-    assert issued.facts.key_bits >= 256  # type: ignore[attr-defined]
+    assert issued.facts.key_bits >= 256
 
 
 def test_lifetime_at_the_limit_and_slightly_early_start(ca: TestCA) -> None:
     soon = datetime.now(UTC) + timedelta(hours=6)
     cert = ca.issue(rsa_key(2048).public_key(), not_before=soon, days=MAX_DAYS)
-    assert check(pem(cert)).facts.not_before == cert.not_valid_before_utc  # type: ignore[attr-defined]
+    assert check(pem(cert)).facts.not_before == cert.not_valid_before_utc
 
 
 # --- refusals -----------------------------------------------------------------------------

@@ -39,6 +39,7 @@ def test_protected_key_opens_only_with_the_passphrase(key_pem: bytes) -> None:
         serialization.load_pem_private_key(protected, b"another passphrase")
     opened = serialization.load_pem_private_key(protected, PASSPHRASE.encode())
     original = serialization.load_pem_private_key(key_pem, None)
+    # Both are the RSA key made above; load_pem_private_key is typed for any key type.
     assert opened.private_numbers() == original.private_numbers()  # type: ignore[union-attr]
 
 

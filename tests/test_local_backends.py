@@ -6,6 +6,7 @@ import multiprocessing
 import re
 import sqlite3
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pytest
 
@@ -17,6 +18,9 @@ from certrenew.errors import ArchiveError, ServiceUnavailable, TicketNotFound, T
 from certrenew.naming import renewal_folder
 from tests.contract.archive_contract import ArchiveContract
 from tests.contract.tracker_contract import TrackerContract, new_ticket
+
+if TYPE_CHECKING:
+    from multiprocessing.synchronize import Event
 
 
 @pytest.fixture
@@ -164,10 +168,10 @@ def test_a_database_held_locked_is_reported_as_retryable(
 TICKETS_PER_WRITER = 25
 
 
-def _write_tickets(path: str, writer: str, start: object) -> None:
+def _write_tickets(path: str, writer: str, start: Event) -> None:
     """One process's share: open, comment and attach, as the flow and the demo do."""
     tracker = LocalTracker(Path(path))
-    start.wait(60)  # type: ignore[attr-defined]
+    start.wait(60)
     for n in range(TICKETS_PER_WRITER):
         project = "SIS" if n % 3 else "ST"
         key = tracker.create_ticket(new_ticket(project, label=f"writer-{writer}")).key

@@ -115,6 +115,7 @@ def test_policy_hands_over_only_when_it_will_not_shorten_the_wait() -> None:
 def test_impossible_policies_are_refused(changes: dict[str, float]) -> None:
     fields: dict[str, float] = {"attempts": 3, "base_delay_seconds": 1.0, "max_delay_seconds": 5}
     with pytest.raises(ValueError):
+        # `attempts` is an int among floats: one dict of keyword values types them all as float.
         RetryPolicy(**{**fields, **changes})  # type: ignore[arg-type]
 
 

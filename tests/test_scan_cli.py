@@ -214,7 +214,8 @@ def test_long_scans_show_progress_on_a_terminal(scan_lab: ScanLab) -> None:
             }
         )
     )
-    terminal = Console(file=io.StringIO(), force_terminal=True, width=100)
+    screen = io.StringIO()
+    terminal = Console(file=screen, force_terminal=True, width=100)
     results = scan_with_progress(inventory, concurrency=8, timeout=5, console=terminal)
     assert [r.status for r in results] == ["ok"] * PROGRESS_MIN_TARGETS
-    assert f"{PROGRESS_MIN_TARGETS}/{PROGRESS_MIN_TARGETS}" in terminal.file.getvalue()
+    assert f"{PROGRESS_MIN_TARGETS}/{PROGRESS_MIN_TARGETS}" in screen.getvalue()

@@ -151,6 +151,7 @@ def test_archived_key_opens_only_with_the_passphrase(
         serialization.load_pem_private_key(stored, b"wrong passphrase")
     opened = serialization.load_pem_private_key(stored, PASSPHRASE.encode())
     original = serialization.load_pem_private_key(files[f"{DOMAIN}.key"], None)
+    # Both are the renewal's RSA key; load_pem_private_key is typed for any key type.
     assert opened.private_numbers() == original.private_numbers()  # type: ignore[union-attr]
 
 

@@ -158,6 +158,7 @@ class JiraTracker:
                 done = already_done(jira)
                 if done is not None:
                     return done
+            # None only for connect=True, whose action makes the client and ignores it.
             return action(jira)  # type: ignore[arg-type]
 
         return retrying(
@@ -275,7 +276,7 @@ class JiraTracker:
     def _find(self, jira: JIRA, label: str) -> list[Ticket]:
         # maxResults=False: every page (startAt/total on Server, nextPageToken on Cloud).
         issues = jira.search_issues(label_query(label), maxResults=False, fields=TICKET_FIELDS)
-        return [self._ticket(issue) for issue in issues]  # type: ignore[union-attr]
+        return [self._ticket(issue) for issue in issues]
 
     def get_ticket(self, key: str) -> Ticket:
         return self._call(

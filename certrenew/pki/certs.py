@@ -14,7 +14,7 @@ from datetime import UTC, datetime
 from cryptography import x509
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from cryptography.hazmat.primitives.serialization import Encoding, pkcs12
-from cryptography.x509.oid import ExtensionOID, NameOID
+from cryptography.x509.oid import NameOID
 
 from certrenew.pki.errors import CertificateError
 from certrenew.pki.files import looks_like_pkcs12
@@ -61,7 +61,7 @@ def _cn(name: x509.Name) -> str | None:
 
 def _sans(cert: x509.Certificate) -> tuple[str, ...]:
     try:
-        ext = cert.extensions.get_extension_for_oid(ExtensionOID.SUBJECT_ALTERNATIVE_NAME)
+        ext = cert.extensions.get_extension_for_class(x509.SubjectAlternativeName)
     except x509.ExtensionNotFound:
         return ()
     names: list[str] = list(ext.value.get_values_for_type(x509.DNSName))

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import itertools
+from typing import Any
 
 import pytest
 
@@ -12,9 +13,9 @@ from certrenew.errors import TicketNotFound
 _counter = itertools.count()
 
 
-def new_ticket(project: str, label: str | None = None, **changes: object) -> NewTicket:
+def new_ticket(project: str, label: str | None = None, **changes: Any) -> NewTicket:
     label = label or f"certrenew-contract-{next(_counter)}"
-    fields: dict[str, object] = {
+    fields: dict[str, Any] = {
         "project": project,
         "summary": "Generació CSR seu.example.cat",
         "description": "Bon dia companys,\nnecessitaríem el CSR per a seu.example.cat.",
@@ -22,7 +23,7 @@ def new_ticket(project: str, label: str | None = None, **changes: object) -> New
         "labels": ("certrenew", "certrenew-r-seu-example-cat-0a1b"),
     }
     fields.update(changes)
-    return NewTicket(**fields)  # type: ignore[arg-type]
+    return NewTicket(**fields)
 
 
 class TrackerContract:

@@ -15,7 +15,7 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
 import requests
@@ -26,6 +26,10 @@ from requests.exceptions import SSLError, Timeout
 from certrenew import retry
 from certrenew.errors import Transient
 from certrenew.retry import GaveUp, RetryPolicy, retrying
+
+if TYPE_CHECKING:
+    # Only in the requests stubs: the typed dict merge_environment_settings returns.
+    from requests.sessions import _Settings
 
 log = logging.getLogger(__name__)
 
@@ -61,7 +65,7 @@ class PatientSession(requests.Session):
 
     def merge_environment_settings(
         self, url: str | bytes | None, proxies: Any, stream: Any, verify: Any, cert: Any
-    ) -> dict[str, Any]:
+    ) -> _Settings:
         """An explicit CA bundle beats REQUESTS_CA_BUNDLE, which requests would let win."""
         settings = super().merge_environment_settings(url, proxies, stream, verify, cert)
         if verify is None and self.verify is not True:
