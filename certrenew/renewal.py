@@ -83,8 +83,9 @@ class CaRequest:
     ca: str
     request_number: str
     requested_by: str
-    approved_by: str = ""
+    approved_by: str = ""  # the manager who decided on an urgent request
     approved_at: str = ""
+    urgent: bool = False  # the urgent channel, approved; False also when urgency was refused
 
 
 @dataclass(frozen=True)
@@ -119,6 +120,7 @@ class Retirement:
     retired: bool
     confirmed_by: str
     retired_at: str
+    revoked: bool = False  # revoked at the CA (a revocation notice went out), or only retired
 
 
 @dataclass(frozen=True)

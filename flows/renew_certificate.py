@@ -48,6 +48,7 @@ from certrenew.tasks.tickets import (
     record_ca_choice,
     record_ca_request,
     record_csr_reuse,
+    record_urgent_decision,
 )
 from certrenew.templates import comments
 
@@ -93,6 +94,8 @@ def renew_certificate(
         "new_serial": issued.serial,
         "verified": verification.verified,
         "retired": retirement.retired,
+        "revoked": retirement.revoked,
+        "urgent": request.urgent,
     }
 
 
@@ -151,23 +154,36 @@ def request_certificate_from_ca(
     tickets: RenewalTickets,
     urgent: bool,
 ) -> CaRequest:
-    """Step 3: support staff file the request at the CA with the values shown."""
+    """Step 3: support staff file the request at the CA with the values shown.
+
+    An urgent request goes through the urgent channel only when a manager
+    approved it; refused, it goes through the normal channel. Either way the
+    decision, who took it and when, is on the renewal's ticket.
+    """
     approved_by = approved_at = ""
+    approved = False
     if urgent:
         approval = forms.ask(
             forms.UrgentApproval,
             Question.URGENT_APPROVAL,
             f"### Urgent renewal of {start.domain}\n\nAn urgent request needs a manager's "
-            "approval before it is escalated to the CA. Record who approved it.",
+            "approval before it is escalated to the CA. Record who decided; leave *Approved* "
+            "unticked if they did not approve, and the request goes through the normal channel.",
         )
-        approved_by, approved_at = approval.approved_by, now_text()
+        approved, approved_by, approved_at = approval.approved, approval.approved_by, now_text()
+        record_urgent_decision(ctx, start, tickets.main, approved, approved_by, approved_at)
+    channel = (
+        "**Urgent channel**, approved by " + approved_by + ".\n\n" if approved else ""
+    )
     answer = forms.ask(
         forms.CaRequestAnswer,
         Question.CA_REQUEST,
-        ctx.ca_route(ca.ca).request_instructions(start.domain, csr.csr_pem, csr.source),
+        channel + ctx.ca_route(ca.ca).request_instructions(start.domain, csr.csr_pem, csr.source),
     )
     record_ca_request(ctx, start, tickets, ca.ca, answer.request_number, answer.requested_by)
-    return CaRequest(ca.ca, answer.request_number, answer.requested_by, approved_by, approved_at)
+    return CaRequest(
+        ca.ca, answer.request_number, answer.requested_by, approved_by, approved_at, approved
+    )
 
 
 def wait_for_certificate(
@@ -220,7 +236,11 @@ def verify_installation(
 def retire_old_certificate(
     ctx: RenewalContext, start: RenewalStart, issued: IssuedRecord, tickets: RenewalTickets
 ) -> Retirement:
-    """Step 8: only now, revoke or retire the old certificate; notice, close the tickets."""
+    """Step 8: only now, revoke or retire the old certificate; notice, close the tickets.
+
+    The revocation notice goes out only when the old certificate was revoked at
+    its CA; a certificate retired without revocation (left to expire) gets none.
+    """
     answer = forms.ask(
         forms.RetireAnswer,
         Question.RETIRE,
@@ -229,21 +249,23 @@ def retire_old_certificate(
         f"(serial `{start.old.serial}`) at its CA so its expiry reminders stop, then confirm.",
     )
     retired_at = now_text()
-    send_notice(
-        ctx.notice_channels,
-        f"{start.id}-revoked",
-        "revocation_notice",
-        ctx.notices.recipients,
-        name=start.name,
-        kind="SSL",
-        revoked_at=retired_at,
-        domain=start.domain,
-        serial=start.old.serial,
-        new_serial=issued.serial,
-        new_not_after=issued.not_after.isoformat(),
-        confirmed_by=answer.confirmed_by,
-        tickets=tickets.every(),
-    )
-    body = comments.retired(start.old.serial, answer.confirmed_by, retired_at)
+    revoked = answer.outcome == "Revoked at the CA"
+    if revoked:
+        send_notice(
+            ctx.notice_channels,
+            f"{start.id}-revoked",
+            "revocation_notice",
+            ctx.notices.recipients,
+            name=start.name,
+            kind="SSL",
+            revoked_at=retired_at,
+            domain=start.domain,
+            serial=start.old.serial,
+            new_serial=issued.serial,
+            new_not_after=issued.not_after.isoformat(),
+            confirmed_by=answer.confirmed_by,
+            tickets=tickets.every(),
+        )
+    body = comments.retired(start.old.serial, answer.confirmed_by, retired_at, revoked)
     close_tickets(ctx, start, tickets, body)
-    return Retirement(True, answer.confirmed_by, retired_at)
+    return Retirement(True, answer.confirmed_by, retired_at, revoked)

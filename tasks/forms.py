@@ -82,8 +82,12 @@ class CaRequestAnswer(RunInput):
 
 
 class UrgentApproval(RunInput):
-    approved_by: str = Field(min_length=1, max_length=120, title="Manager who approved")
-    approved: bool = Field(title="Approved for the urgent channel")
+    approved_by: str = Field(min_length=1, max_length=120, title="Manager who decided")
+    approved: bool = Field(
+        title="Approved for the urgent channel",
+        description="Leave unticked when the manager did not approve: the request then goes "
+        "through the normal channel.",
+    )
 
 
 class CertificateAnswer(RunInput):

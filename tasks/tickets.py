@@ -173,6 +173,13 @@ def record_ca_choice(
     comment_once(ctx, ticket, "ca-chosen", comments.ca_chosen(ca, answered_by))
 
 
+@renewal_step("record-urgent-decision")
+def record_urgent_decision(
+    ctx: RenewalContext, start: RenewalStart, ticket: str, approved: bool, by: str, at: str
+) -> None:
+    comment_once(ctx, ticket, "urgent-decision", comments.urgent_decision(approved, by, at))
+
+
 @renewal_step("record-ca-request")
 def record_ca_request(
     ctx: RenewalContext,

@@ -290,3 +290,61 @@ def test_a_reused_csr_opens_no_csr_ticket_and_every_step_uses_the_owner_ticket(
     assert setup.archive.read_file(folder, names["key"]) == key_pem
     manifest = json.loads(setup.archive.read_file(folder, "manifest.json"))
     assert manifest["tickets"] == {"service_owner": owner.key}
+
+
+def test_urgency_refused_goes_the_normal_way_and_retiring_without_revocation_sends_no_notice(
+    renewal_lab: RenewalLab,
+) -> None:
+    """The flow reads the two decisions people make: urgent approval and how to retire."""
+    lab = renewal_lab
+    domain, server = lab.serve_certificate("refused-urgent")
+    rid = renewal_id(domain, served_serial(lab, "refused-urgent"))
+    people = lab.people(domain, server)
+    tracker = lab.tracker()
+    run = lab.start("refused-urgent", urgent=True)
+    for key in (pause_key(Question.CSR, 1), Question.CA_CHOICE):
+        run.wait_paused(key)
+        run.resume(**people.answer(key, rid))
+
+    assert "manager" in run.wait_paused(Question.URGENT_APPROVAL)
+    run.resume(approved_by="Marta (manager)", approved=False)
+    description = run.wait_paused(Question.CA_REQUEST)
+    assert "Urgent channel" not in description
+    [csr_ticket] = tracker.find_tickets(f"{rid}-csr")
+    decision = [c for c in tracker.comments(csr_ticket.key) if "[certrenew:urgent-decision]" in c]
+    assert len(decision) == 1 and "no aprovada" in decision[0] and "Marta" in decision[0]
+    run.resume(**people.answer(Question.CA_REQUEST, rid))
+    for key in (pause_key(Question.CERTIFICATE, 1), pause_key(Question.INSTALL, 1)):
+        run.wait_paused(key)
+        run.resume(**people.answer(key, rid))
+
+    run.wait_paused(Question.RETIRE)
+    run.resume(outcome="Retired without revocation", confirmed_by="Anna (support)")
+    final = run.wait_final()
+    assert final.is_completed()
+    result = final.result()
+    assert result["urgent"] is False and result["revoked"] is False and result["retired"]
+    assert not (lab.settings.outbox_path() / f"{rid}-revoked.eml").exists()
+    for ticket in tracker.find_tickets(rid):
+        assert tracker.get_ticket(ticket.key).status == "Done"
+        closing = [c for c in tracker.comments(ticket.key) if "[certrenew:retired]" in c]
+        assert len(closing) == 1 and "retirat sense revocar" in closing[0], ticket.key
+
+
+def test_an_approved_urgent_request_is_marked_for_the_ca_and_recorded(
+    renewal_lab: RenewalLab,
+) -> None:
+    lab = renewal_lab
+    domain, server = lab.serve_certificate("approved-urgent")
+    rid = renewal_id(domain, served_serial(lab, "approved-urgent"))
+    people = lab.people(domain, server)
+    run = lab.start("approved-urgent", urgent=True)
+    for key in (pause_key(Question.CSR, 1), Question.CA_CHOICE):
+        run.wait_paused(key)
+        run.resume(**people.answer(key, rid))
+    run.wait_paused(Question.URGENT_APPROVAL)
+    run.resume(approved_by="Marta (manager)", approved=True)
+    assert "Urgent channel**, approved by Marta (manager)" in run.wait_paused(Question.CA_REQUEST)
+    [csr_ticket] = lab.tracker().find_tickets(f"{rid}-csr")
+    decision = [c for c in lab.tracker().comments(csr_ticket.key) if "urgent-decision" in c]
+    assert len(decision) == 1 and "aprovada per Marta" in decision[0]

@@ -50,7 +50,7 @@ class NewTicket:
 
 @runtime_checkable
 class TicketTracker(Protocol):
-    """Jira in production, SQLite on a laptop; both pass tests/contract/test_tracker.py."""
+    """Jira in production, SQLite on a laptop; both pass tests/contract/tracker_contract.py."""
 
     def create_ticket(self, new: NewTicket) -> Ticket:
         """Open a ticket carrying `new.label` and `new.labels`. Not idempotent by itself."""
