@@ -1,1 +1,1 @@
-"""certrenew: the TLS certificate renewal runbook as Prefect certrenew.flows."""
+"""certrenew: the TLS certificate renewal runbook as Prefect flows."""

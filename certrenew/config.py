@@ -16,13 +16,15 @@ import os
 import tomllib
 import warnings
 from pathlib import Path
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, model_validator
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
 from certrenew.errors import ConfigError
-from certrenew.pki.csr import SubjectRules
+
+if TYPE_CHECKING:
+    from certrenew.pki.csr import SubjectRules
 
 CONFIG_ENV = "CERTRENEW_CONFIG"
 
@@ -60,6 +62,8 @@ class CsrSettings(Section):
         The certificate library knows no configuration system, so the
         validated settings are handed over as values.
         """
+        from certrenew.pki.csr import SubjectRules  # loads cryptography only when checking CSRs
+
         return SubjectRules(
             organization=self.organization,
             organizational_unit=self.organizational_unit,

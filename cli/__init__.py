@@ -1,7 +1,7 @@
 """The `certrenew` command line.
 
-Errors of the project (CertRenewError) are printed as one line without a
-traceback: they already say what to do.
+Errors a person can fix (errors.PERSON_FIXABLE) are printed as one line
+without a traceback: they already say what to do.
 """
 
 from __future__ import annotations

@@ -24,6 +24,7 @@ from uuid import UUID
 
 from certrenew.config import Settings, load_settings
 from certrenew.errors import CertRenewError
+from certrenew.lab.inventory import inventory_entry, write_inventory
 from certrenew.lab.people import DemoPeople
 from certrenew.lab.stack import LocalStack
 from certrenew.lab.tls import LocalCA, TLSServer
@@ -48,27 +49,6 @@ def demo_environment(data_dir: Path, inventory: Path) -> dict[str, str]:
         "CERTRENEW_INVENTORY": str(inventory),
         **{f"CERTRENEW_RENEWAL__{key.upper()}": str(value) for key, value in DEMO_TIMINGS.items()},
     }
-
-
-def inventory_entry(name: str, domain: str, address: str, owner: str = "demo-owner") -> str:
-    """One inventory entry (YAML) for a certificate served at `address` (host:port)."""
-    host, port = address.rsplit(":", 1)
-    return (
-        f"  - name: {name}\n"
-        f"    domain: {domain}\n"
-        f"    owner: {owner}\n"
-        "    ca: CESICAT\n"
-        f'    endpoints: [{{host: "{host.strip("[]")}", port: {port}, server_name: {domain}}}]\n'
-    )
-
-
-def write_inventory(path: Path, entries: list[str]) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(
-        "defaults: {warn_days: 30, critical_days: 7}\n"
-        + ("certificates:\n" + "".join(entries) if entries else "certificates: []\n"),
-        encoding="utf-8",
-    )
 
 
 def wait_for_run(flow_run_id: UUID, until: Callable[[Any], bool], timeout: float = 300) -> Any:

@@ -14,6 +14,7 @@ those days without changing what is asked.
 
 from __future__ import annotations
 
+from dataclasses import replace
 from itertools import count
 from typing import Any
 
@@ -75,10 +76,8 @@ def renew_certificate(
     request = request_certificate_from_ca(ctx, start, csr, ca, tickets, urgent)  # step 3
     issued = wait_for_certificate(ctx, start, csr, tickets)  # step 4
     archived = archive_artifacts(ctx, start, csr, issued, ca.ca, tickets)  # step 5
-    tickets = RenewalTickets(  # step 6
-        owner=tickets.owner,
-        csr=tickets.csr,
-        install=open_install_ticket(ctx, start, tickets, archived, issued),
+    tickets = replace(  # step 6
+        tickets, install=open_install_ticket(ctx, start, tickets, archived, issued)
     )
     verification = verify_installation(ctx, start, issued, tickets)  # step 7
     retirement = retire_old_certificate(ctx, start, issued, tickets)  # step 8
@@ -227,8 +226,6 @@ def verify_installation(
                 issued.serial, answer.confirmed_by, list(verification.still_old)
             )
             break
-    else:
-        raise AssertionError("unreachable")
     comment_verification(ctx, start, ticket, body)
     return verification
 

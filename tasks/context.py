@@ -14,6 +14,7 @@ resumed. That is declared once, here, for every step.
 from __future__ import annotations
 
 import functools
+import inspect
 from collections.abc import Callable
 from dataclasses import replace
 from itertools import count
@@ -86,6 +87,7 @@ class Step(Generic[P, T]):
     def __init__(self, name: str, fn: Callable[P, T], key: CacheKey | None = None) -> None:
         self.name = name
         self.fn = fn
+        self._signature = inspect.signature(fn)
         self._task = task(
             name=name,
             persist_result=True,
@@ -95,12 +97,22 @@ class Step(Generic[P, T]):
         functools.update_wrapper(self, fn)
 
     def __call__(self, *args: P.args, **kwargs: P.kwargs) -> T:
-        for attempt in count(1):
+        for failure in count(1):
             try:
                 return self._task(*args, **kwargs)
             except RECOVERABLE as exc:
-                forms.wait_for_fix(self.name, attempt, exc)
+                forms.wait_for_fix(self.name, self.wait_key(failure, *args, **kwargs), exc)
         raise AssertionError("unreachable")
+
+    def wait_key(self, failure: int, *args: object, **kwargs: object) -> str:
+        """`wait-<step>[-<attempt>]-<failure>`: the call's own attempt is part of the key.
+
+        A step called once per attempt (collect-certificate 1, 2, ...) must not
+        find the wait of an earlier attempt already answered and skip its own.
+        """
+        attempt = self._signature.bind(*args, **kwargs).arguments.get("attempt")
+        call = () if attempt is None else (attempt,)
+        return forms.pause_key(forms.Question.WAIT, self.name, *call, failure)
 
 
 def renewal_step(name: str, key: CacheKey | None = None) -> Callable[[Callable[P, T]], Step[P, T]]:

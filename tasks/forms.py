@@ -162,11 +162,11 @@ def ask_until_valid(
     raise AssertionError("unreachable")
 
 
-def wait_for_fix(step: str, attempt: int, problem: Exception) -> None:
+def wait_for_fix(step: str, key: str, problem: Exception) -> None:
     """A step's outside system failed: wait for a person to fix it and say so."""
     ask(
         WaitAnswer,
-        pause_key(Question.WAIT, step, attempt),
+        key,
         f"### Step '{step}' could not finish\n\n{problem}\n\n"
         "Nothing done so far is lost. Fix the cause, then resume to try again.",
     )

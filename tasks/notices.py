@@ -14,8 +14,9 @@ def send_notice(
     template: str,
     recipients: Sequence[str],
     **context: object,
-) -> list[str]:
-    """Render `template` (first line = subject) and deliver it; where it went, per channel."""
+) -> None:
+    """Render `template` (first line = subject) and deliver it on every channel."""
     subject, body = render_ticket(template, **context)
     notice = Notice(notice_id, subject, body, tuple(recipients))
-    return [channel.deliver(notice) for channel in channels]
+    for channel in channels:
+        channel.deliver(notice)

@@ -13,7 +13,7 @@ from typing import Literal, TypeVar
 
 from cryptography.hazmat.primitives.serialization import Encoding
 
-from certrenew.adapters.tracker import NewTicket, Ticket, ensure_ticket
+from certrenew.adapters.tracker import Attachment, NewTicket, Ticket, ensure_ticket
 from certrenew.adapters.wiring import RenewalContext
 from certrenew.errors import CertificateError
 from certrenew.pki.csr import check_csr, check_key_matches_csr, load_csr
@@ -109,14 +109,17 @@ def record_csr_reuse(ctx: RenewalContext, start: RenewalStart, ticket: str, sour
     comment_once(ctx, ticket, "csr-reused", comments.csr_reused(source))
 
 
+def _downloaded(ctx: RenewalContext, ticket: str) -> list[tuple[Attachment, bytes]]:
+    """Every attachment of `ticket` with its bytes, oldest first (files are told by content)."""
+    tracker = ctx.tracker
+    return [(a, tracker.download_attachment(ticket, a)) for a in tracker.attachments(ticket)]
+
+
 def check_csr_and_key(
     ctx: RenewalContext, start: RenewalStart, ticket: str, pasted_csr: str
 ) -> CsrRecord | str | None:
     """The CSR and key on `ticket` if both are there and good, a problem, or None (not yet)."""
-    attachments = ctx.tracker.attachments(ticket)
-    newest = newest_of_each_kind(
-        (a, ctx.tracker.download_attachment(ticket, a)) for a in attachments
-    )
+    newest = newest_of_each_kind(_downloaded(ctx, ticket))
     key = newest.get("private_key")
     csr_bytes = pasted_csr.encode() if pasted_csr.strip() else None
     if csr_bytes is None and "csr" in newest:
@@ -203,9 +206,8 @@ def check_issued(
 ) -> IssuedRecord | str | None:
     """The CA's certificate from the form or a ticket, validated; else the first problem."""
     attached = [
-        (ticket, [(a.filename, ctx.tracker.download_attachment(ticket, a)) for a in files])
+        (ticket, [(a.filename, data) for a, data in _downloaded(ctx, ticket)])
         for ticket in tickets.before_install()
-        for files in [ctx.tracker.attachments(ticket)]
     ]
     chain = pasted.get("chain_pem", "")
     problems: list[str] = []

@@ -6,4 +6,5 @@ pytest_plugins: list[str] = [
     "tests.fixtures_renewal",
     "tests.fixtures_sharepoint",
     "tests.fixtures_jira",
+    "tests.fixtures_cli",
 ]

@@ -26,11 +26,10 @@ from certrenew.deployments.demo import (
     DEMO_TIMINGS,
     EXAMPLES,
     RENEWAL_DEPLOYMENT,
-    DemoPeople,
-    inventory_entry,
     wait_for_deployment,
-    write_inventory,
 )
+from certrenew.lab.inventory import inventory_entry, write_inventory
+from certrenew.lab.people import DemoPeople
 from certrenew.lab.stack import LocalStack
 from certrenew.lab.tls import LeafCertificate, LocalCA, TLSServer
 
@@ -77,6 +76,12 @@ class RenewalRun:
             if not (state.is_paused() and state.state_details.pause_key == key):
                 return
             time.sleep(0.3)
+
+    def answer_each(self, people: DemoPeople, renewal: str, *keys: str) -> None:
+        """Wait for each question in turn and resume it with the scripted people's answer."""
+        for key in keys:
+            self.wait_paused(key)
+            self.resume(**people.answer(key, renewal))
 
     def wait_final(self, timeout: float = 180) -> Any:
         deadline = time.monotonic() + timeout

@@ -16,17 +16,9 @@ from typer.testing import CliRunner
 from certrenew.adapters.tracker import AuthoredTracker, NewTicket
 from certrenew.adapters.tracker.local import LocalTracker
 from certrenew.cli import app
-from tests.pki import key_pem, rsa_key
+from tests.fixtures_cli import KEY_TEXT
 
-KEY_TEXT = key_pem(rsa_key())  # a real key, made at test time
 LOGIN = "operador-local"  # what getpass.getuser() answers, through $LOGNAME
-
-
-@pytest.fixture
-def config(tmp_path: Path) -> Path:
-    path = tmp_path / "certrenew.toml"
-    path.write_text('data_dir = "data"\ntracker = "local"\n', encoding="utf-8")
-    return path
 
 
 @pytest.fixture

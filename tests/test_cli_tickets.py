@@ -13,16 +13,7 @@ from certrenew.adapters.tracker.local import LocalTracker
 from certrenew.cli import app
 from certrenew.cli.ticket_view import ticket_detail, ticket_table
 from certrenew.errors import TrackerError
-from tests.pki import key_pem, rsa_key
-
-KEY_TEXT = key_pem(rsa_key())  # a real key, made at test time
-
-
-@pytest.fixture
-def config(tmp_path: Path) -> Path:
-    path = tmp_path / "certrenew.toml"
-    path.write_text('data_dir = "data"\ntracker = "local"\n', encoding="utf-8")
-    return path
+from tests.fixtures_cli import KEY_TEXT
 
 
 @pytest.fixture

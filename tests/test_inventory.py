@@ -122,7 +122,7 @@ def test_a_missing_inventory_says_how_to_name_one(tmp_path: Path) -> None:
 
 def test_the_lab_writes_an_empty_inventory_that_loads(tmp_path: Path) -> None:
     """An inventory with no certificates yet is a list, not YAML's null."""
-    from certrenew.deployments.demo import write_inventory
+    from certrenew.lab.inventory import write_inventory
 
     path = tmp_path / "inventory.yaml"
     write_inventory(path, [])

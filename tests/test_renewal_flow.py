@@ -189,9 +189,7 @@ def test_resume_after_lost_results_and_second_run_open_nothing_twice(
     people = lab.people(domain, server)
     tracker = lab.tracker()
     run = lab.start("exactly-once")
-    for key in ("csr-1", "ca-choice"):
-        run.wait_paused(key)
-        run.resume(**people.answer(key, rid))
+    run.answer_each(people, rid, "csr-1", "ca-choice")
     run.wait_paused("ca-request")
 
     # A second run for the same certificate stops at once: the first is in progress.
@@ -206,9 +204,7 @@ def test_resume_after_lost_results_and_second_run_open_nothing_twice(
             path.unlink()
     comments_before = tracker.comments(tracker.find_tickets(f"{rid}-csr")[0].key)
     run.resume(**people.answer("ca-request", rid))
-    for key in ("certificate-1", "install-1", "retire"):
-        run.wait_paused(key)
-        run.resume(**people.answer(key, rid))
+    run.answer_each(people, rid, "certificate-1", "install-1", "retire")
     assert run.wait_final().is_completed()
 
     for kind in ("csr", "owner", "install"):
@@ -302,9 +298,7 @@ def test_urgency_refused_goes_the_normal_way_and_retiring_without_revocation_sen
     people = lab.people(domain, server)
     tracker = lab.tracker()
     run = lab.start("refused-urgent", urgent=True)
-    for key in (pause_key(Question.CSR, 1), Question.CA_CHOICE):
-        run.wait_paused(key)
-        run.resume(**people.answer(key, rid))
+    run.answer_each(people, rid, pause_key(Question.CSR, 1), Question.CA_CHOICE)
 
     assert "manager" in run.wait_paused(Question.URGENT_APPROVAL)
     run.resume(approved_by="Marta (manager)", approved=False)
@@ -314,9 +308,7 @@ def test_urgency_refused_goes_the_normal_way_and_retiring_without_revocation_sen
     decision = [c for c in tracker.comments(csr_ticket.key) if "[certrenew:urgent-decision]" in c]
     assert len(decision) == 1 and "no aprovada" in decision[0] and "Marta" in decision[0]
     run.resume(**people.answer(Question.CA_REQUEST, rid))
-    for key in (pause_key(Question.CERTIFICATE, 1), pause_key(Question.INSTALL, 1)):
-        run.wait_paused(key)
-        run.resume(**people.answer(key, rid))
+    run.answer_each(people, rid, pause_key(Question.CERTIFICATE, 1), pause_key(Question.INSTALL, 1))
 
     run.wait_paused(Question.RETIRE)
     run.resume(outcome="Retired without revocation", confirmed_by="Anna (support)")
@@ -339,9 +331,7 @@ def test_an_approved_urgent_request_is_marked_for_the_ca_and_recorded(
     rid = renewal_id(domain, served_serial(lab, "approved-urgent"))
     people = lab.people(domain, server)
     run = lab.start("approved-urgent", urgent=True)
-    for key in (pause_key(Question.CSR, 1), Question.CA_CHOICE):
-        run.wait_paused(key)
-        run.resume(**people.answer(key, rid))
+    run.answer_each(people, rid, pause_key(Question.CSR, 1), Question.CA_CHOICE)
     run.wait_paused(Question.URGENT_APPROVAL)
     run.resume(approved_by="Marta (manager)", approved=True)
     assert "Urgent channel**, approved by Marta (manager)" in run.wait_paused(Question.CA_REQUEST)

@@ -76,7 +76,9 @@ def test_runbook_on_jira_and_sharepoint_waits_through_outages(
     answer = people.answer("csr-1", rid)
     jira_server.fail(503, times=None)
     run.resume(**answer)
-    assert "could not finish" in run.wait_paused(pause_key(Question.WAIT, "collect-csr-and-key", 1))
+    assert "could not finish" in run.wait_paused(
+        pause_key(Question.WAIT, "collect-csr-and-key", 2, 1)  # attempt 2, first failure
+    )
     jira_server.faults.clear()
     run.resume(action="Check again")
 
@@ -89,9 +91,7 @@ def test_runbook_on_jira_and_sharepoint_waits_through_outages(
     assert "could not finish" in run.wait_paused(pause_key(Question.WAIT, "archive-artifacts", 1))
     sharepoint.site.end_outage()
     run.resume(action="Check again")
-    for key in ("install-1", "retire"):
-        run.wait_paused(key)
-        run.resume(**people.answer(key, rid))
+    run.answer_each(people, rid, "install-1", "retire")
     assert run.wait_final().is_completed()
 
     # One ticket each, linked, closed; the key left Jira for SharePoint.

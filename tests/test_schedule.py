@@ -20,7 +20,7 @@ from typing import Any, TypeVar
 
 import pytest
 
-from certrenew.deployments.demo import write_inventory
+from certrenew.lab.inventory import write_inventory
 from certrenew.lab.stack import LocalStack
 from tests.fixtures_renewal import example_config
 

@@ -38,9 +38,8 @@ class RecordingChannel:
     def __init__(self) -> None:
         self.delivered: list[Notice] = []
 
-    def deliver(self, notice: Notice) -> str:
+    def deliver(self, notice: Notice) -> None:
         self.delivered.append(notice)
-        return f"memory:{notice.id}"
 
 
 @pytest.fixture
@@ -116,3 +115,14 @@ def test_a_wildcard_renewal_is_archived_under_a_name_sharepoint_accepts(
     assert {"wildcard.example.cat.crt", "wildcard.example.cat.key"} <= stored
     expected = serial_hex(x509.load_pem_x509_certificate(crt).serial_number)
     assert issued.serial == expected
+
+
+def test_each_attempt_of_a_step_waits_under_its_own_key(ctx: RenewalContext) -> None:
+    """A wait answered during attempt 1 must not answer attempt 2's wait at once."""
+    start = start_for("seu.example.cat")
+    tickets = RenewalTickets(owner="ST-1", csr="SIS-1")
+    first = collect_certificate.wait_key(1, ctx, start, None, tickets, {}, 1)
+    second = collect_certificate.wait_key(1, ctx, start, None, tickets, {}, attempt=2)
+    assert first == "wait-collect-certificate-1-1"
+    assert second == "wait-collect-certificate-2-1"
+    assert open_csr_ticket.wait_key(3, ctx, start) == "wait-open-csr-ticket-3"

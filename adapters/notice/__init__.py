@@ -25,6 +25,6 @@ class Notice:
 class NoticeChannel(Protocol):
     """The outbox today; email and webhooks are further implementations."""
 
-    def deliver(self, notice: Notice) -> str:
-        """Deliver `notice` unless already delivered; where it went (a path or an address)."""
+    def deliver(self, notice: Notice) -> None:
+        """Deliver `notice` unless it was delivered already."""
         ...

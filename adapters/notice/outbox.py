@@ -18,13 +18,10 @@ class Outbox:
     def __init__(self, folder: Path) -> None:
         self.folder = folder
 
-    def path_of(self, notice_id: str) -> Path:
-        return self.folder / f"{notice_id}.eml"
-
-    def deliver(self, notice: Notice) -> str:
-        path = self.path_of(notice.id)
+    def deliver(self, notice: Notice) -> None:
+        path = self.folder / f"{notice.id}.eml"
         if path.exists():
-            return str(path)
+            return
         message = EmailMessage()
         message["Subject"] = notice.subject
         message["To"] = ", ".join(notice.recipients)
@@ -34,4 +31,3 @@ class Outbox:
         partial = path.with_suffix(".tmp")
         partial.write_bytes(message.as_bytes())
         partial.replace(path)  # a crash mid-write leaves no half notice under the real name
-        return str(path)

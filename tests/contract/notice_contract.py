@@ -22,16 +22,15 @@ class NoticeChannelContract:
     def test_a_notice_arrives_with_its_subject_body_and_recipients(
         self, channel: NoticeChannel
     ) -> None:
-        where = channel.deliver(NOTICE)
-        assert where
+        channel.deliver(NOTICE)
         [(subject, body, recipients)] = self.delivered(channel)
         assert subject == NOTICE.subject
         assert body.strip() == NOTICE.body.strip()
         assert recipients == NOTICE.recipients
 
     def test_delivering_the_same_notice_twice_sends_it_once(self, channel: NoticeChannel) -> None:
-        first = channel.deliver(NOTICE)
-        assert channel.deliver(NOTICE) == first
+        channel.deliver(NOTICE)
+        channel.deliver(NOTICE)
         assert len(self.delivered(channel)) == 1
 
     def test_different_notices_all_arrive(self, channel: NoticeChannel) -> None:
