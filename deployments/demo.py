@@ -30,6 +30,7 @@ from certrenew.lab.stack import LocalStack
 from certrenew.lab.tls import LocalCA, TLSServer
 from certrenew.pki.certs import serial_hex
 from certrenew.renewal import renewal_id
+from certrenew.tasks.forms import OpenQuestion, open_question
 
 RENEWAL_DEPLOYMENT = "renew-certificate/renew-certificate"
 
@@ -62,6 +63,19 @@ def wait_for_run(flow_run_id: UUID, until: Callable[[Any], bool], timeout: float
                 return run
             time.sleep(1)
     raise CertRenewError(f"flow run {flow_run_id} did not move on within {timeout:.0f} s")
+
+
+def wait_for_question(flow_run_id: UUID, timeout: float = 300) -> OpenQuestion | None:
+    """The next question the run asks, ready to answer; None once the run has ended."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        question = open_question(flow_run_id)
+        if question is not None:
+            return question
+        if wait_for_run(flow_run_id, lambda _: True).state.is_final():
+            return None
+        time.sleep(0.5)
+    raise CertRenewError(f"flow run {flow_run_id} asked nothing within {timeout:.0f} s")
 
 
 def wait_for_deployment(timeout: float = 120) -> None:
@@ -162,11 +176,10 @@ def _drive(
     renewal = renewal_id(DEMO_DOMAIN, served_serial)
     people = DemoPeople(settings, ca, server, DEMO_DOMAIN, say)
     while True:
-        run = wait_for_run(run_id, lambda s: s.is_paused() or s.is_final())
-        state = run.state
-        if state.is_final():
+        question = wait_for_question(run_id)
+        if question is None:
             break
-        key = state.state_details.pause_key or ""
+        key = question.key
         if not unattended:
             say(
                 f"\nThe renewal waits for a person at step '{key}'.\n"
@@ -184,6 +197,7 @@ def _drive(
             return not (s.is_paused() and s.state_details.pause_key == k)
 
         wait_for_run(run_id, moved_on)
+    state = wait_for_run(run_id, lambda s: s.is_final()).state
     if not state.is_completed():
         log = stack.runner.tail() if stack.runner else ""
         sys.stderr.write(f"the renewal ended {state.name}: {state.message}\n{log}\n")

@@ -12,9 +12,11 @@ no user accounts, so they are a statement, not an identity.
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import dataclass
 from enum import StrEnum
 from itertools import count
 from typing import Any, Final, Literal, TypeVar
+from uuid import UUID
 
 from prefect.flow_runs import suspend_flow_run
 from prefect.input import RunInput
@@ -181,3 +183,34 @@ def ask(form: type[R], key: str, description: str) -> R:
     return suspend_flow_run(
         wait_for_input=form.with_initial_data(description=description), key=key, timeout=None
     )
+
+
+@dataclass(frozen=True)
+class OpenQuestion:
+    """The question a run waits on, as the Resume form shows it."""
+
+    key: str
+    description: str
+
+
+def open_question(flow_run_id: UUID) -> OpenQuestion | None:
+    """The run's question once it can be answered; None while there is none.
+
+    Prefect marks the run Paused before it saves the form's schema and
+    description, and refuses a resume until the schema is there ("Run input
+    schema not found"): a question counts as asked only once its description
+    (saved last) can be read.
+    """
+    from prefect import get_client
+    from prefect.input.actions import read_flow_run_input
+    from prefect.input.run_input import keyset_from_paused_state
+
+    with get_client(sync_client=True) as client:
+        state = client.read_flow_run(flow_run_id).state
+    if state is None or not state.is_paused() or not state.state_details.pause_key:
+        return None
+    keyset = keyset_from_paused_state(state)
+    description = read_flow_run_input(keyset["description"], flow_run_id=flow_run_id)
+    if description is None:
+        return None
+    return OpenQuestion(state.state_details.pause_key, str(description))

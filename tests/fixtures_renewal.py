@@ -32,6 +32,7 @@ from certrenew.lab.inventory import inventory_entry, write_inventory
 from certrenew.lab.people import DemoPeople
 from certrenew.lab.stack import LocalStack
 from certrenew.lab.tls import LeafCertificate, LocalCA, TLSServer
+from certrenew.tasks.forms import open_question
 
 if TYPE_CHECKING:
     from prefect.client.schemas.objects import FlowRun
@@ -51,17 +52,14 @@ class RenewalRun:
 
     def wait_paused(self, key: str, timeout: float = 180) -> str:
         """Wait until the run asks the question `key`; returns the form's description."""
-        from prefect.input.actions import read_flow_run_input
-        from prefect.input.run_input import keyset_from_paused_state
-
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             state = self.state()
             if state.is_final():
                 raise AssertionError(f"run ended {state.name} ({state.message}) before '{key}'")
-            if state.is_paused() and state.state_details.pause_key == key:
-                keyset = keyset_from_paused_state(state)
-                return str(read_flow_run_input(keyset["description"], flow_run_id=self.id))
+            question = open_question(self.id)
+            if question and question.key == key:
+                return question.description
             time.sleep(0.5)
         raise AssertionError(f"run never asked '{key}'; last state {self.state()}")
 
