@@ -25,6 +25,7 @@ from certrenew.config import (
     CsrSettings,
     NoticeSettings,
     RenewalSettings,
+    RolesSettings,
     ScanSettings,
     Settings,
     TicketChainSettings,
@@ -54,6 +55,7 @@ class RenewalContext:
     renewal: RenewalSettings
     chain: TicketChainSettings
     notices: NoticeSettings
+    roles: RolesSettings
     tracker: TicketTracker
     archive: ArchiveSetup
     notice_channels: tuple[NoticeChannel, ...]
@@ -87,6 +89,7 @@ def renewal_context(
         renewal=renewal,
         chain=settings.tickets,
         notices=settings.notices,
+        roles=settings.roles,
         tracker=tracker or build_tracker(settings),
         archive=archive or build_archive(settings),
         notice_channels=tuple(

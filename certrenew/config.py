@@ -206,6 +206,22 @@ class RenewalSettings(Section):
     )
 
 
+class RolesSettings(Section):
+    """Who may answer which step (second source: certificate and workflow managers).
+
+    Empty lists let anyone answer, as in the demo. The open-source Prefect
+    server has no user accounts: a login typed in a form is checked against
+    these lists (and, on Jira, against Jira's active users), not proven.
+    """
+
+    certificate_managers: list[str] = Field(
+        [], description="logins that may answer renewal steps and confirm retirement"
+    )
+    workflow_managers: list[str] = Field(
+        [], description="logins that may approve the urgent channel"
+    )
+
+
 class NoticeSettings(Section):
     """Where expiry reminders and revocation notices go."""
 
@@ -234,6 +250,7 @@ class Settings(BaseSettings):
     ca_request: CaRequestSettings | None = None
     renewal: RenewalSettings | None = None
     notices: NoticeSettings = NoticeSettings()
+    roles: RolesSettings = RolesSettings()
 
     @classmethod
     def settings_customise_sources(

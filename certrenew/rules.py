@@ -79,3 +79,19 @@ def ca_named_in(comments: Iterable[str], cas: Sequence[str]) -> str | None:
 def reuse_years(this_year: int) -> list[int]:
     """The archive years searched for a CSR to reuse, newest first."""
     return [this_year - back for back in range(REUSE_WINDOW_YEARS)]
+
+
+def role_refusal(login: str, members: Sequence[str], role: str) -> str | None:
+    """Why `login` may not answer a step of `role`, or None when it may.
+
+    Logins compare without regard to case or surrounding spaces, as Jira's do.
+    No members configured means the role is open to anyone.
+    """
+    if not members:
+        return None
+    if login.strip().casefold() in {member.strip().casefold() for member in members}:
+        return None
+    return (
+        f"'{login}' is not one of the {role} ({', '.join(members)}): "
+        "one of them must answer this step, with their own login"
+    )

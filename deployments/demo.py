@@ -28,9 +28,10 @@ from certrenew.lab.inventory import inventory_entry, write_inventory
 from certrenew.lab.people import DemoPeople
 from certrenew.lab.stack import LocalStack
 from certrenew.lab.tls import LocalCA, TLSServer
+from certrenew.naming import renewal_file_names
 from certrenew.pki.certs import serial_hex
 from certrenew.renewal import renewal_id
-from certrenew.tasks.forms import OpenQuestion, open_question
+from certrenew.tasks.forms import OpenQuestion, Question, open_question, question_of
 
 RENEWAL_DEPLOYMENT = "renew-certificate/renew-certificate"
 
@@ -39,16 +40,30 @@ DEMO_DOMAIN = "seu.demo.example.cat"
 DEMO_NAME = "seu-demo"
 
 
-# People answer at once in the demo: no reason to poll a ticket for minutes.
-DEMO_TIMINGS = {"attachment_poll_minutes": 0, "verify_poll_minutes": 0, "verify_poll_seconds": 1}
+# Played by code, every person answers at once: no reason to poll a ticket for minutes.
+DEMO_TIMINGS: dict[str, float] = {
+    "attachment_poll_minutes": 0,
+    "verify_poll_minutes": 0,
+    "verify_poll_seconds": 1,
+}
+# With a person at the keyboard, the ticket people act within seconds and the flow polls
+# their tickets briefly before it asks the person (who may paste the mailed .crt then).
+PEOPLE_TIMINGS: dict[str, float] = {
+    "attachment_poll_minutes": 0.5,
+    "attachment_poll_seconds": 2,
+    "verify_poll_minutes": 2,
+    "verify_poll_seconds": 2,
+}
 
 
-def demo_environment(data_dir: Path, inventory: Path) -> dict[str, str]:
+def demo_environment(
+    data_dir: Path, inventory: Path, timings: dict[str, float]
+) -> dict[str, str]:
     """Settings the demo overrides on top of the configuration, for every process."""
     return {
         "CERTRENEW_DATA_DIR": str(data_dir),
         "CERTRENEW_INVENTORY": str(inventory),
-        **{f"CERTRENEW_RENEWAL__{key.upper()}": str(value) for key, value in DEMO_TIMINGS.items()},
+        **{f"CERTRENEW_RENEWAL__{key.upper()}": str(value) for key, value in timings.items()},
     }
 
 
@@ -139,75 +154,129 @@ def run_demo(config: Path | None, unattended: bool, as_json: bool, data_dir: Pat
     with TLSServer(old, host="127.0.0.1") as server:
         inventory = data_dir / "inventory.yaml"
         write_inventory(inventory, [inventory_entry(DEMO_NAME, DEMO_DOMAIN, server.address)])
-        overrides = demo_environment(data_dir, inventory)
+        timings = DEMO_TIMINGS if unattended else PEOPLE_TIMINGS
+        overrides = demo_environment(data_dir, inventory, timings)
         os.environ.update(overrides)
         settings = load_settings(config)
         say(f"TLS endpoint {server.address} serves {DEMO_DOMAIN}, expiring in 5 days")
         stack = LocalStack(data_dir / "prefect", config)
         stack.env.update(overrides)
         say("starting a local Prefect server and the renewal deployment ...")
-        with stack:
-            os.environ.update(stack.env)
-            say(f"Prefect UI: {stack.ui_url}")
-            served = serial_hex(old.certificate.serial_number)
-            return _drive(stack, settings, ca, server, served, config, unattended, as_json, say)
+        try:
+            with stack:
+                os.environ.update(stack.env)
+                say(f"Prefect UI: {stack.ui_url}")
+                people = DemoPeople(settings, ca, server, DEMO_DOMAIN, say)
+                served = serial_hex(old.certificate.serial_number)
+                run_id = _start_renewal(settings, config, say)
+                page = f"{stack.ui_url}/runs/flow-run/{run_id}"
+                say(f"renewal run: {page}")
+                renewal = renewal_id(DEMO_DOMAIN, served)
+                if unattended:
+                    state = _play_everyone(run_id, people, renewal)
+                else:
+                    state = _leave_forms_to_a_person(run_id, people, renewal, page, data_dir, say)
+                return _finish(stack, settings, state, as_json, say)
+        except KeyboardInterrupt:
+            say("\nstopped: the Prefect server and the serving process are shut down")
+            return 130
 
 
-def _drive(
-    stack: LocalStack,
-    settings: Settings,
-    ca: LocalCA,
-    server: TLSServer,
-    served_serial: str,
-    config: Path,
-    unattended: bool,
-    as_json: bool,
-    say: Callable[[str], None],
-) -> int:
-    from prefect.flow_runs import resume_flow_run
-
+def _start_renewal(settings: Settings, config: Path, say: Callable[[str], None]) -> UUID:
     from certrenew.flows.detect_expiring import detect_expiring_certificates
 
     wait_for_deployment()
     detect_expiring_certificates(str(settings.inventory), str(config))
     say("detection: the certificate is within its threshold; the event starts its renewal")
-    run_id = find_renewal_run()
-    say(f"renewal run: {stack.ui_url}/runs/flow-run/{run_id}")
-    renewal = renewal_id(DEMO_DOMAIN, served_serial)
-    people = DemoPeople(settings, ca, server, DEMO_DOMAIN, say)
-    while True:
-        question = wait_for_question(run_id)
-        if question is None:
-            break
+    return find_renewal_run()
+
+
+def _play_everyone(run_id: UUID, people: DemoPeople, renewal: str) -> Any:
+    """Unattended: every question is answered as its person would, through the same forms."""
+    from prefect.flow_runs import resume_flow_run
+
+    while (question := wait_for_question(run_id)) is not None:
         key = question.key
-        if not unattended:
-            say(
-                f"\nThe renewal waits for a person at step '{key}'.\n"
-                f"Answer it in the Prefect UI: {stack.ui_url}/runs/flow-run/{run_id}\n"
-                "(menu ⋮ → Resume). Press Ctrl-C to stop the demo."
-            )
-            try:
-                while True:
-                    time.sleep(3600)
-            except KeyboardInterrupt:
-                return 0
         resume_flow_run(run_id, run_input=people.answer(key, renewal))
+        wait_for_run(run_id, lambda state: not _asking(state, key))  # noqa: B023 - waited here
+    return wait_for_run(run_id, lambda s: s.is_final()).state
 
-        def moved_on(s: Any, k: str = key) -> bool:
-            return not (s.is_paused() and s.state_details.pause_key == k)
 
-        wait_for_run(run_id, moved_on)
-    state = wait_for_run(run_id, lambda s: s.is_final()).state
+def _leave_forms_to_a_person(
+    run_id: UUID,
+    people: DemoPeople,
+    renewal: str,
+    page: str,
+    data_dir: Path,
+    say: Callable[[str], None],
+) -> Any:
+    """Interactive: the ticket people act by themselves; every form waits for the person here."""
+    from prefect import get_client
+
+    mailbox = data_dir / "mailbox"
+    asked = ""
+    say(
+        "\nThe systems team, the service owner, the CA and the installers are played by the "
+        "demo; every support-staff step is yours, in the Prefect UI. Ctrl-C stops the demo."
+    )
+    with get_client(sync_client=True) as client:
+        while True:
+            people.work_tickets(renewal, mailbox)
+            state = client.read_flow_run(run_id).state
+            if state is not None and state.is_final():
+                return state
+            question = open_question(run_id)
+            if question is not None and question.key != asked:
+                asked = question.key
+                say(what_to_do(question, people, renewal, page, mailbox))
+            time.sleep(1)
+
+
+def _asking(state: Any, key: str) -> bool:
+    return bool(state.is_paused() and state.state_details.pause_key == key)
+
+
+def what_to_do(
+    question: OpenQuestion, people: DemoPeople, renewal: str, page: str, mailbox: Path
+) -> str:
+    """What the person at the keyboard does for `question`, in the demo's terms."""
+    kind = question_of(question.key)
+    hint = {
+        Question.CA_REQUEST: "The form shows every value of the CA's portal form. Pretend to "
+        "file it, then enter any request number (e.g. REQ000123) and your login.",
+        Question.CERTIFICATE: "The CA mailed the new certificate: "
+        f"{mailbox / renewal_file_names(DEMO_DOMAIN)['crt']}. Paste its contents into the "
+        "form, or attach it with `certrenew tickets attach "
+        f"{_ticket_key(people, renewal)} <that file>` and submit with the fields empty.",
+        Question.INSTALL: "Choose to check the endpoints again, or confirm the installation.",
+        Question.RETIRE: "Say what was done with the old certificate (revoked, or retired "
+        "without revocation) and enter your login.",
+        Question.CA_CHOICE: "Choose the CA the service owner named and enter your login.",
+        Question.WAIT: "Something outside failed: the form says what. Fix it, then submit.",
+    }.get(kind, "The form's description says what to do.")
+    return (
+        f"\nThe renewal waits for you at step '{question.key}'.\n{hint}\n"
+        f"Answer it in the Prefect UI: {page} (Resume)."
+    )
+
+
+def _ticket_key(people: DemoPeople, renewal: str) -> str:
+    found = people.tracker().find_tickets(f"{renewal}-csr")
+    return found[0].key if found else "<ticket>"
+
+
+def _finish(
+    stack: LocalStack, settings: Settings, state: Any, as_json: bool, say: Callable[[str], None]
+) -> int:
     if not state.is_completed():
         log = stack.runner.tail() if stack.runner else ""
         sys.stderr.write(f"the renewal ended {state.name}: {state.message}\n{log}\n")
         return 1
-    result = state.result()
-    report = demo_report(settings, result)
+    report = demo_report(settings, state.result())
     if as_json:
         print(json.dumps(report, indent=2, ensure_ascii=False))
     else:
-        say(json.dumps(report, indent=2, ensure_ascii=False))
+        say("\nThe renewal is complete:\n" + json.dumps(report, indent=2, ensure_ascii=False))
     return 0
 
 

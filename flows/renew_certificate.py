@@ -37,6 +37,7 @@ from certrenew.tasks.context import context_for_this_run, other_active_run
 from certrenew.tasks.endpoints import confirm_expiry, now_text, verify_served_certificate
 from certrenew.tasks.forms import Question
 from certrenew.tasks.notices import send_notice
+from certrenew.tasks.people import PersonAsker, Role
 from certrenew.tasks.tickets import (
     close_tickets,
     collect_certificate,
@@ -66,13 +67,14 @@ def renew_certificate(
     if other := other_active_run(start.name, ctx):
         return {"domain": start.domain, "renewal": start.id, "stopped": f"in progress: {other}"}
 
-    reused = offer_csr_reuse(ctx, start)
+    owner_ticket = open_service_owner_ticket(ctx, start)  # step 2, asked first: it takes days
+    reused = offer_csr_reuse(ctx, start, owner_ticket)
     csr_ticket = None if reused else open_csr_ticket(ctx, start)  # step 1
-    tickets = RenewalTickets(owner=open_service_owner_ticket(ctx, start), csr=csr_ticket)  # 2
+    tickets = RenewalTickets(owner=owner_ticket, csr=csr_ticket)
     if reused:
         record_csr_reuse(ctx, start, tickets.owner, reused.source)
-    csr = reused or wait_for_csr_and_key(ctx, start, tickets.main)  # step 1, answered
-    ca = wait_for_ca_choice(ctx, start, tickets.owner)  # step 2, answered
+    csr = reused or wait_for_csr_and_key(ctx, start, tickets)  # step 1, answered
+    ca = wait_for_ca_choice(ctx, start, tickets, csr)  # step 2, answered
     request = request_certificate_from_ca(ctx, start, csr, ca, tickets, urgent)  # step 3
     issued = wait_for_certificate(ctx, start, csr, tickets)  # step 4
     archived = archive_artifacts(ctx, start, csr, issued, ca.ca, tickets)  # step 5
@@ -80,7 +82,7 @@ def renew_certificate(
         tickets, install=open_install_ticket(ctx, start, tickets, archived, issued)
     )
     verification = verify_installation(ctx, start, issued, tickets)  # step 7
-    retirement = retire_old_certificate(ctx, start, issued, tickets)  # step 8
+    retirement = retire_old_certificate(ctx, start, issued, tickets, verification)  # step 8
     return {
         "domain": start.domain,
         "renewal": start.id,
@@ -98,49 +100,103 @@ def renew_certificate(
     }
 
 
-def offer_csr_reuse(ctx: RenewalContext, start: RenewalStart) -> CsrRecord | None:
+def support_staff(ctx: RenewalContext, start: RenewalStart) -> PersonAsker:
+    """Questions only certificate managers may answer (every one but the urgent approval)."""
+    return PersonAsker(ctx, start, Role.CERTIFICATE_MANAGERS)
+
+
+def renewal_story(start: RenewalStart, tickets: RenewalTickets) -> list[str]:
+    """The first lines of every form: which certificate, and the tickets opened so far."""
+    lines = [
+        f"Renewing **{start.domain}** (inventory `{start.name}`): the certificate in service, "
+        f"serial `{start.old.serial}`, expires {start.old.not_after:%Y-%m-%d} "
+        f"({start.old.days_left} days left)."
+    ]
+    if tickets.csr:
+        lines.append(f"**{tickets.csr}** asks the systems team for a CSR and its key.")
+    lines.append(f"**{tickets.owner}** asks the service owner which CA renews it.")
+    if tickets.install:
+        lines.append(f"**{tickets.install}** asks the systems team to install it.")
+    return lines
+
+
+def offer_csr_reuse(ctx: RenewalContext, start: RenewalStart, owner: str) -> CsrRecord | None:
     """DCBaaS practice: an archived CSR that still meets the rules may be used again."""
     previous = find_previous_csr(ctx, start)
     if previous is None:
         return None
-    answer = forms.ask(
+    answer = support_staff(ctx, start)(
         forms.CsrReuseAnswer,
         Question.CSR_REUSE,
-        f"### A previous CSR for {start.domain} is archived\n\n"
-        f"Found at `{previous.source}`; it still meets the CSR rules and its key is archived "
-        "beside it.\n\nReuse it (no ticket to the systems team), or ask for a new CSR and key?",
+        forms.form_text(
+            f"A previous CSR for {start.domain} is archived",
+            so_far=[
+                *renewal_story(start, RenewalTickets(owner=owner)),
+                f"A CSR archived at `{previous.source}` still meets the CSR rules; its key "
+                "is archived beside it.",
+            ],
+            now="Choose whether to reuse that CSR and key, or to ask the systems team for "
+            "a new pair.",
+            after="Reused: no ticket goes to the systems team and the CA request comes next. "
+            "New: a ticket asks the systems team for a CSR and key.",
+        ),
     )
-    return previous if answer.choice.startswith("Reuse") else None
+    return previous if answer.choice is forms.CsrReuseChoice.REUSE else None
 
 
-def wait_for_csr_and_key(ctx: RenewalContext, start: RenewalStart, ticket: str) -> CsrRecord:
+def wait_for_csr_and_key(
+    ctx: RenewalContext, start: RenewalStart, tickets: RenewalTickets
+) -> CsrRecord:
     """Step 1: until a good CSR and its key are attached to the CSR ticket."""
+    ticket = tickets.main
     return forms.ask_until_valid(
         lambda pasted, attempt: collect_csr_and_key(ctx, start, ticket, pasted, attempt),
         CsrRecord,
         forms.CsrAnswer,
         Question.CSR,
-        lambda problem: f"### Waiting for the CSR and key of {start.domain}\n\n"
-        f"**{problem}**\n\nThe systems team was asked in **{ticket}** to attach a `.csr` "
-        "and its `.key`. Resume once they are attached (leave the field empty), or paste "
-        "the CSR below; the key must be attached to the ticket either way.",
+        lambda problem: forms.form_text(
+            f"Waiting for the CSR and key of {start.domain}",
+            so_far=renewal_story(start, tickets),
+            problem=problem,
+            now=f"Make sure the systems team attached a `.csr` and its `.key` to **{ticket}**, "
+            "then submit with the CSR field empty; or paste the CSR below. The key is never "
+            "typed here: it must be attached to the ticket.",
+            after="The CSR is checked (subject, key size, signature) against its key; if "
+            "something is wrong this form comes back saying what, and the ticket gets a "
+            "comment. Then the CA question.",
+        ),
+        support_staff(ctx, start),
     )
 
 
-def wait_for_ca_choice(ctx: RenewalContext, start: RenewalStart, ticket: str) -> CaChoice:
+def wait_for_ca_choice(
+    ctx: RenewalContext, start: RenewalStart, tickets: RenewalTickets, csr: CsrRecord
+) -> CaChoice:
     """Step 2: the CA the service owner named, from the ticket or entered by support staff."""
+    ticket = tickets.owner
     named = read_ca_answer(ctx, start, ticket)
     if named:
         choice = CaChoice(named, f"{ticket} (comment)")
     else:
-        answer = forms.ask(
+        answer = support_staff(ctx, start)(
             forms.ca_choice_form(ctx.renewal.cas),
             Question.CA_CHOICE,
-            f"### Which CA renews {start.domain}?\n\nThe service owner was asked in "
-            f"**{ticket}**. Enter their answer. Current CA: {start.current_ca or 'unknown'}.",
+            forms.form_text(
+                f"Which CA renews {start.domain}?",
+                so_far=[
+                    *renewal_story(start, tickets),
+                    f"The CSR and key are in hand ({csr.source}).",
+                    f"No answer naming one of {', '.join(ctx.renewal.cas)} can be read on "
+                    f"**{ticket}** yet. Current CA: {start.current_ca or 'unknown'}.",
+                ],
+                now="Ask the service owner (or read their answer on the ticket) and choose "
+                "the CA they named.",
+                after="The choice is commented on the ticket, then the form with every value "
+                "to copy into the CA's portal.",
+            ),
         )
-        # The CA form is built at run time (the configured CAs), so mypy knows only RunInput.
-        choice = CaChoice(answer.ca, answer.answered_by)  # type: ignore[attr-defined]
+        # The CA form is built at run time (the configured CAs), so mypy knows only its base.
+        choice = CaChoice(str(answer.ca), answer.who())  # type: ignore[attr-defined]
     record_ca_choice(ctx, start, ticket, choice.ca, choice.answered_by)
     return choice
 
@@ -155,34 +211,48 @@ def request_certificate_from_ca(
 ) -> CaRequest:
     """Step 3: support staff file the request at the CA with the values shown.
 
-    An urgent request goes through the urgent channel only when a manager
-    approved it; refused, it goes through the normal channel. Either way the
-    decision, who took it and when, is on the renewal's ticket.
+    An urgent request goes through the urgent channel only when a workflow
+    manager approved it; refused, it goes through the normal channel. Either
+    way the decision, who took it and when, is on the renewal's ticket.
     """
+    story = [*renewal_story(start, tickets), f"The CA is **{ca.ca}** (by {ca.answered_by})."]
     approved_by = approved_at = ""
     approved = False
     if urgent:
-        approval = forms.ask(
+        approval = PersonAsker(ctx, start, Role.WORKFLOW_MANAGERS)(
             forms.UrgentApproval,
             Question.URGENT_APPROVAL,
-            f"### Urgent renewal of {start.domain}\n\nAn urgent request needs a manager's "
-            "approval before it is escalated to the CA. Record who decided; leave *Approved* "
-            "unticked if they did not approve, and the request goes through the normal channel.",
+            forms.form_text(
+                f"Urgent renewal of {start.domain}",
+                so_far=story,
+                now="An urgent request goes to the CA's urgent channel only with a workflow "
+                "manager's approval. The manager who decided enters their login; tick "
+                "*Approved* only if they approved.",
+                after="Approved: the CA form marks the request for the urgent channel. Not "
+                "approved: the request goes through the normal channel. Either way the "
+                "decision is commented on the ticket.",
+            ),
         )
-        approved, approved_by, approved_at = approval.approved, approval.approved_by, now_text()
+        approved, approved_by, approved_at = approval.approved, approval.who(), now_text()
         record_urgent_decision(ctx, start, tickets.main, approved, approved_by, approved_at)
-    channel = (
-        "**Urgent channel**, approved by " + approved_by + ".\n\n" if approved else ""
-    )
-    answer = forms.ask(
+        story.append(
+            f"{approved_by} {'approved' if approved else 'did not approve'} the urgent request."
+        )
+    channel = "**Urgent channel**, approved by " + approved_by + ".\n\n" if approved else ""
+    answer = support_staff(ctx, start)(
         forms.CaRequestAnswer,
         Question.CA_REQUEST,
-        channel + ctx.ca_route(ca.ca).request_instructions(start.domain, csr.csr_pem, csr.source),
+        forms.form_text(
+            f"File the certificate request for {start.domain} at {ca.ca}",
+            so_far=story,
+            now=channel
+            + ctx.ca_route(ca.ca).request_instructions(start.domain, csr.csr_pem, csr.source),
+            after="The request number is commented on the tickets; then the flow waits for "
+            "the certificate the CA mails back.",
+        ),
     )
-    record_ca_request(ctx, start, tickets, ca.ca, answer.request_number, answer.requested_by)
-    return CaRequest(
-        ca.ca, answer.request_number, answer.requested_by, approved_by, approved_at, approved
-    )
+    record_ca_request(ctx, start, tickets, ca.ca, answer.request_number, answer.who())
+    return CaRequest(ca.ca, answer.request_number, answer.who(), approved_by, approved_at, approved)
 
 
 def wait_for_certificate(
@@ -194,9 +264,17 @@ def wait_for_certificate(
         IssuedRecord,
         forms.CertificateAnswer,
         Question.CERTIFICATE,
-        lambda problem: f"### Waiting for the new certificate of {start.domain}\n\n"
-        f"**{problem}**\n\nPaste the `.crt` the CA mailed, or attach it to "
-        f"{' or '.join(tickets.before_install())} and resume with the fields empty.",
+        lambda problem: forms.form_text(
+            f"Waiting for the new certificate of {start.domain}",
+            so_far=[*renewal_story(start, tickets), "The request was filed at the CA."],
+            problem=problem,
+            now="Paste the `.crt` the CA mailed below, or attach it to "
+            f"{' or '.join(tickets.before_install())} and submit with the fields empty.",
+            after="The certificate is checked against the key, the domain, its dates and "
+            "its chain; then it is archived with the CSR and key, and the install ticket "
+            "is opened.",
+        ),
+        support_staff(ctx, start),
     )
 
 
@@ -210,20 +288,30 @@ def verify_installation(
         if verification.verified:
             body = comments.verified(issued.serial, list(verification.served_new))
             break
-        answer = forms.ask(
+        answer = support_staff(ctx, start)(
             forms.InstallAnswer,
             forms.pause_key(Question.INSTALL, attempt),
-            f"### Waiting for the installation of {start.domain}\n\nThe systems team was "
-            f"asked in **{ticket}**. Still not serving serial `{issued.serial}`:\n\n"
-            + "\n".join(f"- {line}" for line in verification.still_old)
-            + "\n\nResume to check again, or confirm the installation yourself.",
+            forms.form_text(
+                f"Waiting for the installation of {start.domain}",
+                so_far=[
+                    *renewal_story(start, tickets),
+                    f"The new certificate (serial `{issued.serial}`) is archived.",
+                ],
+                problem="Still not serving the new certificate:\n\n"
+                + "\n".join(f"- {line}" for line in verification.still_old),
+                now=f"The systems team was asked in **{ticket}** to install it. Check again "
+                "once they say it is done, or confirm the installation yourself (for "
+                "endpoints this machine cannot reach).",
+                after="Checked again: the endpoints are read once more. Confirmed: the "
+                "confirmation is commented on the ticket and the retirement comes next.",
+            ),
         )
-        if answer.action.startswith("The new") and answer.confirmed_by:
+        if answer.action is forms.InstallAction.CONFIRM:
             verification = Verification(
-                False, verification.served_new, verification.still_old, answer.confirmed_by
+                False, verification.served_new, verification.still_old, answer.who()
             )
             body = comments.verified_by_person(
-                issued.serial, answer.confirmed_by, list(verification.still_old)
+                issued.serial, answer.who(), list(verification.still_old)
             )
             break
     comment_verification(ctx, start, ticket, body)
@@ -231,22 +319,40 @@ def verify_installation(
 
 
 def retire_old_certificate(
-    ctx: RenewalContext, start: RenewalStart, issued: IssuedRecord, tickets: RenewalTickets
+    ctx: RenewalContext,
+    start: RenewalStart,
+    issued: IssuedRecord,
+    tickets: RenewalTickets,
+    verification: Verification,
 ) -> Retirement:
     """Step 8: only now, revoke or retire the old certificate; notice, close the tickets.
 
     The revocation notice goes out only when the old certificate was revoked at
     its CA; a certificate retired without revocation (left to expire) gets none.
     """
-    answer = forms.ask(
+    served = (
+        f"confirmed by {verification.confirmed_by}"
+        if verification.confirmed_by
+        else "served by " + ", ".join(verification.served_new)
+    )
+    answer = support_staff(ctx, start)(
         forms.RetireAnswer,
         Question.RETIRE,
-        f"### Retire the old certificate of {start.domain}\n\nThe new certificate "
-        f"(serial `{issued.serial}`) is in service. Revoke or retire the old one "
-        f"(serial `{start.old.serial}`) at its CA so its expiry reminders stop, then confirm.",
+        forms.form_text(
+            f"Retire the old certificate of {start.domain}",
+            so_far=[
+                *renewal_story(start, tickets),
+                f"The new certificate (serial `{issued.serial}`, valid until "
+                f"{issued.not_after:%Y-%m-%d}) is in service: {served}.",
+            ],
+            now=f"Revoke the old certificate (serial `{start.old.serial}`) at its CA, or "
+            "decide to let it expire, so its expiry reminders stop; then say which.",
+            after="Revoked: the revocation notice is sent. Either way the outcome is "
+            "commented on every ticket and the tickets are closed: the renewal is done.",
+        ),
     )
     retired_at = now_text()
-    revoked = answer.outcome == "Revoked at the CA"
+    revoked = answer.outcome is forms.RetireOutcome.REVOKED
     if revoked:
         send_notice(
             ctx.notice_channels,
@@ -260,9 +366,9 @@ def retire_old_certificate(
             serial=start.old.serial,
             new_serial=issued.serial,
             new_not_after=issued.not_after.isoformat(),
-            confirmed_by=answer.confirmed_by,
+            confirmed_by=answer.who(),
             tickets=tickets.every(),
         )
-    body = comments.retired(start.old.serial, answer.confirmed_by, retired_at, revoked)
+    body = comments.retired(start.old.serial, answer.who(), retired_at, revoked)
     close_tickets(ctx, start, tickets, body)
-    return Retirement(True, answer.confirmed_by, retired_at, revoked)
+    return Retirement(True, answer.who(), retired_at, revoked)

@@ -173,6 +173,8 @@ class JiraServer:
             "seal-owner-login",
             "demo-service-owner",
         }
+        # Known to Jira but deactivated: roles refuse them.
+        self.inactive_users: set[str] = set()
         self.issues: dict[str, Issue] = {}
         self.links: list[tuple[str, str, str, str]] = []  # (id, type, from, to)
         self.attachments: dict[str, StoredAttachment] = {}
@@ -301,7 +303,7 @@ class JiraServer:
         base = {
             "self": f"{self.url}{API}/user?username={name}",
             "displayName": name,
-            "active": True,
+            "active": name not in self.inactive_users,
             "timeZone": "Europe/Madrid",
         }
         if self.deployment == "Cloud":
@@ -642,6 +644,14 @@ def myself(s: JiraServer, m: re.Match, q: dict, h: dict, b: bytes) -> Result:
     return 200, s.user_json(), {}
 
 
+def user(s: JiraServer, m: re.Match, q: dict, h: dict, b: bytes) -> Result:
+    """GET user: by `username` on Server/DC, by `accountId` on Cloud."""
+    name = _one(q, "accountId" if s.deployment == "Cloud" else "username")
+    if not name or name not in s.users:
+        return 404, error(f"The user named '{name}' does not exist"), {}
+    return 200, s.user_json(name), {}
+
+
 def projects(s: JiraServer, m: re.Match, q: dict, h: dict, b: bytes) -> Result:
     return 200, [s.project_json(k) for k in sorted(s.projects)], {}
 
@@ -919,6 +929,7 @@ def search_jql(s: JiraServer, m: re.Match, q: dict, h: dict, b: bytes) -> Result
 ROUTES: list[tuple[str, str, Callable[..., Result]]] = [
     ("GET", f"{API}/serverInfo", server_info),
     ("GET", f"{API}/myself", myself),
+    ("GET", f"{API}/user", user),
     ("GET", f"{API}/project", projects),
     ("GET", f"{API}/project/(?P<key>[^/]+)", project),
     ("GET", f"{API}/issuetype", issue_types),

@@ -11,21 +11,19 @@ no user accounts, so they are a statement, not an identity.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from enum import StrEnum
 from itertools import count
-from typing import Any, Final, Literal, TypeVar
+from typing import Any, ClassVar, Final, Protocol, TypeVar
 from uuid import UUID
 
 from prefect.flow_runs import suspend_flow_run
 from prefect.input import RunInput
 from pydantic import Field, create_model
 
-R = TypeVar("R", bound=RunInput)
+R = TypeVar("R", bound="PersonAnswer")
 T = TypeVar("T")
-
-RECHECK: Final = "Check again"
 
 
 class Question(StrEnum):
@@ -60,31 +58,69 @@ def question_of(key: str) -> Question:
     raise ValueError(f"'{key}' is not a pause key of the renewal")
 
 
-class CsrReuseAnswer(RunInput):
-    choice: Literal["Reuse the previous CSR and key", "Ask the systems team for a new CSR"] = Field(
-        title="Previous CSR"
-    )
+# Who is answering: every form asks, and roles (certrenew.tasks.people) check it.
+LOGIN_TITLE: Final = "Your login"
 
 
-class CsrAnswer(RunInput):
+def _login(title: str = LOGIN_TITLE) -> Any:
+    return Field(min_length=1, max_length=120, title=title)
+
+
+class CsrReuseChoice(StrEnum):
+    REUSE = "Reuse the previous CSR and key"
+    NEW = "Ask the systems team for a new CSR"
+
+
+class InstallAction(StrEnum):
+    CHECK = "Check the endpoints again"
+    CONFIRM = "The new certificate is installed"
+
+
+class RetireOutcome(StrEnum):
+    REVOKED = "Revoked at the CA"
+    RETIRED = "Retired without revocation"
+
+
+class WaitAction(StrEnum):
+    CHECK = "Check again"
+
+
+class PersonAnswer(RunInput):
+    """A form's answer, with the field that says who gave it."""
+
+    who_field: ClassVar[str] = "answered_by"
+
+    def who(self) -> str:
+        return str(getattr(self, self.who_field)).strip()
+
+
+class CsrReuseAnswer(PersonAnswer):
+    choice: CsrReuseChoice = Field(title="Previous CSR")
+    answered_by: str = _login()
+
+
+class CsrAnswer(PersonAnswer):
     csr_pem: str = Field(
         "",
-        title="CSR (optional)",
-        description="Paste the CSR (PEM) here, or leave empty when the .csr is attached to the "
+        title="CSR (PEM)",
+        description="Paste the CSR here, or leave empty when the .csr is attached to the "
         "ticket. The private key is never entered here: it must be attached to the ticket.",
         json_schema_extra={"format": "textarea"},
     )
+    answered_by: str = _login()
 
 
-class CaRequestAnswer(RunInput):
+class CaRequestAnswer(PersonAnswer):
+    who_field: ClassVar[str] = "requested_by"
     request_number: str = Field(
         min_length=1, max_length=64, title="Request number given by the CA's portal"
     )
-    requested_by: str = Field(min_length=1, max_length=120, title="Your name")
+    requested_by: str = _login()
 
 
-class UrgentApproval(RunInput):
-    approved_by: str = Field(min_length=1, max_length=120, title="Manager who decided")
+class UrgentApproval(PersonAnswer):
+    who_field: ClassVar[str] = "approved_by"
+    approved_by: str = _login("Login of the manager who decided")
     approved: bool = Field(
         title="Approved for the urgent channel",
         description="Leave unticked when the manager did not approve: the request then goes "
@@ -92,57 +128,84 @@ class UrgentApproval(RunInput):
     )
 
 
-class CertificateAnswer(RunInput):
+class CertificateAnswer(PersonAnswer):
     certificate_pem: str = Field(
         "",
-        title="Certificate (PEM, optional)",
+        title="Certificate (PEM)",
         description="Paste the .crt the CA sent, or leave empty when it is attached to a "
         "ticket of this renewal.",
         json_schema_extra={"format": "textarea"},
     )
     chain_pem: str = Field(
         "",
-        title="Intermediate chain (PEM, optional)",
+        title="Intermediate chain (PEM)",
+        description="Only when the CA sent the intermediate certificates separately.",
         json_schema_extra={"format": "textarea"},
     )
+    answered_by: str = _login()
 
 
-class InstallAnswer(RunInput):
-    action: Literal["Check the endpoints again", "The new certificate is installed"] = Field(
-        title="What now"
-    )
-    confirmed_by: str = Field("", max_length=120, title="Your name (when confirming)")
+class InstallAnswer(PersonAnswer):
+    who_field: ClassVar[str] = "confirmed_by"
+    action: InstallAction = Field(title="What now")
+    confirmed_by: str = _login()
 
 
-class RetireAnswer(RunInput):
-    outcome: Literal["Revoked at the CA", "Retired without revocation"] = Field(
-        title="What was done with the old certificate"
-    )
-    confirmed_by: str = Field(min_length=1, max_length=120, title="Your name")
+class RetireAnswer(PersonAnswer):
+    who_field: ClassVar[str] = "confirmed_by"
+    outcome: RetireOutcome = Field(title="What was done with the old certificate")
+    confirmed_by: str = _login()
 
 
-class WaitAnswer(RunInput):
-    action: Literal["Check again"] = Field(RECHECK, title="When the problem is fixed")
+class WaitAnswer(PersonAnswer):
+    action: WaitAction = Field(WaitAction.CHECK, title="When the problem is fixed")
+    answered_by: str = _login()
 
 
-def ca_choice_form(cas: list[str]) -> type[RunInput]:
-    """The CA question with the configured CAs as a dropdown."""
-    # A Literal built at run time from the configuration: no static type can name it.
-    choices: Any = Literal[tuple(cas)]
+def form_text(
+    heading: str, *, so_far: Sequence[str], now: str, after: str, problem: str = ""
+) -> str:
+    """A form's description in one shape: what happened, what was wrong, what to do, what next.
+
+    People answer these forms days apart and without a manual, so each says
+    the whole story so far rather than relying on what they remember.
+    """
+    parts = [f"### {heading}"]
+    if so_far:
+        parts.append("**So far**\n\n" + "\n".join(f"- {line}" for line in so_far))
+    if problem:
+        parts.append(f"**What was wrong with the last answer**\n\n{problem}")
+    parts.append(f"**What to do now**\n\n{now}")
+    parts.append(f"**After you submit**\n\n{after}")
+    return "\n\n".join(parts)
+
+
+def ca_choice_form(cas: list[str]) -> type[PersonAnswer]:
+    """The CA question with the configured CAs as a dropdown (an enum built from them)."""
+    names = StrEnum("CaName", {ca: ca for ca in cas})  # type: ignore[misc]
     return create_model(
         "CaChoiceAnswer",
-        __base__=RunInput,
-        ca=(choices, Field(title="CA named by the service owner")),
-        answered_by=(str, Field(min_length=1, max_length=120, title="Your name")),
+        __base__=PersonAnswer,
+        ca=(names, Field(title="CA named by the service owner")),
+        answered_by=(str, _login()),
     )
+
+
+class Asker(Protocol):
+    """Asks a form and returns its answer: `ask`, or one that also checks who answered."""
+
+    def __call__(self, form: type[R], key: str, description: str) -> R:
+        """The answer to `form`, asked under the pause `key` with `description`."""
+        ...
 
 
 def ask_until_valid(
     collect: Callable[[dict[str, str], int], T | str],
     accepted: type[T],
-    form: type[RunInput],
+    form: type[PersonAnswer],
     question: Question,
     describe: Callable[[str], str],
+    asker: Asker,
 ) -> T:
     """Collect, and while the outcome is a problem, show it and ask again.
 
@@ -155,11 +218,11 @@ def ask_until_valid(
         outcome = collect(pasted, attempt)
         if isinstance(outcome, accepted):
             return outcome
-        answer = ask(form, pause_key(question, attempt), describe(str(outcome)))
+        answer = asker(form, pause_key(question, attempt), describe(str(outcome)))
         pasted |= {
             name: value
             for name, value in answer.model_dump().items()
-            if isinstance(value, str) and value.strip()
+            if isinstance(value, str) and value.strip() and name != answer.who_field
         }
     raise AssertionError("unreachable")
 
@@ -169,8 +232,14 @@ def wait_for_fix(step: str, key: str, problem: Exception) -> None:
     ask(
         WaitAnswer,
         key,
-        f"### Step '{step}' could not finish\n\n{problem}\n\n"
-        "Nothing done so far is lost. Fix the cause, then resume to try again.",
+        form_text(
+            f"Step '{step}' could not finish",
+            so_far=["Nothing done so far is lost: finished steps keep their results."],
+            problem=str(problem),
+            now="Fix the cause (the message above says what failed and where), then submit.",
+            after="The step is tried again; if it fails again, this form comes back with "
+            "the new reason.",
+        ),
     )
 
 

@@ -512,3 +512,21 @@ def test_wiring_builds_the_jira_tracker(jira_settings: JiraSettings) -> None:
     tracker = build_tracker(Settings(tracker="jira", jira=jira_settings))
     assert isinstance(tracker, JiraTracker) and isinstance(tracker, TicketTracker)
     assert tracker.whoami() == "svc-certrenew"
+
+
+@BOTH
+def test_a_login_is_an_active_user_only_when_jira_knows_it_active(
+    jira_server: JiraServer, jira_tracker: JiraTracker
+) -> None:
+    jira_server.users.add("asoler")
+    jira_server.users.add("left-last-year")
+    jira_server.inactive_users.add("left-last-year")
+    assert jira_tracker.is_active_user("asoler")
+    assert not jira_tracker.is_active_user("left-last-year")
+    assert not jira_tracker.is_active_user("nobody-here")
+    key = "accountId" if jira_server.deployment == "Cloud" else "username"
+    assert [dict(c.query)[key] for c in jira_server.calls("GET", r"/user$")] == [
+        "asoler",
+        "left-last-year",
+        "nobody-here",
+    ]

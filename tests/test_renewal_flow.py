@@ -15,6 +15,7 @@ import pytest
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 
+from certrenew.deployments.demo import DEMO_TIMINGS
 from certrenew.inventory import load_inventory
 from certrenew.lab.tls import build_csr
 from certrenew.naming import renewal_file_names, renewal_folder
@@ -22,7 +23,7 @@ from certrenew.pki.certs import serial_hex
 from certrenew.probe import run_scan
 from certrenew.renewal import renewal_id
 from certrenew.tasks.forms import Question, pause_key
-from tests.fixtures_renewal import RenewalLab
+from tests.fixtures_renewal import RenewalLab, example_config
 
 pytestmark = pytest.mark.prefect
 
@@ -75,7 +76,7 @@ def test_runbook_re_asks_after_every_wrong_answer_and_completes(renewal_lab: Ren
     wrong_csr, wrong_key = build_csr(subject, "other.example.cat")
     tracker.add_attachment(csr_ticket.key, "wrong.csr", wrong_csr)
     tracker.add_attachment(csr_ticket.key, "wrong.key", wrong_key)
-    run.resume()
+    run.resume(answered_by="anna")
     description = run.wait_paused("csr-2")
     assert "other.example.cat" in description
     assert any("other.example.cat" in c for c in tracker.comments(csr_ticket.key))
@@ -84,18 +85,18 @@ def test_runbook_re_asks_after_every_wrong_answer_and_completes(renewal_lab: Ren
     good_csr, good_key = build_csr(subject, domain)
     tracker.add_attachment(csr_ticket.key, f"{domain}.csr", good_csr)
     tracker.add_attachment(csr_ticket.key, "stray.key", build_csr(subject, domain)[1])
-    run.resume()
+    run.resume(answered_by="anna")
     assert "does not belong to the csr" in run.wait_paused("csr-3").lower()
 
     # ...then garbage pasted in the form instead of a CSR.
     tracker.add_attachment(csr_ticket.key, f"{domain}.key", good_key)
-    run.resume(csr_pem="this is not a certificate signing request")
+    run.resume(answered_by="anna", csr_pem="this is not a certificate signing request")
     assert "csr" in run.wait_paused("csr-4").lower()
 
     # ...then a CSR with a weak key.
-    run.resume(csr_pem=build_csr(subject, domain, bits=1024)[0].decode())
+    run.resume(answered_by="anna", csr_pem=build_csr(subject, domain, bits=1024)[0].decode())
     assert "1024" in run.wait_paused("csr-5")
-    run.resume(csr_pem=good_csr.decode())
+    run.resume(answered_by="anna", csr_pem=good_csr.decode())
 
     # Step 2: a CA that is not offered is refused by the form; the run keeps waiting.
     run.wait_paused("ca-choice")
@@ -115,22 +116,27 @@ def test_runbook_re_asks_after_every_wrong_answer_and_completes(renewal_lab: Ren
 
     # Step 4: garbage, an expired certificate, a certificate for another key; then the real one.
     assert "no certificate" in run.wait_paused("certificate-1")
-    run.resume(certificate_pem="-----BEGIN CERTIFICATE-----\nAAAA\n-----END CERTIFICATE-----\n")
+    run.resume(
+        answered_by="anna",
+        certificate_pem="-----BEGIN CERTIFICATE-----\nAAAA\n-----END CERTIFICATE-----\n",
+    )
     run.wait_paused("certificate-2")
-    run.resume(certificate_pem=expired_certificate_for(lab, good_csr, domain).decode())
+    run.resume(
+        answered_by="anna", certificate_pem=expired_certificate_for(lab, good_csr, domain).decode()
+    )
     assert "expired" in run.wait_paused("certificate-3").lower()
     other = lab.ca.issue(domain, days=90, key_type="rsa")
-    run.resume(certificate_pem=other.cert_pem.decode())
+    run.resume(answered_by="anna", certificate_pem=other.cert_pem.decode())
     assert "does not match the key" in run.wait_paused("certificate-4")
     crt = lab.ca.sign_csr(good_csr, days=180)
     tracker.add_attachment(owner_ticket.key, f"{domain}.crt", crt)
-    run.resume()
+    run.resume(answered_by="anna")
 
     # Step 7: not installed yet, so the run says which endpoint still serves the old one.
     description = run.wait_paused("install-1")
     assert server.address in description and old_serial in description
     lab.install(server, crt, good_key)
-    run.resume(action="Check the endpoints again")
+    run.resume(action="Check the endpoints again", confirmed_by="anna")
 
     # Step 8: retire, then the run completes.
     assert old_serial in run.wait_paused("retire")
@@ -248,7 +254,7 @@ def test_a_reused_csr_opens_no_csr_ticket_and_every_step_uses_the_owner_ticket(
     run = lab.start("reused")
 
     assert setup.archive.location(previous) in run.wait_paused(Question.CSR_REUSE)
-    run.resume(choice="Reuse the previous CSR and key")
+    run.resume(choice="Reuse the previous CSR and key", answered_by="anna")
     run.wait_paused(Question.CA_CHOICE)
     assert tracker.find_tickets(f"{rid}-csr") == []
     [owner] = tracker.find_tickets(f"{rid}-owner")
@@ -257,8 +263,9 @@ def test_a_reused_csr_opens_no_csr_ticket_and_every_step_uses_the_owner_ticket(
 
     # The request form says where the CSR really is: the archive, not the owner's ticket.
     description = run.wait_paused(Question.CA_REQUEST)
-    assert setup.archive.location(previous) in description
-    assert owner.key not in description
+    what_to_do = description.split("**What to do now**")[1].split("**After you submit**")[0]
+    assert setup.archive.location(previous) in what_to_do
+    assert owner.key not in what_to_do
     assert csr_pem.decode().strip().splitlines()[1] in description
     run.resume(request_number="REQ000778", requested_by="Anna (support)")
 
@@ -266,10 +273,10 @@ def test_a_reused_csr_opens_no_csr_ticket_and_every_step_uses_the_owner_ticket(
     assert owner.key in run.wait_paused(pause_key(Question.CERTIFICATE, 1))
     crt = lab.ca.sign_csr(csr_pem, days=180)
     tracker.add_attachment(owner.key, names["crt"], crt)
-    run.resume()
+    run.resume(answered_by="anna")
     run.wait_paused(pause_key(Question.INSTALL, 1))
     lab.install(server, crt, key_pem)
-    run.resume(action="Check the endpoints again")
+    run.resume(action="Check the endpoints again", confirmed_by="anna")
     run.wait_paused(Question.RETIRE)
     run.resume(outcome="Revoked at the CA", confirmed_by="Anna (support)")
     final = run.wait_final()
@@ -338,3 +345,41 @@ def test_an_approved_urgent_request_is_marked_for_the_ca_and_recorded(
     [csr_ticket] = lab.tracker().find_tickets(f"{rid}-csr")
     decision = [c for c in lab.tracker().comments(csr_ticket.key) if "urgent-decision" in c]
     assert len(decision) == 1 and "aprovada per Marta" in decision[0]
+
+
+def test_only_people_in_the_role_answer_and_a_refusal_is_said_on_the_ticket(
+    renewal_lab: RenewalLab, tmp_path
+) -> None:
+    lab = renewal_lab
+    config = example_config(
+        tmp_path / "roles.toml",
+        inventory=str(lab.inventory),
+        data_dir=str(lab.settings.data_dir),
+        renewal=DEMO_TIMINGS,
+        roles={"certificate_managers": ["anna"], "workflow_managers": ["marta"]},
+    )
+    domain, server = lab.serve_certificate("roles")
+    rid = renewal_id(domain, served_serial(lab, "roles"))
+    people = lab.people(domain, server)
+    tracker = lab.tracker()
+    run = lab.start("roles", urgent=True, config=str(config))
+
+    run.wait_paused("csr-1")
+    run.resume(**(people.answer("csr-1", rid) | {"answered_by": "anna"}))
+    run.wait_paused(Question.CA_CHOICE)
+    run.resume(ca="CESICAT", answered_by="mallory")
+    description = run.wait_paused(f"{Question.CA_CHOICE}-refused-1")
+    assert "'mallory' is not one of the certificate managers (anna)" in description
+    [owner] = tracker.find_tickets(f"{rid}-owner")
+    refusals = [c for c in tracker.comments(owner.key) if "refused-ca-choice]" in c]
+    assert len(refusals) == 1 and "mallory" in refusals[0]
+    run.resume(ca="CESICAT", answered_by=" Anna ")
+
+    # Certificate managers may not approve the urgent channel: workflow managers do.
+    run.wait_paused(Question.URGENT_APPROVAL)
+    run.resume(approved_by="anna", approved=True)
+    assert "workflow managers (marta)" in run.wait_paused(f"{Question.URGENT_APPROVAL}-refused-1")
+    run.resume(approved_by="marta", approved=True)
+    assert "approved by marta" in run.wait_paused(Question.CA_REQUEST)
+    chosen = [c for c in tracker.comments(owner.key) if "[certrenew:ca-chosen]" in c]
+    assert len(chosen) == 1 and "per Anna" in chosen[0]

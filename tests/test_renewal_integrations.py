@@ -80,7 +80,7 @@ def test_runbook_on_jira_and_sharepoint_waits_through_outages(
         pause_key(Question.WAIT, "collect-csr-and-key", 2, 1)  # attempt 2, first failure
     )
     jira_server.faults.clear()
-    run.resume(action="Check again")
+    run.resume(action="Check again", answered_by="anna")
 
     for key in ("ca-choice", "ca-request", "certificate-1"):
         run.wait_paused(key)
@@ -90,7 +90,7 @@ def test_runbook_on_jira_and_sharepoint_waits_through_outages(
         run.resume(**answer)
     assert "could not finish" in run.wait_paused(pause_key(Question.WAIT, "archive-artifacts", 1))
     sharepoint.site.end_outage()
-    run.resume(action="Check again")
+    run.resume(action="Check again", answered_by="anna")
     run.answer_each(people, rid, "install-1", "retire")
     assert run.wait_final().is_completed()
 

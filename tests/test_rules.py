@@ -9,6 +9,7 @@ from certrenew.rules import (
     certificate_candidates,
     newest_of_each_kind,
     reuse_years,
+    role_refusal,
     step_marker,
 )
 from tests.pki import SUBJECT
@@ -63,3 +64,17 @@ def test_the_ca_is_read_when_exactly_one_configured_ca_is_named() -> None:
 def test_the_reuse_window_is_this_year_and_the_two_before() -> None:
     assert reuse_years(2026) == [2026, 2025, 2024]
     assert len(reuse_years(2026)) == REUSE_WINDOW_YEARS
+
+
+def test_a_role_with_no_members_is_open_to_anyone() -> None:
+    assert role_refusal("anyone at all", [], "certificate managers") is None
+
+
+def test_a_member_answers_whatever_the_case_and_spaces_of_the_login() -> None:
+    assert role_refusal("  ASoler ", ["asoler", "jpuig"], "certificate managers") is None
+
+
+def test_an_outsider_is_refused_with_the_role_and_who_may_answer() -> None:
+    reason = role_refusal("mallory", ["asoler", "jpuig"], "certificate managers")
+    assert reason is not None
+    assert "'mallory' is not one of the certificate managers (asoler, jpuig)" in reason

@@ -14,13 +14,16 @@ from cryptography import x509
 
 from certrenew.adapters.archive.local import LocalArchive
 from certrenew.adapters.notice import Notice
+from certrenew.adapters.tracker.jira import JiraTracker
 from certrenew.adapters.tracker.local import LocalTracker
 from certrenew.adapters.wiring import ArchiveSetup, RenewalContext, renewal_context
 from certrenew.config import load_settings
+from certrenew.lab.jira_server import JiraServer
 from certrenew.lab.tls import LocalCA, build_csr
 from certrenew.pki.certs import serial_hex
 from certrenew.renewal import RenewalStart, RenewalTickets, ServedCertificate, renewal_id
 from certrenew.tasks.archiving import archive_artifacts
+from certrenew.tasks.people import Role, check_answerer
 from certrenew.tasks.tickets import (
     collect_certificate,
     collect_csr_and_key,
@@ -126,3 +129,33 @@ def test_each_attempt_of_a_step_waits_under_its_own_key(ctx: RenewalContext) -> 
     assert first == "wait-collect-certificate-1-1"
     assert second == "wait-collect-certificate-2-1"
     assert open_csr_ticket.wait_key(3, ctx, start) == "wait-open-csr-ticket-3"
+
+
+def test_a_member_of_the_role_unknown_to_jira_is_refused_and_the_refusal_is_on_the_ticket(
+    tmp_path: Path, jira_server: JiraServer, jira_tracker: JiraTracker
+) -> None:
+    config = example_config(
+        tmp_path / "certrenew.toml",
+        data_dir=str(tmp_path / "data"),
+        roles={"certificate_managers": ["anna", "left-last-year"]},
+    )
+    jira_server.users |= {"anna", "left-last-year"}
+    jira_server.inactive_users.add("left-last-year")
+    ctx = renewal_context(
+        load_settings(config),
+        tracker=jira_tracker,
+        archive=ArchiveSetup(LocalArchive(tmp_path / "archive"), "CERTIFICATS/CDS"),
+        notice_channels=[],
+    )
+    start = start_for("roles.example.cat")
+    owner = open_service_owner_ticket.fn(ctx, start)
+
+    assert check_answerer.fn(ctx, start, "anna", Role.CERTIFICATE_MANAGERS, "retire") is None
+    refusal = check_answerer.fn(
+        ctx, start, "left-last-year", Role.CERTIFICATE_MANAGERS, "retire-refused-1"
+    )
+    assert refusal == "'left-last-year' is not an active user of the ticket tracker"
+    outsider = check_answerer.fn(ctx, start, "mallory", Role.WORKFLOW_MANAGERS, "urgent-approval")
+    assert outsider is None  # no workflow managers configured: anyone may approve
+    said = [c for c in ctx.tracker.comments(owner) if "[certrenew:refused-" in c]
+    assert len(said) == 1 and "left-last-year" in said[0] and "retire-refused-1" in said[0]

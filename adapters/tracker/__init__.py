@@ -143,6 +143,13 @@ class AuthoredTracker(Protocol):
     def dated_attachments(self, key: str) -> list[AttachmentEntry]: ...
 
 
+@runtime_checkable
+class UserDirectory(Protocol):
+    """A tracker that knows its people: roles refuse logins that are not active users."""
+
+    def is_active_user(self, login: str) -> bool: ...
+
+
 def ensure_ticket(tracker: TicketTracker, new: NewTicket) -> Ticket:
     """Open the ticket unless one with its label exists: a lost cache write never doubles it."""
     existing = tracker.find_tickets(new.label)

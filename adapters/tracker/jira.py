@@ -285,6 +285,19 @@ class JiraTracker:
             gone=self._gone(key),
         )
 
+    def is_active_user(self, login: str) -> bool:
+        """Whether Jira knows `login` (username on Server/DC, accountId on Cloud) as active."""
+
+        def active(jira: JIRA) -> bool:
+            try:
+                return bool(getattr(jira.user(login), "active", True))
+            except JIRAError as exc:
+                if exc.status_code == 404:
+                    return False
+                raise
+
+        return self._call(f"look up the user {login!r}", active)
+
     def _ticket(self, issue: Any) -> Ticket:
         return Ticket(
             key=issue.key,
