@@ -33,7 +33,7 @@ from certrenew.renewal import (
 )
 from certrenew.tasks import forms
 from certrenew.tasks.archiving import archive_artifacts, find_previous_csr
-from certrenew.tasks.context import context_for_this_run, other_active_run
+from certrenew.tasks.context import context_for_this_run, label_this_run, other_active_run
 from certrenew.tasks.endpoints import confirm_expiry, now_text, verify_served_certificate
 from certrenew.tasks.forms import Question
 from certrenew.tasks.notices import send_notice
@@ -63,6 +63,7 @@ def renew_certificate(
     start = confirm_expiry(ctx, name, force)  # step 0
     if start.already_renewed:
         return {"domain": start.domain, "renewal": start.id, "stopped": start.note}
+    label_this_run(start.id)
     if other := other_active_run(start.name, ctx):
         return {"domain": start.domain, "renewal": start.id, "stopped": f"in progress: {other}"}
 
@@ -226,7 +227,7 @@ def verify_installation(
                 issued.serial, answer.confirmed_by, list(verification.still_old)
             )
             break
-    comment_verification(ctx, start, ticket, body)
+    comment_verification(ctx, start, ticket, body, verification.confirmed_by)
     return verification
 
 
@@ -264,5 +265,5 @@ def retire_old_certificate(
             tickets=tickets.every(),
         )
     body = comments.retired(start.old.serial, answer.confirmed_by, retired_at, revoked)
-    close_tickets(ctx, start, tickets, body)
+    close_tickets(ctx, start, tickets, body, answer.confirmed_by)
     return Retirement(True, answer.confirmed_by, retired_at, revoked)
