@@ -33,7 +33,12 @@ from certrenew.renewal import (
 )
 from certrenew.tasks import forms
 from certrenew.tasks.archiving import archive_artifacts, find_previous_csr
-from certrenew.tasks.context import context_for_this_run, label_this_run, other_active_run
+from certrenew.tasks.context import (
+    RENEWAL_FLOW,
+    context_for_this_run,
+    label_this_run,
+    other_active_run,
+)
 from certrenew.tasks.endpoints import confirm_expiry, now_text, verify_served_certificate
 from certrenew.tasks.forms import Question
 from certrenew.tasks.notices import send_notice
@@ -54,7 +59,7 @@ from certrenew.tasks.tickets import (
 from certrenew.templates import comments
 
 
-@flow(name="renew-certificate", persist_result=True, log_prints=False)
+@flow(name=RENEWAL_FLOW, persist_result=True, log_prints=False)
 def renew_certificate(
     name: str, config: str | None = None, force: bool = False, urgent: bool = False
 ) -> dict[str, Any]:

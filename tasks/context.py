@@ -67,6 +67,8 @@ def run_page(run_id: str | None, ui_url: str | None) -> str:
     return f"{base.rstrip('/')}/runs/flow-run/{run_id}" if base else run_id
 
 
+RENEWAL_FLOW = "renew-certificate"
+
 # The flow run label naming the renewal a run works on: `certrenew history` finds the
 # runs of a renewal, and through the renewal's ticket labels its tickets, by it.
 RENEWAL_LABEL = "certrenew.renewal"

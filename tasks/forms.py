@@ -11,7 +11,7 @@ no user accounts, so they are a statement, not an identity.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from enum import StrEnum
 from itertools import count
@@ -58,6 +58,25 @@ def question_of(key: str) -> Question:
         if key == question.value or key.startswith(question.value + "-"):
             return question
     raise ValueError(f"'{key}' is not a pause key of the renewal")
+
+
+# The fields in which a form asks for a person's name, as typed (see the module's note).
+NAME_FIELDS: Final = ("answered_by", "requested_by", "approved_by", "confirmed_by")
+
+
+def who_answered(answer: Mapping[str, object]) -> str:
+    """The name a person gave in their answer; "" for forms that ask none."""
+    for name in NAME_FIELDS:
+        given = str(answer.get(name) or "").strip()
+        if given:
+            return given
+    return ""
+
+
+def wait_reason(description: str) -> str:
+    """Why a step waited for a fix, from the form `wait_for_fix` showed."""
+    paragraphs = description.split("\n\n")
+    return paragraphs[1].strip() if len(paragraphs) > 1 else ""
 
 
 class CsrReuseAnswer(RunInput):
