@@ -69,7 +69,7 @@ class RunState:
     type: str  # StateType's value: RUNNING, PAUSED, COMPLETED...
     name: str
     pause_key: str = ""
-    message: str = ""
+    message: str = ""  # why it waits (a step's outside system failing), or how it ended
 
 
 @dataclass(frozen=True)
@@ -161,9 +161,9 @@ def state_events(run: str, url: str, states: Iterable[RunState]) -> list[Event]:
             events.append(Event(state.at, "run-state", run, "run started", link=url))
         elif state.type == "PAUSED":
             question = state.pause_key or state.name
-            events.append(
-                Event(state.at, "waiting", run, f"waiting for: {question}", step=question, link=url)
-            )
+            why = f" ({state.message})" if state.message else ""
+            what = f"waiting for: {question}{why}"
+            events.append(Event(state.at, "waiting", run, what, step=question, link=url))
         elif state.type not in QUIET_STATES:  # how it ended, or Cancelling, Crashed...
             message = f": {state.message}" if state.message else ""
             what = f"run {state.name.lower()}{message}"

@@ -36,7 +36,7 @@ def _renewal(renewal: RenewalHistory) -> list[RenderableType]:
         Text("runs: " + (runs or "none")),
     ]
     if renewal.answers:
-        parts += [Text("\nDecisions (form answers)", style="bold"), _table(renewal.answers)]
+        parts += [Text("\nAnswers given in the forms", style="bold"), _table(renewal.answers)]
     parts += [Text("\nTimeline", style="bold"), _table(renewal.events)]
     return parts
 

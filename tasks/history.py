@@ -8,7 +8,6 @@ them. A run finds its renewal by the label the flow puts on it
 
 from __future__ import annotations
 
-import json
 from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any, TypeVar
@@ -32,7 +31,7 @@ from certrenew.tasks.forms import Question, question_of, wait_reason, who_answer
 
 if TYPE_CHECKING:
     from prefect.client.orchestration import SyncPrefectClient
-    from prefect.client.schemas.objects import FlowRun, State
+    from prefect.client.schemas.objects import FlowRun, FlowRunInput, State
 
 PAGE = 200
 T = TypeVar("T")
@@ -150,13 +149,15 @@ def _run_events(client: SyncPrefectClient, run: FlowRun, url: str) -> list[Event
             asked.add(key)
             keyset = keyset_from_paused_state(state)
             if _is_wait(key):
-                reason = wait_reason(str(_input(client, run.id, keyset["description"]) or ""))
+                description = _input(client, run.id, keyset["description"])
+                reason = wait_reason(str(description.decoded_value)) if description else ""
             answer = _answer(client, run.id, keyset["response"])
             if answer is not None:
                 at, given = answer
                 answers.append(answer_event(run.name, url, key, at, given, who_answered(given)))
+        message = reason if key else (state.message or "")
         records.append(
-            RunState(_utc(state.timestamp), state.type.value, state.name or "", key, reason)
+            RunState(_utc(state.timestamp), state.type.value, state.name or "", key, message)
         )
     return state_events(run.name, url, records) + answers
 
@@ -172,18 +173,16 @@ def _answer(
     client: SyncPrefectClient, run_id: UUID, key: str
 ) -> tuple[datetime, dict[str, Any]] | None:
     """When the question was answered and with what; None while it waits."""
-    found = _api(lambda: client.filter_flow_run_input(run_id, key, 1, set()))
-    if not found or found[0].key != key:
+    found = _input(client, run_id, key)
+    if found is None or not isinstance(found.decoded_value, dict):
         return None
-    value = found[0].decoded_value
-    if not isinstance(value, dict):
-        return None
-    return _utc(found[0].created or datetime.now(UTC)), value
+    return _utc(found.created or datetime.now(UTC)), found.decoded_value
 
 
-def _input(client: SyncPrefectClient, run_id: UUID, key: str) -> Any:
+def _input(client: SyncPrefectClient, run_id: UUID, key: str) -> FlowRunInput | None:
+    """The run input saved under `key` (a form's description or its answer), if any."""
     found = _api(lambda: client.filter_flow_run_input(run_id, key, 1, set()))
-    return json.loads(found[0].value) if found and found[0].key == key else None
+    return found[0] if found and found[0].key == key else None
 
 
 def _state_name(run: FlowRun) -> str:

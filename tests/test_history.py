@@ -26,6 +26,7 @@ pytestmark = pytest.mark.prefect
 CA_CHOSEN_BY = "Anna [support]"
 FILED_BY = "Jordi [support]"
 RETIRED_BY = "Marta [security]"
+KINDS = ("csr", "owner", "install")
 
 
 def history(config: Path, name: str, *options: str) -> tuple[int, str]:
@@ -42,18 +43,25 @@ def only(events: list[dict[str, Any]], **wanted: str) -> dict[str, Any]:
     return event
 
 
-def check_renewal_story(renewal: dict[str, Any], domain: str, csr_ticket: str) -> None:
-    """What an auditor asks, answered from one renewal of `certrenew history --json`."""
+def check_renewal_story(
+    renewal: dict[str, Any], domain: str, tickets: dict[str, str], names: dict[str, str]
+) -> None:
+    """What an auditor asks, answered from one renewal of `certrenew history --json`.
+
+    `tickets` by role (csr, owner, install); `names` who answered each question.
+    """
     events = renewal["events"]
     moments = [datetime.fromisoformat(e["at"]) for e in events]
     assert moments == sorted(moments), "the timeline runs oldest first"
+    assert sorted(renewal["tickets"]) == sorted(tickets.values())
 
     ca = only(renewal["answers"], step=Question.CA_CHOICE)
-    assert ca["actor"] == CA_CHOSEN_BY and ca["details"]["ca"] == "CESICAT"
+    assert ca["actor"] == names[Question.CA_CHOICE] and ca["details"]["ca"] == "CESICAT"
     filed = only(renewal["answers"], step=Question.CA_REQUEST)
-    assert filed["actor"] == FILED_BY and filed["details"]["request_number"] == "REQ-4711"
+    assert filed["actor"] == names[Question.CA_REQUEST]
+    number = filed["details"]["request_number"]
     retired = only(renewal["answers"], step=Question.RETIRE)
-    assert retired["actor"] == RETIRED_BY
+    assert retired["actor"] == names[Question.RETIRE]
     assert retired["details"]["outcome"] == "Revoked at the CA"
     assert datetime.fromisoformat(retired["at"]) > datetime.fromisoformat(filed["at"])
 
@@ -65,21 +73,22 @@ def check_renewal_story(renewal: dict[str, Any], domain: str, csr_ticket: str) -
     # The step comments say the same, with who and the run's page.
     [run] = renewal["runs"]
     requested = [e for e in events if e["kind"] == "comment" and e["step"] == "ca-requested"]
-    assert requested and all(e["actor"] == FILED_BY for e in requested)
-    assert all(e["link"] == run["url"] and "REQ-4711" in e["what"] for e in requested)
+    assert {e["where"] for e in requested} == {tickets["csr"], tickets["owner"]}
+    assert all(e["actor"] == filed["actor"] and e["link"] == run["url"] for e in requested)
+    assert all(number in e["what"] for e in requested)
     closing = [e for e in events if e["kind"] == "comment" and e["step"] == "retired"]
-    assert {e["where"] for e in closing} == set(renewal["tickets"])
-    assert all(e["actor"] == RETIRED_BY for e in closing)
+    assert {e["where"] for e in closing} == set(tickets.values())
+    assert all(e["actor"] == retired["actor"] for e in closing)
 
     # The key came and went; the install ticket links the two before it.
     key = f"{domain}.key"
-    added = only(events, kind="attachment-added", where=csr_ticket, what=f"attached {key}")
-    removed = only(events, kind="attachment-removed", where=csr_ticket, what=f"removed {key}")
+    added = only(events, kind="attachment-added", where=tickets["csr"], what=f"attached {key}")
+    removed = only(events, kind="attachment-removed", where=tickets["csr"], what=f"removed {key}")
     assert added["at"] <= removed["at"]
-    links = [e for e in events if e["kind"] == "link"]
-    others = sorted(t for t in renewal["tickets"] if not t.startswith("SIS-") or t == csr_ticket)
-    assert sorted(e["what"].split()[2] for e in links) == others
-    assert len({e["where"] for e in links}) == 1
+    links = {(e["where"], e["what"]) for e in events if e["kind"] == "link"}
+    assert links == {
+        (tickets["install"], f"linked to {tickets[other]} (Relates)") for other in ("csr", "owner")
+    }
 
 
 def run_audited_renewal(lab: RenewalLab, name: str) -> tuple[str, str, bytes]:
@@ -105,22 +114,30 @@ def test_history_tells_who_chose_the_ca_filed_the_request_and_retired_the_old_on
 ) -> None:
     lab = renewal_lab
     domain, rid, key = run_audited_renewal(lab, "audited")
-    [csr_ticket] = lab.tracker().find_tickets(f"{rid}-csr")
+    tickets = {kind: lab.tracker().find_tickets(f"{rid}-{kind}")[0].key for kind in KINDS}
 
     code, out = history(lab.config, "audited", "--json")
     assert code == 0, out
     document = json.loads(out)
     assert (document["name"], document["domain"]) == ("audited", domain)
     [renewal] = document["renewals"]
-    assert renewal["renewal"] == rid and len(renewal["tickets"]) == 3
-    check_renewal_story(renewal, domain, csr_ticket.key)
+    assert renewal["renewal"] == rid
+    names: dict[str, str] = {
+        Question.CA_CHOICE: CA_CHOSEN_BY,
+        Question.CA_REQUEST: FILED_BY,
+        Question.RETIRE: RETIRED_BY,
+    }
+    check_renewal_story(renewal, domain, tickets, names)
+    assert only(renewal["answers"], step=Question.CA_REQUEST)["details"]["request_number"] == (
+        "REQ-4711"
+    )
 
     # The same story for people, looked up by domain; brackets in names are shown as typed.
     code, text = history(lab.config, domain)
     assert code == 0, text
     for said in (CA_CHOSEN_BY, FILED_BY, RETIRED_BY, "REQ-4711", f"removed {domain}.key"):
         assert said in text, said
-    assert f"linked to {csr_ticket.key}" in text
+    assert f"linked to {tickets['csr']}" in text
     assert "[certrenew:" not in text, "step markers are read, not repeated"
     for line in key_lines(key):
         assert line not in out and line not in text
