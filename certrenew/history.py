@@ -14,7 +14,7 @@ for a private key, so none can show up here.
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Literal
 
@@ -71,15 +71,22 @@ class RunState:
     pause_key: str = ""
     message: str = ""  # why it waits (a step's outside system failing), or how it ended
 
+    def as_dict(self) -> dict[str, Any]:
+        return {**vars(self), "at": self.at.isoformat()}
+
 
 @dataclass(frozen=True)
 class RunRecord:
-    """One flow run of the renewal flow, for the timeline's header."""
+    """One flow run of the renewal flow: the timeline's header, and every state it went through."""
 
     name: str
     url: str
-    renewal: str  # "" when the run stopped before knowing the renewal (nothing to renew)
+    renewal: str  # "" when the run stopped or waits before step 0 (nothing to renew, no endpoint)
     state: str
+    states: tuple[RunState, ...] = ()
+
+    def as_dict(self) -> dict[str, Any]:
+        return {**vars(self), "states": [state.as_dict() for state in self.states]}
 
 
 @dataclass(frozen=True)
@@ -100,7 +107,7 @@ class RenewalHistory:
         return {
             "renewal": self.renewal,
             "tickets": list(self.tickets),
-            "runs": [vars(run) for run in self.runs],
+            "runs": [run.as_dict() for run in self.runs],
             "answers": [event.as_dict() for event in self.answers],
             "events": [event.as_dict() for event in self.events],
         }
@@ -110,7 +117,7 @@ class RenewalHistory:
 class CertificateHistory:
     name: str
     domain: str
-    renewals: tuple[RenewalHistory, ...] = field(default=())
+    renewals: tuple[RenewalHistory, ...] = ()
 
     def as_dict(self) -> dict[str, Any]:
         return {

@@ -27,7 +27,7 @@ REUSE_WINDOW_YEARS = 3
 
 # The last line of a step comment: `[certrenew:<step>] per <actor> · <run page>`, so the
 # ticket alone says which step spoke, for whom and from which run.
-_FOOTER = re.compile(r"^\[certrenew:(?P<step>[^\]\s]+)\](?P<rest>.*)$")
+_FOOTER = re.compile(rf"^{re.escape(COMMENT_MARKER)}(?P<step>[^\]\s]+)\](?P<rest>.*)$")
 FOOTER_BY = "per "
 FOOTER_RUN = " · "
 

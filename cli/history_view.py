@@ -28,7 +28,9 @@ def history_view(history: CertificateHistory) -> RenderableType:
 
 
 def _renewal(renewal: RenewalHistory) -> list[RenderableType]:
-    name = renewal.renewal or "runs that stopped before a renewal began (nothing to renew)"
+    name = renewal.renewal or (
+        "none: runs that stopped or wait before step 0 named the certificate to replace"
+    )
     runs = ", ".join(f"{run.name} ({run.state}) {run.url}" for run in renewal.runs)
     parts: list[RenderableType] = [
         Text(f"\nRenewal {name}", style="bold underline"),

@@ -18,6 +18,7 @@ from certrenew.errors import ConfigError, ServiceUnavailable, TrackerError
 from certrenew.history import (
     CertificateHistory,
     Event,
+    EventKind,
     RunRecord,
     RunState,
     answer_event,
@@ -65,8 +66,9 @@ def certificate_history(
             records = []
             for run in its_runs:
                 url = run_page(str(run.id), ui_url)
-                records.append(RunRecord(run.name, url, renewal, _state_name(run)))
-                events += _run_events(client, run, url)
+                states, answers = _run_history(client, run, url)
+                records.append(RunRecord(run.name, url, renewal, _state_name(run), tuple(states)))
+                events += state_events(run.name, url, states) + answers
             for ticket in tickets:
                 events += ticket_events(tracker.ticket_history(ticket.key))
             renewals.append(renewal_history(renewal, [t.key for t in tickets], records, events))
@@ -90,22 +92,9 @@ def ticket_events(history: TicketHistory) -> list[Event]:
                 )
             )
     for change in history.attachments:
-        if change.removed:
-            events.append(
-                Event(
-                    change.at,
-                    "attachment-removed",
-                    key,
-                    f"removed {change.filename}",
-                    change.author,
-                )
-            )
-        else:
-            events.append(
-                Event(
-                    change.at, "attachment-added", key, f"attached {change.filename}", change.author
-                )
-            )
+        kind: EventKind = "attachment-removed" if change.removed else "attachment-added"
+        verb = "removed" if change.removed else "attached"
+        events.append(Event(change.at, kind, key, f"{verb} {change.filename}", change.author))
     return events
 
 
@@ -134,8 +123,10 @@ def _renewal_runs(client: SyncPrefectClient, names: set[str]) -> list[FlowRun]:
         offset += PAGE
 
 
-def _run_events(client: SyncPrefectClient, run: FlowRun, url: str) -> list[Event]:
-    """The run's states that matter, and for each question answered, the answer."""
+def _run_history(
+    client: SyncPrefectClient, run: FlowRun, url: str
+) -> tuple[list[RunState], list[Event]]:
+    """Every state of the run, oldest first, and for each question answered, the answer."""
     from prefect.input.run_input import keyset_from_paused_state
 
     states = sorted(_api(lambda: client.read_flow_run_states(run.id)), key=lambda s: s.timestamp)
@@ -159,7 +150,7 @@ def _run_events(client: SyncPrefectClient, run: FlowRun, url: str) -> list[Event
         records.append(
             RunState(_utc(state.timestamp), state.type.value, state.name or "", key, message)
         )
-    return state_events(run.name, url, records) + answers
+    return records, answers
 
 
 def _is_wait(key: str) -> bool:

@@ -70,8 +70,13 @@ def check_renewal_story(
         asked = only(events, kind="waiting", step=answer["step"])
         assert asked["where"] == answer["where"] and asked["at"] <= answer["at"]
 
-    # The step comments say the same, with who and the run's page.
+    # The run's state history holds each wait, and how it ended.
     [run] = renewal["runs"]
+    paused = [state["pause_key"] for state in run["states"] if state["type"] == "PAUSED"]
+    assert {ca["step"], filed["step"], retired["step"]} <= set(paused)
+    assert run["states"][-1]["type"] == "COMPLETED" and run["state"] == "Completed"
+
+    # The step comments say the same, with who and the run's page.
     requested = [e for e in events if e["kind"] == "comment" and e["step"] == "ca-requested"]
     assert {e["where"] for e in requested} == {tickets["csr"], tickets["owner"]}
     assert all(e["actor"] == filed["actor"] and e["link"] == run["url"] for e in requested)
@@ -141,3 +146,20 @@ def test_history_tells_who_chose_the_ca_filed_the_request_and_retired_the_old_on
     assert "[certrenew:" not in text, "step markers are read, not repeated"
     for line in key_lines(key):
         assert line not in out and line not in text
+
+
+def test_runs_that_renewed_nothing_are_told_apart_and_a_quiet_certificate_has_no_history(
+    renewal_lab: RenewalLab,
+) -> None:
+    lab = renewal_lab
+    lab.serve_certificate("never-renewed", days=200)
+    code, text = history(lab.config, "never-renewed")
+    assert code == 0, text
+    assert "no renewal has run yet" in text
+
+    assert lab.start("never-renewed").wait_final().is_completed()  # fresh: nothing to renew
+    code, out = history(lab.config, "never-renewed", "--json")
+    assert code == 0, out
+    [nothing] = json.loads(out)["renewals"]
+    assert (nothing["renewal"], nothing["tickets"], nothing["answers"]) == ("", [], [])
+    assert [run["state"] for run in nothing["runs"]] == ["Completed"]

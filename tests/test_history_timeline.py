@@ -124,16 +124,15 @@ def test_an_answer_names_who_gave_it_and_never_repeats_a_pasted_pem() -> None:
 
 
 def test_the_timeline_merges_both_sources_oldest_first_keeping_ties_in_order() -> None:
-    run = RunRecord("gentle-otter", RUN_URL, "certrenew-seu-1", "Completed")
+    paused = RunState(at(8), "PAUSED", "Suspended", "retire")
+    run = RunRecord("gentle-otter", RUN_URL, "certrenew-seu-1", "Completed", (paused,))
     retire = answer_event(
         "gentle-otter", RUN_URL, "retire", at(9), {"confirmed_by": "Marta"}, "Marta"
     )
     opened = Event(at(0.5), "ticket-opened", "SIS-1", "opened: Generació CSR")
     linked = Event(at(7), "link", "SIS-2", "linked to SIS-1 (Relates)")
     removed = Event(at(7), "attachment-removed", "SIS-1", "removed seu.key")
-    waiting = state_events(
-        "gentle-otter", RUN_URL, [RunState(at(8), "PAUSED", "Suspended", "retire")]
-    )
+    waiting = state_events("gentle-otter", RUN_URL, run.states)
     history = renewal_history(
         "certrenew-seu-1", ["SIS-1", "SIS-2"], [run], [retire, linked, removed, opened, *waiting]
     )
@@ -146,8 +145,15 @@ def test_the_timeline_merges_both_sources_oldest_first_keeping_ties_in_order() -
     ]
     assert history.answers == (retire,)
     document = json.loads(json.dumps(history.as_dict()))
+    state = {"at": at(8).isoformat(), "type": "PAUSED", "name": "Suspended"}
     assert document["runs"] == [
-        {"name": "gentle-otter", "url": RUN_URL, "renewal": "certrenew-seu-1", "state": "Completed"}
+        {
+            "name": "gentle-otter",
+            "url": RUN_URL,
+            "renewal": "certrenew-seu-1",
+            "state": "Completed",
+            "states": [{**state, "pause_key": "retire", "message": ""}],
+        }
     ]
     assert document["answers"][0]["details"] == {"confirmed_by": "Marta"}
     assert document["events"][-1]["at"] == at(9).isoformat()
