@@ -26,7 +26,8 @@ REUSE_WINDOW_YEARS = 3
 
 
 # The last line of a step comment: `[certrenew:<step>] per <actor> · <run page>`, so the
-# ticket alone says which step spoke, for whom and from which run.
+# ticket alone says which step spoke, for whom and from which run. `certrenew history`
+# reads it back, so like the marker it is a format kept here, not a text in templates/.
 _FOOTER = re.compile(rf"^{re.escape(COMMENT_MARKER)}(?P<step>[^\]\s]+)\](?P<rest>.*)$")
 FOOTER_BY = "per "
 FOOTER_RUN = " · "

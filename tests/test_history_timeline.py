@@ -1,14 +1,19 @@
 """The timeline's assembly as plain functions: no Prefect, no tracker.
 
-And the command's answer for a certificate the inventory does not know.
+And the command's one-line answers when it cannot tell a story: a certificate
+the inventory does not know, no Prefect API to ask.
 """
 
 from __future__ import annotations
 
 import json
+import os
+import subprocess
+import sys
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
+import pytest
 from typer.testing import CliRunner
 
 from certrenew.cli import app
@@ -26,6 +31,7 @@ from certrenew.lab.tls import LocalCA
 from certrenew.rules import parse_step_footer, step_footer, step_marker
 from certrenew.tasks.forms import who_answered
 
+CERTRENEW = str(Path(sys.executable).with_name("certrenew"))
 T0 = datetime(2026, 12, 1, 9, 0, tzinfo=UTC)
 RUN_URL = "http://127.0.0.1:4200/runs/flow-run/0b9d"
 
@@ -159,11 +165,17 @@ def test_the_timeline_merges_both_sources_oldest_first_keeping_ties_in_order() -
     assert document["events"][-1]["at"] == at(9).isoformat()
 
 
-def test_an_unknown_certificate_is_one_line_saying_what_to_do(tmp_path: Path) -> None:
+def one_certificate(tmp_path: Path) -> Path:
+    """A configuration whose inventory holds `seu` only."""
     inventory = tmp_path / "inventory.yaml"
     write_inventory(inventory, [inventory_entry("seu", "seu.example.cat", "127.0.0.1:443")])
     config = tmp_path / "certrenew.toml"
     config.write_text(f'inventory = "{inventory}"\ndata_dir = "data"\n', encoding="utf-8")
+    return config
+
+
+def test_an_unknown_certificate_is_one_line_saying_what_to_do(tmp_path: Path) -> None:
+    config = one_certificate(tmp_path)
     result = CliRunner().invoke(
         app, ["history", "intranet", "--config", str(config)], env={"COLUMNS": "200"}
     )
@@ -171,3 +183,24 @@ def test_an_unknown_certificate_is_one_line_saying_what_to_do(tmp_path: Path) ->
     [line] = result.output.strip().splitlines()
     assert "no certificate named 'intranet'" in line and "seu" in line
     assert "Traceback" not in result.output
+
+
+@pytest.mark.parametrize(
+    ("api_url", "says"),
+    [("", "PREFECT_API_URL is not set"), ("http://127.0.0.1:9/api", "did not answer")],
+)
+def test_without_a_prefect_api_the_command_says_where_it_looked(
+    tmp_path: Path, api_url: str, says: str
+) -> None:
+    """In its own process: Prefect reads its settings once, at import."""
+    result = subprocess.run(
+        [CERTRENEW, "history", "seu", "--config", str(one_certificate(tmp_path))],
+        env={**os.environ, "PREFECT_API_URL": api_url},
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert result.returncode == 3
+    [line] = result.stderr.strip().splitlines()
+    assert says in line and "PREFECT_API_URL" in line
