@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
 from typing import TypeVar
 
 from certrenew.pki.files import FileKind, classify_file
@@ -24,8 +25,50 @@ COMMENT_MARKER = "[certrenew:"
 REUSE_WINDOW_YEARS = 3
 
 
+# The last line of a step comment: `[certrenew:<step>] per <actor> · <run page>`, so the
+# ticket alone says which step spoke, for whom and from which run. `certrenew history`
+# reads it back, so like the marker it is a format kept here, not a text in templates/.
+_FOOTER = re.compile(rf"^{re.escape(COMMENT_MARKER)}(?P<step>[^\]\s]+)\](?P<rest>.*)$")
+FOOTER_BY = "per "
+FOOTER_RUN = " · "
+
+
+@dataclass(frozen=True)
+class StepFooter:
+    """What a step comment's last line says: the step, who answered (if a person did), the run."""
+
+    step: str
+    actor: str = ""
+    run_url: str = ""
+
+
 def step_marker(step: str) -> str:
     return f"{COMMENT_MARKER}{step}]"
+
+
+def step_footer(step: str, actor: str, run_url: str) -> str:
+    """The marker line closing a step comment; it starts with `step_marker(step)`."""
+    name = " ".join(actor.replace(FOOTER_RUN.strip(), " ").split())  # one line, no separator
+    who = f"{FOOTER_BY}{name}" if name else ""
+    marked = f"{step_marker(step)} {who}".rstrip()
+    return FOOTER_RUN.join(part for part in (marked, run_url) if part)
+
+
+def parse_step_footer(body: str) -> tuple[str, StepFooter | None]:
+    """A comment's text and its step footer, when certrenew posted it.
+
+    Comments posted before the actor was recorded end in `[certrenew:<step>] <run page>`.
+    """
+    text, _, last = body.rstrip().rpartition("\n")
+    match = _FOOTER.match(last.strip())
+    if match is None:
+        return body.strip(), None
+    rest = match["rest"].strip()
+    who, _, run_url = rest.rpartition(FOOTER_RUN.strip())
+    if not who and rest.startswith(FOOTER_BY):  # an actor and no run page
+        who, run_url = rest, ""
+    actor = who.strip().removeprefix(FOOTER_BY).strip()
+    return text.strip(), StepFooter(match["step"], actor, run_url.strip())
 
 
 def newest_of_each_kind(files: Iterable[tuple[T, bytes]]) -> dict[FileKind, tuple[T, bytes]]:

@@ -308,6 +308,36 @@ def renew(
     Console().print(f"renewal of [bold]{entry.name}[/] started: {url}")
 
 
+@app.command("history")
+@friendly_errors
+def history(
+    name: Annotated[str, typer.Argument(help="certificate name or domain from the inventory")],
+    as_json: Annotated[
+        bool, typer.Option("--json", help="print one JSON document: renewals, answers, events")
+    ] = False,
+    config: ConfigOption = None,
+) -> None:
+    """Every renewal of one certificate as one timeline: tickets and flow runs, who and when.
+
+    Reads the Prefect API (PREFECT_API_URL) and the configured tracker.
+    """
+    import json
+
+    from certrenew.adapters.wiring import build_tracker
+    from certrenew.cli.history_view import history_view
+    from certrenew.inventory import load_inventory
+    from certrenew.tasks.history import certificate_history
+
+    settings = settings_from(config)
+    entry = load_inventory(settings.inventory).get(name)
+    ui_url = settings.renewal.flow_ui_url if settings.renewal else None
+    found = certificate_history(entry, build_tracker(settings), ui_url)
+    if as_json:
+        sys.stdout.write(json.dumps(found.as_dict(), indent=2, ensure_ascii=False) + "\n")
+    else:
+        Console(highlight=False).print(history_view(found))
+
+
 @app.command("serve")
 @friendly_errors
 def serve_deployments(config: ConfigOption = None) -> None:

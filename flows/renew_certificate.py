@@ -33,7 +33,12 @@ from certrenew.renewal import (
 )
 from certrenew.tasks import forms
 from certrenew.tasks.archiving import archive_artifacts, find_previous_csr
-from certrenew.tasks.context import context_for_this_run, other_active_run
+from certrenew.tasks.context import (
+    RENEWAL_FLOW,
+    context_for_this_run,
+    label_this_run,
+    other_active_run,
+)
 from certrenew.tasks.endpoints import confirm_expiry, now_text, verify_served_certificate
 from certrenew.tasks.forms import Question
 from certrenew.tasks.notices import send_notice
@@ -55,7 +60,7 @@ from certrenew.tasks.tickets import (
 from certrenew.templates import comments
 
 
-@flow(name="renew-certificate", persist_result=True, log_prints=False)
+@flow(name=RENEWAL_FLOW, persist_result=True, log_prints=False)
 def renew_certificate(
     name: str, config: str | None = None, force: bool = False, urgent: bool = False
 ) -> dict[str, Any]:
@@ -64,6 +69,7 @@ def renew_certificate(
     start = confirm_expiry(ctx, name, force)  # step 0
     if start.already_renewed:
         return {"domain": start.domain, "renewal": start.id, "stopped": start.note}
+    label_this_run(start.id)
     if other := other_active_run(start.name, ctx):
         return {"domain": start.domain, "renewal": start.id, "stopped": f"in progress: {other}"}
 
@@ -314,7 +320,7 @@ def verify_installation(
                 issued.serial, answer.who(), list(verification.still_old)
             )
             break
-    comment_verification(ctx, start, ticket, body)
+    comment_verification(ctx, start, ticket, body, verification.confirmed_by)
     return verification
 
 
@@ -370,5 +376,5 @@ def retire_old_certificate(
             tickets=tickets.every(),
         )
     body = comments.retired(start.old.serial, answer.who(), retired_at, revoked)
-    close_tickets(ctx, start, tickets, body)
+    close_tickets(ctx, start, tickets, body, answer.who())
     return Retirement(True, answer.who(), retired_at, revoked)

@@ -4,7 +4,9 @@ It answers REST v2 the way Jira does (shapes checked against Atlassian's OpenAPI
 description by tests/jira_openapi.py), as a Server/Data Center or a Cloud
 deployment: `serverInfo.deploymentType` decides which search API exists
 (`/search` with startAt/total on Server, `/search/jql` with nextPageToken on
-Cloud; the other one answers 404 or 410 as the real ones do). It keeps every
+Cloud; the other one answers 404 or 410 as the real ones do). Like Jira, it
+records attachments added and deleted and links made in each issue's changelog
+(`expand=changelog`), stamped with the wall clock. It keeps every
 exchange in `exchanges` for assertions and injects failures on demand: an HTTP
 status (401, 403, 404, 429 with Retry-After, 5xx), a dropped connection before
 the request is handled, or a lost answer after it was (the issue exists, the
@@ -70,7 +72,8 @@ FIELDS = [
 
 def jira_time(moment: datetime) -> str:
     """Jira's timestamp form: milliseconds and an offset without a colon."""
-    return moment.strftime("%Y-%m-%dT%H:%M:%S.000+0000")
+    utc = moment.astimezone(UTC)
+    return utc.strftime("%Y-%m-%dT%H:%M:%S.") + f"{utc.microsecond // 1000:03d}+0000"
 
 
 class JqlError(ValueError):
@@ -120,6 +123,8 @@ class Issue:
     status: str = "To Do"
     comments: list[dict[str, Any]] = field(default_factory=list)
     attachments: list[str] = field(default_factory=list)
+    # Jira's change history (`expand=changelog`): attachments added and deleted, links made.
+    changelog: list[dict[str, Any]] = field(default_factory=list)
 
 
 @dataclass
@@ -184,6 +189,7 @@ class JiraServer:
         self.tamper: Callable[[str, str, Any], Any] | None = None
         self._lock = threading.RLock()
         self._ids = iter(range(10000, 1_000_000))
+        self._last_moment = EPOCH
         self._httpd = ThreadingHTTPServer(("127.0.0.1", port), _handler_for(self))
         self._httpd.daemon_threads = True
         if tls is not None:
@@ -299,6 +305,24 @@ class JiraServer:
     def next_id(self) -> str:
         return str(next(self._ids))
 
+    def now(self) -> datetime:
+        """The wall clock, a millisecond on at least: Jira's order is its timestamps' order."""
+        self._last_moment = max(datetime.now(UTC), self._last_moment + timedelta(milliseconds=1))
+        return self._last_moment
+
+    def record_change(self, issue: Issue, field_name: str, **change: str) -> None:
+        """One changelog entry by the API's user; `from`/`to` as Jira names them (`from_`)."""
+        item = {"field": field_name, "fieldtype": "jira"}
+        item.update({name.rstrip("_"): value for name, value in change.items()})
+        issue.changelog.append(
+            {
+                "id": self.next_id(),
+                "author": self.user_json(),
+                "created": jira_time(self.now()),
+                "items": [item],
+            }
+        )
+
     def user_json(self, name: str = "svc-certrenew") -> dict[str, Any]:
         base = {
             "self": f"{self.url}{API}/user?username={name}",
@@ -390,7 +414,9 @@ class JiraServer:
             },
         }
 
-    def issue_json(self, issue: Issue, wanted: set[str] | None) -> dict[str, Any]:
+    def issue_json(
+        self, issue: Issue, wanted: set[str] | None, expand: frozenset[str] = frozenset()
+    ) -> dict[str, Any]:
         links = []
         for link_id, type_name, source, target in self.links:
             if issue.key not in (source, target):
@@ -429,13 +455,22 @@ class JiraServer:
         }
         if wanted is not None and "*all" not in wanted:
             fields = {k: v for k, v in fields.items() if k in wanted}
-        return {
+        found = {
             "expand": "renderedFields,names,schema,operations,editmeta,changelog",
             "id": issue.id,
             "self": f"{self.url}{API}/issue/{issue.id}",
             "key": issue.key,
             "fields": fields,
         }
+        if "changelog" in expand:
+            total = len(issue.changelog)
+            found["changelog"] = {
+                "startAt": 0,
+                "maxResults": total,
+                "total": total,
+                "histories": issue.changelog,
+            }
+        return found
 
     def link_type_json(self, name: str) -> dict[str, Any]:
         link_id = str(10000 + self.link_types.index(name))
@@ -733,9 +768,7 @@ def create_issue(s: JiraServer, m: re.Match, q: dict, h: dict, b: bytes) -> Resu
     stored["components"] = [
         s.component_json(project_key, c["name"]) for c in given.get("components", [])
     ]
-    s.issues[key] = Issue(
-        issue_id, key, project_key, stored, EPOCH + timedelta(seconds=len(s.issues))
-    )
+    s.issues[key] = Issue(issue_id, key, project_key, stored, s.now())
     return 201, {"id": issue_id, "key": key, "self": f"{s.url}{API}/issue/{issue_id}"}, {}
 
 
@@ -743,7 +776,8 @@ def get_issue(s: JiraServer, m: re.Match, q: dict, h: dict, b: bytes) -> Result:
     issue = s.issues.get(m["key"]) or next((i for i in s.issues.values() if i.id == m["key"]), None)
     if issue is None:
         return _no_issue()
-    return 200, s.issue_json(issue, _wanted_fields(q)), {}
+    expand = frozenset(e.strip() for v in q.get("expand", []) for e in v.split(","))
+    return 200, s.issue_json(issue, _wanted_fields(q), expand), {}
 
 
 def link_types(s: JiraServer, m: re.Match, q: dict, h: dict, b: bytes) -> Result:
@@ -762,6 +796,13 @@ def create_link(s: JiraServer, m: re.Match, q: dict, h: dict, b: bytes) -> Resul
     # Like Jira: a duplicate link answers "created" and changes nothing.
     if not any(link[1:] == (type_name, source, target) for link in s.links):
         s.links.append((s.next_id(), type_name, source, target))
+        kind = s.link_type_json(type_name)
+        s.record_change(
+            s.issues[source], "Link", to=target, toString=f"This issue {kind['outward']} {target}"
+        )
+        s.record_change(
+            s.issues[target], "Link", to=source, toString=f"This issue {kind['inward']} {source}"
+        )
     return 201, None, {}
 
 
@@ -791,7 +832,7 @@ def add_comment(s: JiraServer, m: re.Match, q: dict, h: dict, b: bytes) -> Resul
     if not isinstance(body, str) or not body.strip():
         return 400, error(comment="Comment body can not be empty!"), {}
     comment_id = s.next_id()
-    now = jira_time(EPOCH + timedelta(minutes=len(issue.comments)))
+    now = jira_time(s.now())
     comment: dict[str, Any] = {
         "self": f"{s.url}{API}/issue/{issue.id}/comment/{comment_id}",
         "id": comment_id,
@@ -818,10 +859,11 @@ def add_attachment(s: JiraServer, m: re.Match, q: dict, h: dict, b: bytes) -> Re
         return 400, error("Expected one multipart part named 'file' with a filename"), {}
     data = parts[0][2]
     stored = StoredAttachment(
-        s.next_id(), issue.key, filename, data, "application/octet-stream", EPOCH
+        s.next_id(), issue.key, filename, data, "application/octet-stream", s.now()
     )
     s.attachments[stored.id] = stored
     issue.attachments.append(stored.id)
+    s.record_change(issue, "Attachment", to=stored.id, toString=filename)
     return 200, [s.attachment_json(stored)], {}
 
 
@@ -845,6 +887,9 @@ def delete_attachment(s: JiraServer, m: re.Match, q: dict, h: dict, b: bytes) ->
         return 404, error(f"The attachment with id '{m['id']}' does not exist"), {}
     if stored.issue in s.issues:
         s.issues[stored.issue].attachments.remove(stored.id)
+        s.record_change(
+            s.issues[stored.issue], "Attachment", from_=stored.id, fromString=stored.filename
+        )
     return 204, None, {}
 
 

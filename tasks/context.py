@@ -67,6 +67,26 @@ def run_page(run_id: str | None, ui_url: str | None) -> str:
     return f"{base.rstrip('/')}/runs/flow-run/{run_id}" if base else run_id
 
 
+RENEWAL_FLOW = "renew-certificate"
+
+# The flow run label naming the renewal a run works on: `certrenew history` finds the
+# runs of a renewal, and through the renewal's ticket labels its tickets, by it.
+RENEWAL_LABEL = "certrenew.renewal"
+
+
+def label_this_run(renewal: str) -> None:
+    """Label the running flow run with its renewal (shown in the UI; repeating it is harmless)."""
+    from uuid import UUID
+
+    from prefect import get_client
+
+    run_id = flow_run.get_id()
+    if run_id is None:
+        return
+    with get_client(sync_client=True) as client:
+        client.update_flow_run_labels(UUID(run_id), {RENEWAL_LABEL: renewal})
+
+
 CacheKey = Callable[[TaskRunContext, dict[str, Any]], str]
 
 

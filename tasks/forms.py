@@ -11,7 +11,7 @@ no user accounts, so they are a statement, not an identity.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from enum import StrEnum
 from itertools import count
@@ -60,6 +60,26 @@ def question_of(key: str) -> Question:
 
 # Who is answering: every form asks, and roles (certrenew.tasks.people) check it.
 LOGIN_TITLE: Final = "Your login"
+# The fields in which a form asks for the answerer's login (each form's `who_field`).
+NAME_FIELDS: Final = ("answered_by", "requested_by", "approved_by", "confirmed_by")
+PROBLEM_HEADING: Final = "**What was wrong with the last answer**"
+
+
+def who_answered(answer: Mapping[str, object]) -> str:
+    """The login a person gave in a stored answer; "" for forms that ask none."""
+    for name in NAME_FIELDS:
+        given = str(answer.get(name) or "").strip()
+        if given:
+            return given
+    return ""
+
+
+def wait_reason(description: str) -> str:
+    """Why a step waited for a fix, read back from the form `form_text` wrote."""
+    if PROBLEM_HEADING not in description:
+        return ""
+    problem = description.split(PROBLEM_HEADING, 1)[1]
+    return problem.split("\n\n**", 1)[0].strip()
 
 
 def _login(title: str = LOGIN_TITLE) -> Any:
@@ -174,7 +194,7 @@ def form_text(
     if so_far:
         parts.append("**So far**\n\n" + "\n".join(f"- {line}" for line in so_far))
     if problem:
-        parts.append(f"**What was wrong with the last answer**\n\n{problem}")
+        parts.append(f"{PROBLEM_HEADING}\n\n{problem}")
     parts.append(f"**What to do now**\n\n{now}")
     parts.append(f"**After you submit**\n\n{after}")
     return "\n\n".join(parts)

@@ -60,7 +60,7 @@ def check_answerer(
         found = ctx.tracker.find_tickets(ticket)
         if found:
             body = comments.answer_refused(pause, login, refusal)
-            comment_once(ctx, found[0].key, f"refused-{pause}", body)
+            comment_once(ctx, found[0].key, f"refused-{pause}", body, login.strip())
     return refusal
 
 

@@ -26,7 +26,13 @@ from certrenew.renewal import (
     RenewalStart,
     RenewalTickets,
 )
-from certrenew.rules import ca_named_in, certificate_candidates, newest_of_each_kind, step_marker
+from certrenew.rules import (
+    ca_named_in,
+    certificate_candidates,
+    newest_of_each_kind,
+    step_footer,
+    step_marker,
+)
 from certrenew.tasks.context import renewal_step
 from certrenew.templates import comments, render_ticket
 
@@ -34,12 +40,16 @@ T = TypeVar("T")
 TicketKind = Literal["csr", "owner", "install"]
 
 
-def comment_once(ctx: RenewalContext, key: str, step: str, body: str) -> None:
-    """Post `body` on `key` unless a comment of this step is already there."""
+def comment_once(ctx: RenewalContext, key: str, step: str, body: str, actor: str = "") -> None:
+    """Post `body` on `key` unless a comment of this step is already there.
+
+    The comment ends with the step, the person who answered it (`actor`, when a
+    person did) and the run's page: the ticket alone tells an auditor who decided.
+    """
     marker = step_marker(step)
     if any(marker in existing for existing in ctx.tracker.comments(key)):
         return
-    ctx.tracker.add_comment(key, f"{body}\n\n{marker} {ctx.run_url}".rstrip() + "\n")
+    ctx.tracker.add_comment(key, f"{body}\n\n{step_footer(step, actor, ctx.run_url)}\n")
 
 
 # None is "no answer yet" and stays inside T: typed `T | None`, mypy would solve T for a
@@ -173,14 +183,16 @@ def read_ca_answer(ctx: RenewalContext, start: RenewalStart, ticket: str) -> str
 def record_ca_choice(
     ctx: RenewalContext, start: RenewalStart, ticket: str, ca: str, answered_by: str
 ) -> None:
-    comment_once(ctx, ticket, "ca-chosen", comments.ca_chosen(ca, answered_by))
+    comment_once(ctx, ticket, "ca-chosen", comments.ca_chosen(ca, answered_by), answered_by)
 
 
 @renewal_step("record-urgent-decision")
 def record_urgent_decision(
     ctx: RenewalContext, start: RenewalStart, ticket: str, approved: bool, by: str, at: str
 ) -> None:
-    comment_once(ctx, ticket, "urgent-decision", comments.urgent_decision(approved, by, at))
+    comment_once(
+        ctx, ticket, "urgent-decision", comments.urgent_decision(approved, by, at), by
+    )
 
 
 @renewal_step("record-ca-request")
@@ -194,7 +206,9 @@ def record_ca_request(
 ) -> None:
     portal = ctx.ca_route(ca).portal
     for ticket in tickets.before_install():
-        comment_once(ctx, ticket, "ca-requested", comments.ca_requested(ca, portal, number, by))
+        comment_once(
+            ctx, ticket, "ca-requested", comments.ca_requested(ca, portal, number, by), by
+        )
 
 
 def check_issued(
@@ -298,15 +312,18 @@ def open_install_ticket(
 
 
 @renewal_step("comment-verification")
-def comment_verification(ctx: RenewalContext, start: RenewalStart, ticket: str, body: str) -> None:
-    comment_once(ctx, ticket, "verified", body)
+def comment_verification(
+    ctx: RenewalContext, start: RenewalStart, ticket: str, body: str, confirmed_by: str
+) -> None:
+    """Step 7 (end): the endpoints serve the new certificate, or who confirmed it does."""
+    comment_once(ctx, ticket, "verified", body, confirmed_by)
 
 
 @renewal_step("close-tickets")
 def close_tickets(
-    ctx: RenewalContext, start: RenewalStart, tickets: RenewalTickets, body: str
+    ctx: RenewalContext, start: RenewalStart, tickets: RenewalTickets, body: str, retired_by: str
 ) -> None:
-    """Step 8 (end): say how it ended on every ticket, then close them."""
+    """Step 8 (end): say how it ended on every ticket, and who confirmed it; then close them."""
     for ticket in tickets.every():
-        comment_once(ctx, ticket, "retired", body)
+        comment_once(ctx, ticket, "retired", body, retired_by)
         ctx.tracker.close_ticket(ticket)

@@ -8,6 +8,7 @@ wait for a person and lose nothing.
 
 from __future__ import annotations
 
+import json
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -23,6 +24,7 @@ from certrenew.tasks.forms import Question, pause_key
 from tests.fixtures_jira import FAST_RETRIES
 from tests.fixtures_renewal import RenewalLab, example_config
 from tests.fixtures_sharepoint import LIBRARY, SharePointTestbed
+from tests.test_history import check_renewal_story, history
 from tests.test_renewal_flow import key_lines, served_serial
 
 pytestmark = pytest.mark.prefect
@@ -117,3 +119,20 @@ def test_runbook_on_jira_and_sharepoint_waits_through_outages(
     flat += [e.request_body.decode(errors="replace") for e in jira_server.calls("POST", "/comment")]
     for line in key_lines(people.generated["key"]):
         assert not any(line in text for text in flat)
+
+    # `certrenew history` tells the renewal from Jira (its changelog) and the runs.
+    code, out = history(config, name, "--json")
+    assert code == 0, out
+    [renewal] = json.loads(out)["renewals"]
+    tickets = {"csr": csr_ticket.key, "owner": owner_ticket.key, "install": install.key}
+    support = people.answer(Question.CA_REQUEST, rid)["requested_by"]
+    asked = (Question.CA_CHOICE, Question.CA_REQUEST, Question.RETIRE)
+    check_renewal_story(renewal, domain, tickets, dict.fromkeys(asked, support))
+    # Each outage is on the timeline with the reason the run gave people.
+    waits = {e["step"]: e["what"] for e in renewal["events"] if e["kind"] == "waiting"}
+    assert jira_server.url in waits[pause_key(Question.WAIT, "collect-csr-and-key", 2, 1)]
+    assert (
+        str(settings.sharepoint.site_url) in waits[pause_key(Question.WAIT, "archive-artifacts", 1)]
+    )
+    for line in key_lines(people.generated["key"]):
+        assert line not in out

@@ -150,6 +150,43 @@ class UserDirectory(Protocol):
     def is_active_user(self, login: str) -> bool: ...
 
 
+@dataclass(frozen=True)
+class AttachmentChange:
+    """An attachment put on a ticket or taken off it (the `.key`, once archived)."""
+
+    filename: str
+    at: datetime
+    removed: bool = False
+    author: str = ""  # "" when unknown, or the renewal itself on the local tracker
+
+
+@dataclass(frozen=True)
+class DatedLink:
+    link: TicketLink
+    created: datetime | None = None  # None when the tracker did not record when
+
+
+@dataclass(frozen=True)
+class TicketHistory:
+    """Everything that happened on one ticket that an auditor asks about, dated."""
+
+    ticket: Ticket
+    created: datetime
+    comments: tuple[Comment, ...]
+    links: tuple[DatedLink, ...]
+    attachments: tuple[AttachmentChange, ...]
+
+
+@runtime_checkable
+class AuditableTracker(Protocol):
+    """A tracker that keeps a ticket's history, removed attachments included.
+
+    `certrenew history` reads it to show an auditor the chain without opening the tracker.
+    """
+
+    def ticket_history(self, key: str) -> TicketHistory: ...
+
+
 def ensure_ticket(tracker: TicketTracker, new: NewTicket) -> Ticket:
     """Open the ticket unless one with its label exists: a lost cache write never doubles it."""
     existing = tracker.find_tickets(new.label)

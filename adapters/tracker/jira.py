@@ -22,13 +22,24 @@ import io
 import threading
 import time
 from collections.abc import Callable
+from datetime import datetime
 from typing import Any, TypeVar
 from urllib.parse import urlsplit
 
 import requests
 from jira import JIRA, JIRAError
 
-from certrenew.adapters.tracker import Attachment, Link, NewTicket, Ticket
+from certrenew.adapters.tracker import (
+    Attachment,
+    AttachmentChange,
+    Comment,
+    DatedLink,
+    Link,
+    NewTicket,
+    Ticket,
+    TicketHistory,
+    TicketLink,
+)
 from certrenew.config import JiraSettings
 from certrenew.errors import (
     AuthenticationError,
@@ -43,6 +54,7 @@ from certrenew.retry import GaveUp, RetryPolicy, retry_after_seconds, retrying
 T = TypeVar("T")
 
 TICKET_FIELDS = "summary,status,labels"
+HISTORY_FIELDS = f"{TICKET_FIELDS},created,attachment,issuelinks"
 CREDENTIAL_SETTINGS = (
     "CERTRENEW_JIRA__TOKEN (or jira.token_file) for a personal access token, or "
     "CERTRENEW_JIRA__USER with CERTRENEW_JIRA__PASSWORD (or jira.password_file) "
@@ -359,16 +371,20 @@ class JiraTracker:
             f"read the comments of {key}", lambda j: self._comments(j, key), gone=self._gone(key)
         )
 
+    @classmethod
+    def _comments(cls, jira: JIRA, key: str) -> list[str]:
+        return [comment["body"] for comment in cls._raw_comments(jira, key)]
+
     @staticmethod
-    def _comments(jira: JIRA, key: str) -> list[str]:
-        bodies: list[str] = []
+    def _raw_comments(jira: JIRA, key: str) -> list[dict[str, Any]]:
+        found: list[dict[str, Any]] = []
         while True:
             page = jira.comments(
-                key, start_at=len(bodies), max_results=COMMENT_PAGE, order_by="created"
+                key, start_at=len(found), max_results=COMMENT_PAGE, order_by="created"
             )
-            bodies.extend(comment.body for comment in page)
+            found.extend(comment.raw for comment in page)
             if len(page) < COMMENT_PAGE:
-                return bodies
+                return found
 
     def add_attachment(self, key: str, filename: str, data: bytes) -> Attachment:
         if not data:
@@ -466,6 +482,21 @@ class JiraTracker:
 
         self._call(f"close {key}", close, gone=self._gone(key))
 
+    # -- what `certrenew history` reads ---------------------------------------------------
+
+    def ticket_history(self, key: str) -> TicketHistory:
+        """The ticket, its comments, and from Jira's changelog its attachments and links.
+
+        The changelog is the only place that remembers a deleted attachment (the
+        `.key`, once archived) and when a link was made.
+        """
+
+        def read(jira: JIRA) -> TicketHistory:
+            issue = jira.issue(key, fields=HISTORY_FIELDS, expand="changelog")
+            return _ticket_history(self._ticket(issue), issue.raw, self._raw_comments(jira, key))
+
+        return self._call(f"read the history of {key}", read, gone=self._gone(key))
+
     # -- what `certrenew check jira` asks ----------------------------------------------
 
     def describe(self) -> str:
@@ -502,6 +533,59 @@ class JiraTracker:
             lambda j: [t["name"] for t in j.transitions(key)],
             gone=self._gone(key),
         )
+
+
+def _ticket_history(
+    ticket: Ticket, raw: dict[str, Any], comments: list[dict[str, Any]]
+) -> TicketHistory:
+    fields = raw["fields"]
+    added: dict[str, AttachmentChange] = {}
+    removed: list[AttachmentChange] = []
+    linked: dict[str, datetime] = {}
+    for entry in (raw.get("changelog") or {}).get("histories") or []:
+        at, who = _jira_time(entry["created"]), _person(entry.get("author"))
+        for item in entry.get("items") or []:
+            if item.get("field") == "Attachment" and item.get("to"):
+                added[item["to"]] = AttachmentChange(item.get("toString") or "", at, False, who)
+            elif item.get("field") == "Attachment" and item.get("from"):
+                removed.append(AttachmentChange(item.get("fromString") or "", at, True, who))
+            elif item.get("field") == "Link" and item.get("to"):
+                linked.setdefault(item["to"], at)
+    for attachment in fields.get("attachment") or []:  # also those a changelog left out
+        added.setdefault(
+            str(attachment["id"]),
+            AttachmentChange(
+                attachment["filename"],
+                _jira_time(attachment["created"]),
+                False,
+                _person(attachment.get("author")),
+            ),
+        )
+    links = []
+    for link in fields.get("issuelinks") or []:
+        outward = "outwardIssue" in link
+        other = link["outwardIssue" if outward else "inwardIssue"]["key"]
+        links.append(DatedLink(TicketLink(link["type"]["name"], other, outward), linked.get(other)))
+    return TicketHistory(
+        ticket,
+        _jira_time(fields["created"]),
+        tuple(
+            Comment(c["body"], _jira_time(c["created"]), _person(c.get("author"))) for c in comments
+        ),
+        tuple(links),
+        tuple(sorted([*added.values(), *removed], key=lambda change: change.at)),
+    )
+
+
+def _jira_time(text: str) -> datetime:
+    """Jira's `2026-11-23T10:15:00.000+0000` (or with a colon in the offset)."""
+    return datetime.strptime(text, "%Y-%m-%dT%H:%M:%S.%f%z")
+
+
+def _person(user: dict[str, Any] | None) -> str:
+    """How Jira names a user to people: display name, else login or account id."""
+    user = user or {}
+    return str(user.get("displayName") or user.get("name") or user.get("accountId") or "")
 
 
 def _attachment(raw: dict[str, Any]) -> Attachment:

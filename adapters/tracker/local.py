@@ -12,6 +12,8 @@ labels) so that a chain looks the same on either tracker.
 Comments and attachments record their author, as Jira does, when a person adds
 them (`certrenew tickets comment` / `attach`); the renewal's own have none ("").
 Databases written before the author was recorded gain the column when opened.
+A deleted attachment leaves its name, dates and author behind (never its bytes),
+so a ticket's history shows that the `.key` was there and when it left.
 """
 
 from __future__ import annotations
@@ -25,11 +27,14 @@ from pathlib import Path
 
 from certrenew.adapters.tracker import (
     Attachment,
+    AttachmentChange,
     AttachmentEntry,
     Comment,
+    DatedLink,
     Link,
     NewTicket,
     Ticket,
+    TicketHistory,
     TicketLink,
 )
 from certrenew.errors import ServiceUnavailable, TicketNotFound, TrackerError
@@ -78,6 +83,14 @@ CREATE TABLE IF NOT EXISTS comments (
     created TEXT NOT NULL,
     author TEXT NOT NULL DEFAULT ''
 );
+CREATE TABLE IF NOT EXISTS removed_attachments (
+    id INTEGER PRIMARY KEY,
+    key TEXT NOT NULL REFERENCES tickets (key),
+    filename TEXT NOT NULL,
+    created TEXT NOT NULL,
+    author TEXT NOT NULL,
+    removed TEXT NOT NULL
+);
 CREATE TABLE IF NOT EXISTS attachments (
     id INTEGER PRIMARY KEY AUTOINCREMENT,
     key TEXT NOT NULL REFERENCES tickets (key),
@@ -93,11 +106,13 @@ CREATE TABLE IF NOT EXISTS attachments (
 _ADDED_COLUMNS = (
     ("comments", "author", "TEXT NOT NULL DEFAULT ''"),
     ("attachments", "author", "TEXT NOT NULL DEFAULT ''"),
+    ("links", "created", "TEXT NOT NULL DEFAULT ''"),
 )
 
 
 class LocalTracker:
-    """TicketTracker on SQLite; for the CLI also BrowsableTracker and AuthoredTracker."""
+    """TicketTracker on SQLite; for the CLI also BrowsableTracker, AuthoredTracker and
+    AuditableTracker."""
 
     def __init__(self, path: Path, done_status: str = "Done") -> None:
         self.path = path.resolve()
@@ -174,9 +189,12 @@ class LocalTracker:
             self._require(db, from_key)
             self._require(db, to_key)
             db.executemany(
-                "INSERT OR IGNORE INTO links (key, other_key, link_type, outward) "
-                "VALUES (?, ?, ?, ?)",
-                [(from_key, to_key, link_type, 1), (to_key, from_key, link_type, 0)],
+                "INSERT OR IGNORE INTO links (key, other_key, link_type, outward, created) "
+                "VALUES (?, ?, ?, ?, ?)",
+                [
+                    (from_key, to_key, link_type, 1, now := _now()),
+                    (to_key, from_key, link_type, 0, now),
+                ],
             )
 
     def links(self, key: str) -> list[Link]:
@@ -219,6 +237,13 @@ class LocalTracker:
         """Deleting an attachment that is already gone leaves the ticket as wanted."""
         with self._connection() as db, _transaction(db):
             self._require(db, key)
+            db.execute(
+                "INSERT OR IGNORE INTO removed_attachments "
+                "(id, key, filename, created, author, removed) "
+                "SELECT id, key, filename, created, author, ? FROM attachments "
+                "WHERE key = ? AND id = ?",
+                (_now(), key, attachment.id),
+            )
             db.execute("DELETE FROM attachments WHERE key = ? AND id = ?", (key, attachment.id))
 
     def close_ticket(self, key: str) -> None:
@@ -311,6 +336,44 @@ class LocalTracker:
                     (key,),
                 )
             ]
+
+    # --- AuditableTracker: the ticket's history, removals included -----------------
+
+    def ticket_history(self, key: str) -> TicketHistory:
+        with self._connection() as db:
+            ticket = self._ticket(db, key)
+            (created,) = db.execute("SELECT created FROM tickets WHERE key = ?", (key,)).fetchone()
+            links = tuple(
+                DatedLink(
+                    TicketLink(row[0], row[1], bool(row[2])),
+                    datetime.fromisoformat(row[3]) if row[3] else None,
+                )
+                for row in db.execute(
+                    "SELECT link_type, other_key, outward, created FROM links WHERE key = ? "
+                    "ORDER BY rowid",
+                    (key,),
+                )
+            )
+            kept = db.execute(
+                "SELECT id, filename, created, author, '' FROM attachments WHERE key = ?", (key,)
+            ).fetchall()
+            removed = db.execute(
+                "SELECT id, filename, created, author, removed FROM removed_attachments "
+                "WHERE key = ?",
+                (key,),
+            ).fetchall()
+        changes: list[AttachmentChange] = []
+        for _, filename, added, author, gone in sorted(kept + removed):
+            changes.append(AttachmentChange(filename, datetime.fromisoformat(added), False, author))
+            if gone:
+                changes.append(AttachmentChange(filename, datetime.fromisoformat(gone), True))
+        return TicketHistory(
+            ticket,
+            datetime.fromisoformat(created),
+            tuple(self.dated_comments(key)),
+            links,
+            tuple(sorted(changes, key=lambda change: change.at)),
+        )
 
     # --- internals -------------------------------------------------------------------
 
