@@ -5,7 +5,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test lint bench clean
+.PHONY: demo test lint bench bench-scan clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -23,6 +23,10 @@ test: $(STAMP)
 
 bench: $(STAMP)
 	$(BIN)/python -m benchmarks $(ARGS)
+
+# The scan against a minimal asyncio+ssl client on nginx, as whole processes (needs nginx).
+bench-scan: $(STAMP)
+	$(BIN)/python -m benchmarks.scan_bed $(ARGS)
 
 clean:
 	rm -rf $(VENV) .certrenew .pytest_cache

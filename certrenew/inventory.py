@@ -192,10 +192,23 @@ def _describe(data: Any, loc: tuple[Any, ...]) -> str:
     return ".".join(parts) or "top level"
 
 
+# libyaml where PyYAML was built with it: the pure-Python parser costs about 1 ms per entry.
+_YamlLoader: type[yaml.SafeLoader] = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+
+
+def _compose(text: str) -> tuple[yaml.Node | None, Any]:
+    """Parse once: the node tree (for line numbers) and the data built from it."""
+    loader = _YamlLoader(text)
+    try:
+        root = loader.get_single_node()
+        return root, (loader.construct_document(root) if root is not None else None)
+    finally:
+        loader.dispose()
+
+
 def parse_inventory(text: str, source: str = "<inventory>", base: Path | None = None) -> Inventory:
     try:
-        root = yaml.compose(text, Loader=yaml.SafeLoader)
-        data = yaml.safe_load(text)
+        root, data = _compose(text)
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f"{source}:{mark.line + 1}" if mark else source
@@ -204,7 +217,11 @@ def parse_inventory(text: str, source: str = "<inventory>", base: Path | None = 
         data = {}
     if not isinstance(data, dict):
         raise InventoryError(f"{source}:1: the inventory must be a mapping with 'certificates'")
-    lines = _line_map(root) if root is not None else {}
+
+    def line_of(loc: tuple[Any, ...]) -> int:
+        # Only an error needs a line number: the map is built then, not on every load.
+        return _line_for(_line_map(root) if root is not None else {}, loc)
+
     try:
         inventory = Inventory.model_validate(data)
     except ValidationError as exc:
@@ -213,25 +230,26 @@ def parse_inventory(text: str, source: str = "<inventory>", base: Path | None = 
         # Shorthand endpoints report a union-ish loc; keep only what exists in the YAML.
         more = f" (and {len(exc.errors()) - 1} more problems)" if len(exc.errors()) > 1 else ""
         raise InventoryError(
-            f"{source}:{_line_for(lines, loc)}: {_describe(data, loc)}: "
+            f"{source}:{line_of(loc)}: {_describe(data, loc)}: "
             f"{err['msg'].removeprefix('Value error, ')}{more}"
         ) from None
     seen: dict[str, int] = {}
     for index, entry in enumerate(inventory.certificates):
-        line = _line_for(lines, ("certificates", index))
         if entry.name in seen:
             raise InventoryError(
-                f"{source}:{line}: certificates[{index}] ({entry.name}): name is already used "
-                f"at line {seen[entry.name]}; names must be unique"
+                f"{source}:{line_of(('certificates', index))}: certificates[{index}] "
+                f"({entry.name}): name is already used at line "
+                f"{line_of(('certificates', seen[entry.name]))}; names must be unique"
             )
-        seen[entry.name] = line
+        seen[entry.name] = index
         try:
             entry.thresholds(inventory.defaults)
         except ValidationError:
             raise InventoryError(
-                f"{source}:{line}: certificates[{index}] ({entry.name}): critical_days is larger "
-                f"than warn_days once the defaults (warn_days {inventory.defaults.warn_days}, "
-                f"critical_days {inventory.defaults.critical_days}) apply; set both on this entry"
+                f"{source}:{line_of(('certificates', index))}: certificates[{index}] "
+                f"({entry.name}): critical_days is larger than warn_days once the defaults "
+                f"(warn_days {inventory.defaults.warn_days}, critical_days "
+                f"{inventory.defaults.critical_days}) apply; set both on this entry"
             ) from None
     if base is not None:
         inventory = _with_files_relative_to(inventory, base)
@@ -240,17 +258,17 @@ def parse_inventory(text: str, source: str = "<inventory>", base: Path | None = 
 
 def _with_files_relative_to(inventory: Inventory, base: Path) -> Inventory:
     """File paths in the inventory are relative to the inventory file."""
-    entries = [
-        entry.model_copy(
-            update={
-                "files": [
-                    f.model_copy(update={"path": f.path if f.path.is_absolute() else base / f.path})
-                    for f in entry.files
-                ]
-            }
-        )
-        for entry in inventory.certificates
-    ]
+
+    def rebased(entry: CertificateEntry) -> CertificateEntry:
+        if all(f.path.is_absolute() for f in entry.files):
+            return entry  # most entries: endpoints only, nothing to copy
+        files = [
+            f if f.path.is_absolute() else f.model_copy(update={"path": base / f.path})
+            for f in entry.files
+        ]
+        return entry.model_copy(update={"files": files})
+
+    entries = [rebased(entry) for entry in inventory.certificates]
     return inventory.model_copy(update={"certificates": entries})
 
 
