@@ -12,6 +12,7 @@ from rich.table import Table
 from rich.text import Text
 
 from certrenew.inventory import Inventory
+from certrenew.printable import json_for_terminal, printable
 from certrenew.probe import STATUSES, ProbeResult, run_scan, target_count
 
 STATUS_STYLE = {
@@ -58,7 +59,18 @@ def problem(result: ProbeResult) -> str:
     return ""
 
 
+def _plain(text: str | None, style: str = "") -> Text:
+    """A cell from outside (inventory, certificate, error): plain text, never markup."""
+    return Text(printable(text or ""), style=style)
+
+
 def results_table(results: Sequence[ProbeResult]) -> Table:
+    """Every target; names, targets, CNs and messages are plain text without control characters.
+
+    They come from the inventory and from whatever an endpoint serves: a CN
+    `[/oops]` is not markup, `[fd00::1]:443` is an address, an escape sequence
+    is removed.
+    """
     table = Table(title="Certificate expiry (soonest first)", title_justify="left")
     table.add_column("status", no_wrap=True)
     table.add_column("days", justify="right", no_wrap=True)
@@ -72,11 +84,11 @@ def results_table(results: Sequence[ProbeResult]) -> Table:
         table.add_row(
             Text(r.status, style=style),
             Text("" if r.days_left is None else str(r.days_left), style=style),
-            (r.not_after or "")[:16].replace("T", " "),
-            r.name,
-            r.target,
-            r.subject_cn or "",
-            Text(problem(r), style=style),
+            Text((r.not_after or "")[:16].replace("T", " ")),
+            _plain(r.name),
+            _plain(r.target),
+            _plain(r.subject_cn),
+            _plain(problem(r), style),
         )
     return table
 
@@ -91,4 +103,6 @@ def summary_line(results: Sequence[ProbeResult]) -> Text:
 
 
 def results_json(results: Sequence[ProbeResult]) -> str:
-    return json.dumps([r.as_dict() for r in results], indent=2, ensure_ascii=False)
+    return json_for_terminal(
+        json.dumps([r.as_dict() for r in results], indent=2, ensure_ascii=False)
+    )

@@ -1,33 +1,106 @@
 """The `certrenew` command line.
 
-Errors a person can fix (errors.PERSON_FIXABLE) are printed as one line
-without a traceback: they already say what to do.
+One handler at the top (CertRenewGroup.main) answers every failure of every
+command with one line and exit code 3 (UNKNOWN in monitoring terms), never a
+traceback: errors a person can fix (errors.PERSON_FIXABLE) already say what
+to do; anything else is named with where it happened, without its message,
+which may quote a secret.
 """
 
 from __future__ import annotations
 
-import functools
 import getpass
 import sys
-from collections.abc import Callable
+import traceback
+from collections.abc import Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, Any, ParamSpec, TypeVar
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 from rich.console import Console
-from rich.markup import escape
+from rich.text import Text
 from typer.core import TyperGroup
 
 from certrenew.config import Settings, load_settings
 from certrenew.errors import PERSON_FIXABLE, CertRenewError, TrackerError
+from certrenew.printable import printable
 
 if TYPE_CHECKING:
     from certrenew.adapters.tracker import AuthoredTracker
 
+# Monitoring plugins' UNKNOWN: the command could not do its job.
+FAILED = 3
+
+
+class CertRenewGroup(TyperGroup):
+    """The command line's one failure handler: every failure is one line and exit code 3."""
+
+    def main(  # type: ignore[override]
+        self,
+        args: Sequence[str] | None = None,
+        prog_name: str | None = None,
+        complete_var: str | None = None,
+        standalone_mode: bool = True,
+        **extra: Any,
+    ) -> Any:
+        try:
+            result = super().main(args, prog_name, complete_var, standalone_mode=False, **extra)
+            code = result if isinstance(result, int) else 0
+        except typer.TyperException as exc:  # the command line itself is wrong
+            context = getattr(exc, "ctx", None)
+            if type(exc).__name__ == "NoArgsIsHelpError" and context is not None:
+                # A group given no command: its help is the answer (typer's class is private).
+                typer.echo(context.get_help(), err=True)
+                code = exc.exit_code
+            else:
+                command = f"{context.command_path} --help" if context else "--help"
+                code = report_failure(f"{exc.format_message()} (see `{command}`)")
+        except typer.Abort:
+            code = report_failure("interrupted")
+        except PERSON_FIXABLE as exc:
+            code = report_failure(str(exc))
+        except Exception as exc:
+            code = report_failure(unexpected(exc))
+        if standalone_mode:
+            sys.exit(code)
+        return code
+
+
+def report_failure(message: str) -> int:
+    """Print `message` as the one line of a failed command; the exit code to end with."""
+    Console(stderr=True, highlight=False, soft_wrap=True).print(
+        Text.assemble(("error:", "bold red"), " ", printable(message))
+    )
+    return FAILED
+
+
+def unexpected(exc: Exception) -> str:
+    """A failure nobody foresaw, named by its kind and where it happened.
+
+    Its message is left out: a library's message may quote what it was given,
+    a header with a token or a password included. An operating-system error's
+    own description is kept (it quotes nothing but a file name).
+    """
+    frames = traceback.extract_tb(exc.__traceback__)
+    ours = [frame for frame in frames if "/certrenew/" in frame.filename]
+    where = ours[-1] if ours else (frames[-1] if frames else None)
+    place = ""
+    if where is not None:
+        path = where.filename
+        place = f" at {path[path.rfind('/certrenew/') + 1 :]}:{where.lineno}"
+    detail = f" ({exc.strerror})" if isinstance(exc, OSError) and exc.strerror else ""
+    return (
+        f"unexpected failure: {type(exc).__name__}{detail}{place}; this is a bug in "
+        "certrenew: please report it with the command you ran"
+    )
+
+
 app = typer.Typer(
+    cls=CertRenewGroup,
     help="Certificate renewal runbook: detect expiring certificates and renew them.",
     no_args_is_help=True,
     add_completion=False,
+    pretty_exceptions_enable=False,
 )
 check_app = typer.Typer(help="Check a live integration before going live.", no_args_is_help=True)
 app.add_typer(check_app, name="check")
@@ -56,8 +129,6 @@ tickets_app = typer.Typer(
 app.add_typer(tickets_app, name="tickets")
 
 err_console = Console(stderr=True)
-P = ParamSpec("P")
-R = TypeVar("R")
 
 ConfigOption = Annotated[
     Path | None,
@@ -65,25 +136,6 @@ ConfigOption = Annotated[
         "--config", "-c", help="TOML configuration (default: $CERTRENEW_CONFIG)", show_default=False
     ),
 ]
-
-
-def friendly_errors(func: Callable[P, R]) -> Callable[P, R]:
-    """Print project errors as one actionable line; exit 3 (UNKNOWN in monitoring terms)."""
-
-    @functools.wraps(func)
-    def wrapper(*args: P.args, **kwargs: P.kwargs) -> R:
-        try:
-            return func(*args, **kwargs)
-        except PERSON_FIXABLE as exc:
-            err_console.print(
-                f"[bold red]error:[/] {escape(str(exc))}",
-                highlight=False,
-                markup=True,
-                soft_wrap=True,
-            )
-            raise typer.Exit(3) from None
-
-    return wrapper
 
 
 def settings_from(config: Path | None) -> Settings:
@@ -102,7 +154,6 @@ AuthorOption = Annotated[
 
 
 @tickets_app.command("show")
-@friendly_errors
 def show_tickets(
     key: Annotated[
         str | None, typer.Argument(help="Show this ticket (e.g. SIS-12)", show_default=False)
@@ -122,7 +173,6 @@ def show_tickets(
 
 
 @tickets_app.command("attach")
-@friendly_errors
 def attach_files(
     key: Annotated[
         str, typer.Argument(metavar="KEY", help="the ticket (e.g. SIS-12)", show_default=False)
@@ -153,7 +203,6 @@ def attach_files(
 
 
 @tickets_app.command("comment")
-@friendly_errors
 def comment_ticket(
     key: Annotated[
         str, typer.Argument(metavar="KEY", help="the ticket (e.g. SIS-12)", show_default=False)
@@ -234,7 +283,6 @@ def _read_file(path: Path, key: str) -> bytes:
 
 
 @app.command("config")
-@friendly_errors
 def show_config(config: ConfigOption = None) -> None:
     """Print the effective configuration (secrets masked)."""
     settings = settings_from(config)
@@ -242,7 +290,6 @@ def show_config(config: ConfigOption = None) -> None:
 
 
 @app.command("scan")
-@friendly_errors
 def scan(
     inventory: Annotated[
         Path | None,
@@ -285,7 +332,6 @@ def scan(
 
 
 @app.command("renew")
-@friendly_errors
 def renew(
     name: Annotated[str, typer.Argument(help="certificate name or domain from the inventory")],
     force: Annotated[
@@ -305,11 +351,12 @@ def renew(
     entry = load_inventory(settings.inventory).get(name)
     path = config_path(config)
     url = start_renewal(entry.name, str(path.resolve()) if path else None, force, urgent)
-    Console().print(f"renewal of [bold]{entry.name}[/] started: {url}")
+    Console(highlight=False, soft_wrap=True).print(
+        Text.assemble("renewal of ", (printable(entry.name), "bold"), f" started: {printable(url)}")
+    )
 
 
 @app.command("history")
-@friendly_errors
 def history(
     name: Annotated[str, typer.Argument(help="certificate name or domain from the inventory")],
     as_json: Annotated[
@@ -339,7 +386,6 @@ def history(
 
 
 @app.command("serve")
-@friendly_errors
 def serve_deployments(config: ConfigOption = None) -> None:
     """Serve the renewal flow (and start renewals from expiring-certificate events)."""
     from certrenew.config import config_path
@@ -350,7 +396,6 @@ def serve_deployments(config: ConfigOption = None) -> None:
 
 
 @app.command("demo")
-@friendly_errors
 def demo(
     unattended: Annotated[
         bool, typer.Option("--unattended", help="play every person's part; run to the end")
@@ -370,7 +415,6 @@ def demo(
 
 
 @check_app.command("sharepoint")
-@friendly_errors
 def check_sharepoint_command(config: ConfigOption = None) -> None:
     """Get a token, resolve the site and library, write and delete a probe file."""
     from certrenew.adapters.archive.sharepoint.check import check_sharepoint
@@ -384,13 +428,12 @@ def check_sharepoint_command(config: ConfigOption = None) -> None:
     console = Console(highlight=False, soft_wrap=True)
     for result in results:
         console.print(f"{marks[result.status]} {result.step}: ", end="")
-        console.print(result.detail, markup=False)
+        console.print(printable(result.detail), markup=False)
     if any(result.status != "ok" for result in results):
         raise typer.Exit(1)
 
 
 @check_app.command("jira")
-@friendly_errors
 def check_jira_command(
     config: ConfigOption = None,
     issue: Annotated[
