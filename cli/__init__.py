@@ -10,9 +10,11 @@ which may quote a secret.
 from __future__ import annotations
 
 import getpass
+import os
 import sys
 import traceback
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
 
@@ -22,7 +24,7 @@ from rich.text import Text
 from typer.core import TyperGroup
 
 from certrenew.config import Settings, load_settings
-from certrenew.errors import PERSON_FIXABLE, CertRenewError, TrackerError
+from certrenew.errors import PERSON_FIXABLE, CertRenewError, InventoryError, TrackerError
 from certrenew.printable import printable
 
 if TYPE_CHECKING:
@@ -30,6 +32,8 @@ if TYPE_CHECKING:
 
 # Monitoring plugins' UNKNOWN: the command could not do its job.
 FAILED = 3
+# Wide enough for any table row: output that is not a terminal is never wrapped.
+UNWRAPPED_WIDTH = 100_000
 
 
 class CertRenewGroup(TyperGroup):
@@ -43,8 +47,12 @@ class CertRenewGroup(TyperGroup):
         standalone_mode: bool = True,
         **extra: Any,
     ) -> Any:
+        argv = list(sys.argv[1:] if args is None else args)
+        report = report_failure
+        if _monitor_reads(argv):
+            report = report_unknown
         try:
-            result = super().main(args, prog_name, complete_var, standalone_mode=False, **extra)
+            result = super().main(argv, prog_name, complete_var, standalone_mode=False, **extra)
             code = result if isinstance(result, int) else 0
         except typer.TyperException as exc:  # the command line itself is wrong
             context = getattr(exc, "ctx", None)
@@ -54,16 +62,22 @@ class CertRenewGroup(TyperGroup):
                 code = exc.exit_code
             else:
                 command = f"{context.command_path} --help" if context else "--help"
-                code = report_failure(f"{exc.format_message()} (see `{command}`)")
+                code = report(f"{exc.format_message()} (see `{command}`)")
         except typer.Abort:
-            code = report_failure("interrupted")
+            code = report("interrupted")
         except PERSON_FIXABLE as exc:
-            code = report_failure(str(exc))
+            code = report(str(exc))
         except Exception as exc:
-            code = report_failure(unexpected(exc))
+            code = report(unexpected(exc))
         if standalone_mode:
             sys.exit(code)
         return code
+
+
+def _monitor_reads(argv: list[str]) -> bool:
+    """`certrenew scan` without --json: a monitor reads the first line of standard output."""
+    words = [arg for arg in argv if not arg.startswith("-")]
+    return bool(words) and words[0] == "scan" and "--json" not in argv
 
 
 def report_failure(message: str) -> int:
@@ -71,6 +85,15 @@ def report_failure(message: str) -> int:
     Console(stderr=True, highlight=False, soft_wrap=True).print(
         Text.assemble(("error:", "bold red"), " ", printable(message))
     )
+    return FAILED
+
+
+def report_unknown(message: str) -> int:
+    """A scan that could not run, told the monitor on its status line: UNKNOWN."""
+    from certrenew.scan_report import plugin_unknown_line
+
+    with reader_may_leave():
+        sys.stdout.write(plugin_unknown_line(message) + "\n")
     return FAILED
 
 
@@ -302,13 +325,16 @@ def scan(
 ) -> None:
     """Read the expiry of every certificate in the inventory (runbook step 0).
 
-    Exit code as a monitoring check: 0 all ok, 1 a warning, 2 a critical or
-    expired certificate (or one that does not cover its domain), 3 a target
-    could not be checked and nothing worse.
+    A Nagios/Icinga check: the first line is the monitor's status line (with
+    the days left per target as performance data), then the table. Exit code
+    0 all ok, 1 a warning, 2 a critical or expired certificate (or one that
+    does not cover its domain), 3 (UNKNOWN) a target could not be checked and
+    nothing worse, the inventory is empty or the scan could not run.
     """
     from certrenew.inventory import load_inventory
     from certrenew.probe import exit_code
     from certrenew.scan_report import (
+        plugin_status_line,
         results_json,
         results_table,
         scan_with_progress,
@@ -316,19 +342,59 @@ def scan(
     )
 
     settings = settings_from(config)
+    path = inventory or settings.inventory
+    listed = load_inventory(path)
+    if not listed.certificates:
+        raise InventoryError(
+            f"{path}: the inventory lists no certificate, so nothing was checked: add the "
+            "team's certificates (see examples/inventory.yaml) or name another with --inventory"
+        )
     results = scan_with_progress(
-        load_inventory(inventory or settings.inventory),
+        listed,
         concurrency=settings.scan.concurrency,
         timeout=settings.scan.timeout_seconds,
         console=err_console,
     )
-    if as_json:
-        sys.stdout.write(results_json(results) + "\n")
-    else:
-        out = Console()
-        out.print(results_table(results))
-        out.print(summary_line(results))
+    with reader_may_leave():
+        if as_json:
+            sys.stdout.write(results_json(results) + "\n")
+        else:
+            sys.stdout.write(plugin_status_line(results, listed) + "\n")
+            out = unwrapped_console()
+            out.print(results_table(results))
+            out.print(summary_line(results))
     raise typer.Exit(exit_code(r.status for r in results))
+
+
+class _OutputConsole(Console):
+    """Standard output whose closed pipe is left to reader_may_leave (rich would exit 1)."""
+
+    def on_broken_pipe(self) -> None:
+        self.quiet = True
+        raise BrokenPipeError
+
+
+def unwrapped_console() -> Console:
+    """The terminal's width on a terminal; elsewhere (a pipe, a monitor) lines are never cut."""
+    console = _OutputConsole()
+    return console if console.is_terminal else _OutputConsole(width=UNWRAPPED_WIDTH)
+
+
+@contextmanager
+def reader_may_leave() -> Iterator[None]:
+    """Output whose reader may stop early (`certrenew scan | head -1`) keeps the exit code.
+
+    The reader has what it wanted; the rest goes nowhere, quietly, so that the
+    command still ends with the code it was about to give (a closed pipe would
+    otherwise end it with 1, WARNING to a monitor, or 120 at the final flush).
+    """
+    try:
+        yield
+        sys.stdout.flush()
+    except BrokenPipeError:
+        nowhere = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(nowhere, sys.stdout.fileno())
+        os.close(nowhere)
 
 
 @app.command("renew")
