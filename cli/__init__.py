@@ -219,8 +219,10 @@ def attach_files(
     for name, data in contents:
         attachment = tracker.add_attachment_as(key, name, data, login)
         out.print(
-            f"{key}: attached {name} ({attachment.size} bytes) as attachment "
-            f"{attachment.id}, by {login}",
+            printable(
+                f"{key}: attached {name} ({attachment.size} bytes) as attachment "
+                f"{attachment.id}, by {login}"
+            ),
             markup=False,
         )
 
@@ -250,7 +252,7 @@ def comment_ticket(
         )
     comment = tracker.add_comment_as(key, body, login)
     Console(highlight=False, soft_wrap=True).print(
-        f"{key}: comment added by {login} at {comment.created:%Y-%m-%d %H:%M:%S} UTC",
+        printable(f"{key}: comment added by {login} at {comment.created:%Y-%m-%d %H:%M:%S} UTC"),
         markup=False,
     )
 
@@ -512,6 +514,6 @@ def check_jira_command(
 
     settings = settings_from(config)
     items = check_jira(settings.jira, settings.tickets, issue=issue)
-    sys.stdout.write(format_checklist(items) + "\n")
+    sys.stdout.write(printable(format_checklist(items), lines=True) + "\n")
     if not all_present(items):
         raise typer.Exit(1)

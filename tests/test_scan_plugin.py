@@ -173,3 +173,16 @@ def test_the_exit_code_survives_a_reader_that_stops_early(tmp_path: Path, lab_ca
     [line] = result.stdout.splitlines()
     assert line.startswith("CERTRENEW CRITICAL - 1500 expired | 'c0000 ")
     assert result.stderr == ""
+
+
+def test_a_missing_password_variable_leaves_that_target_unchecked(
+    tmp_path: Path, lab_ca: LocalCA, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.delenv("CERTRENEW_TEST_SEAL_PASSWORD", raising=False)
+    sealed = {"path": certificate(tmp_path, lab_ca, "seal", 90.5)}
+    sealed["password_env"] = "CERTRENEW_TEST_SEAL_PASSWORD"
+    path = inventory(tmp_path, [{"name": "seal", "domain": "seal.test", "files": [sealed]}])
+    result = CliRunner().invoke(app, ["scan", "-i", str(path)], env={"COLUMNS": "300"})
+    assert result.exit_code == 3
+    assert result.stdout.startswith("CERTRENEW UNKNOWN - 1 unchecked | 'seal ")
+    assert "the password variable CERTRENEW_TEST_SEAL_PASSWORD is not set" in result.stdout
