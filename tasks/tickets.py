@@ -190,7 +190,9 @@ def record_ca_choice(
 def record_urgent_decision(
     ctx: RenewalContext, start: RenewalStart, ticket: str, approved: bool, by: str, at: str
 ) -> None:
-    comment_once(ctx, ticket, "urgent-decision", comments.urgent_decision(approved, by, at), by)
+    comment_once(
+        ctx, ticket, "urgent-decision", comments.urgent_decision(approved, by, at), by
+    )
 
 
 @renewal_step("record-ca-request")
@@ -204,7 +206,9 @@ def record_ca_request(
 ) -> None:
     portal = ctx.ca_route(ca).portal
     for ticket in tickets.before_install():
-        comment_once(ctx, ticket, "ca-requested", comments.ca_requested(ca, portal, number, by), by)
+        comment_once(
+            ctx, ticket, "ca-requested", comments.ca_requested(ca, portal, number, by), by
+        )
 
 
 def check_issued(
