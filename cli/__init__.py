@@ -48,9 +48,7 @@ class CertRenewGroup(TyperGroup):
         **extra: Any,
     ) -> Any:
         argv = list(sys.argv[1:] if args is None else args)
-        report = report_failure
-        if _monitor_reads(argv):
-            report = report_unknown
+        report = report_unknown if _monitor_reads(argv) else report_failure
         try:
             result = super().main(argv, prog_name, complete_var, standalone_mode=False, **extra)
             code = result if isinstance(result, int) else 0
