@@ -18,7 +18,7 @@ from prefect.events import emit_event
 
 from certrenew.adapters.wiring import build_notice_channels
 from certrenew.config import Settings, load_settings
-from certrenew.inventory import load_inventory
+from certrenew.inventory import Inventory, load_inventory
 from certrenew.probe import ProbeResult
 from certrenew.renewal_need import (
     RenewalDecision,
@@ -27,7 +27,7 @@ from certrenew.renewal_need import (
     expiry_table,
     renewal_decisions,
 )
-from certrenew.tasks.notices import send_notice
+from certrenew.tasks.notices import retry_pending_notices, send_notice
 from certrenew.tasks.tls import scan_certificates
 
 EXPIRY_ARTIFACT_KEY = "certificate-expiry"
@@ -70,25 +70,35 @@ def announce_expiring(decisions: list[RenewalDecision]) -> list[str]:
     return announced
 
 
+@task(name="deliver-pending-notices", cache_policy=NO_CACHE)
+def deliver_pending_notices(settings: Settings) -> list[str]:
+    """Notices a transport did not take on an earlier run, tried again; what still fails."""
+    return retry_pending_notices(build_notice_channels(settings))
+
+
 @task(name="send-expiry-reminders", cache_policy=NO_CACHE)
-def send_expiry_reminders(decisions: list[RenewalDecision], settings: Settings) -> list[str]:
+def send_expiry_reminders(
+    decisions: list[RenewalDecision], inventory: Inventory, settings: Settings
+) -> list[str]:
     """One reminder per certificate, serial and threshold crossed (warning, then critical).
 
     Daily runs find the notice already in the outbox and send nothing new, so
     people get the runbook's two reminders: a month before and a week before.
+    Returns what did not go out (kept pending for the next run).
     """
     channels = build_notice_channels(settings)
-    sent = []
+    owners = {entry.name: entry.owner_email for entry in inventory.certificates}
+    undelivered = []
     for decision in decisions:
         newest = decision.newest
         if not decision.needs_renewal or newest is None:
             continue
         notice_id = f"expiry-{decision.name}-{newest.serial}-{decision.status}"
-        send_notice(
+        undelivered += send_notice(
             channels,
             notice_id,
             "expiry_reminder",
-            settings.notices.recipients,
+            settings.notices.recipients_for("expiry", owners.get(decision.name)),
             name=decision.name,
             kind="SSL",
             not_after=newest.not_after,
@@ -96,8 +106,7 @@ def send_expiry_reminders(decisions: list[RenewalDecision], settings: Settings) 
             serial=newest.serial,
             days_left=newest.days_left,
         )
-        sent.append(notice_id)
-    return sent
+    return undelivered
 
 
 @flow(name="detect-expiring-certificates")
@@ -111,8 +120,9 @@ def detect_expiring_certificates(
     decisions = renewal_decisions(results, inventory)
     publish_expiry_table(results, decisions)
     announced = announce_expiring(decisions)
-    send_expiry_reminders(decisions, settings)
-    summary = detection_summary(results, decisions)
+    undelivered = deliver_pending_notices(settings)
+    undelivered += send_expiry_reminders(decisions, inventory, settings)
+    summary = {**detection_summary(results, decisions), "notices_not_delivered": undelivered}
     get_run_logger().info(
         "%d targets scanned, %d certificates need renewal: %s",
         summary["targets"],
