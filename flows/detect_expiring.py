@@ -8,6 +8,7 @@ newest certificate seen decides (see certrenew.renewal_need).
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -16,7 +17,7 @@ from prefect.artifacts import create_table_artifact
 from prefect.cache_policies import NO_CACHE
 from prefect.events import emit_event
 
-from certrenew.adapters.wiring import build_notice_channels
+from certrenew.adapters.wiring import build_notice_channels, build_tracker
 from certrenew.config import Settings, load_settings
 from certrenew.inventory import Inventory, load_inventory
 from certrenew.probe import ProbeResult
@@ -27,7 +28,8 @@ from certrenew.renewal_need import (
     expiry_table,
     renewal_decisions,
 )
-from certrenew.tasks.notices import retry_pending_notices, send_notice
+from certrenew.tasks.notices import retry_pending_notices
+from certrenew.tasks.reminders import send_reminders
 from certrenew.tasks.tls import scan_certificates
 
 EXPIRY_ARTIFACT_KEY = "certificate-expiry"
@@ -80,33 +82,20 @@ def deliver_pending_notices(settings: Settings) -> list[str]:
 def send_expiry_reminders(
     decisions: list[RenewalDecision], inventory: Inventory, settings: Settings
 ) -> list[str]:
-    """One reminder per certificate, serial and threshold crossed (warning, then critical).
+    """The runbook's reminders, each saying where the renewal stands; escalations when due.
 
-    Daily runs find the notice already in the outbox and send nothing new, so
-    people get the runbook's two reminders: a month before and a week before.
-    Returns what did not go out (kept pending for the next run).
+    One reminder per certificate, serial and threshold crossed, so daily runs
+    send each once (see certrenew.reminders). Returns what did not go out.
     """
-    channels = build_notice_channels(settings)
-    owners = {entry.name: entry.owner_email for entry in inventory.certificates}
-    undelivered = []
-    for decision in decisions:
-        newest = decision.newest
-        if not decision.needs_renewal or newest is None:
-            continue
-        notice_id = f"expiry-{decision.name}-{newest.serial}-{decision.status}"
-        undelivered += send_notice(
-            channels,
-            notice_id,
-            "expiry_reminder",
-            settings.notices.recipients_for("expiry", owners.get(decision.name)),
-            name=decision.name,
-            kind="SSL",
-            not_after=newest.not_after,
-            domain=decision.domain,
-            serial=newest.serial,
-            days_left=newest.days_left,
-        )
-    return undelivered
+    return send_reminders(
+        decisions,
+        inventory,
+        settings.notices,
+        build_notice_channels(settings),
+        build_tracker(settings),
+        now=datetime.now(UTC),
+        ui_url=settings.renewal.flow_ui_url if settings.renewal else None,
+    )
 
 
 @flow(name="detect-expiring-certificates")

@@ -39,14 +39,19 @@ def retry_pending_notices(channels: Sequence[NoticeChannel]) -> list[str]:
 
 def report_failures(deliveries: Iterable[Delivery]) -> list[str]:
     """One warning per transport that did not take a notice; the lines, for summaries."""
-    lines = [
-        f"notice {delivery.notice} not delivered by {reason} (kept pending; retried next run)"
+    return [
+        report(
+            f"notice {delivery.notice} not delivered by {reason} (kept pending; retried next run)"
+        )
         for delivery in deliveries
         for _, reason in delivery.failed
     ]
-    for line in lines:
-        _logger().warning("%s", line)
-    return lines
+
+
+def report(line: str) -> str:
+    """`line` as a warning in the run's log (the Prefect UI shows it); returned for summaries."""
+    _logger().warning("%s", line)
+    return line
 
 
 def _logger() -> logging.Logger | logging.LoggerAdapter[logging.Logger]:
