@@ -240,11 +240,66 @@ class RolesSettings(Section):
     )
 
 
-class NoticeSettings(Section):
-    """Where expiry reminders and revocation notices go."""
+class SmtpSettings(Section):
+    """The mail relay notices are sent through; the password comes from the environment."""
 
-    recipients: list[str] = []
+    host: str = Field(min_length=1)
+    port: int | None = Field(None, ge=1, le=65535, description="default: 587, 465 for tls, 25")
+    security: Literal["starttls", "tls", "none"] = Field(
+        "starttls", description="STARTTLS on a plain connection, or TLS from the first byte"
+    )
+    sender: str = Field(min_length=3, description="the From address")
+    user: str | None = None
+    password: SecretStr | None = None
+    password_file: Path | None = None
+    timeout_seconds: float = Field(30.0, gt=0)
+
+    def secret_password(self) -> str | None:
+        return read_secret(self.password, self.password_file, "notices.smtp.password")
+
+
+class WebhookSettings(Section):
+    """A URL that takes each notice as a JSON POST (a Teams/Slack relay, a ticketing inbox)."""
+
+    url: str = Field(pattern=r"^https?://[^/?#]+")
+    token: SecretStr | None = None
+    token_file: Path | None = None
+    timeout_seconds: float = Field(30.0, gt=0)
+
+    def secret_token(self) -> str | None:
+        return read_secret(self.token, self.token_file, "notices.webhook.token")
+
+
+NoticeKind = Literal["expiry", "revocation", "escalation"]
+
+
+class NoticeSettings(Section):
+    """Who gets which notice, and the channels that carry them beside the outbox.
+
+    The outbox always records every notice; `smtp` and `webhook`, when set,
+    deliver them. The team mailbox (`recipients`) gets every notice, the
+    certificate's owner (the inventory's `owner_email`) the kinds in
+    `to_owner`, and the workflow managers (`managers`) the escalations.
+    """
+
+    recipients: list[str] = Field([], description="the team mailbox: every notice")
+    managers: list[str] = Field([], description="the workflow managers' mailboxes: escalations")
+    to_owner: list[NoticeKind] = Field(
+        ["expiry", "revocation", "escalation"],
+        description="notice kinds also sent to the certificate's owner_email",
+    )
     outbox: Path | None = Field(None, description="default: <data_dir>/outbox")
+    smtp: SmtpSettings | None = None
+    webhook: WebhookSettings | None = None
+
+    def recipients_for(self, kind: NoticeKind, owner_email: str | None) -> tuple[str, ...]:
+        """The team, the owner where known and wanted, the managers for escalations; once each."""
+        chosen = list(self.recipients)
+        if owner_email and kind in self.to_owner:
+            chosen.append(owner_email)
+        if kind == "escalation":
+            chosen += self.managers
+        return tuple(dict.fromkeys(address.strip() for address in chosen if address.strip()))
 
 
 class Settings(BaseSettings):
@@ -383,8 +438,8 @@ def _reject_secrets(data: dict[str, Any], path: Path, prefix: str = "") -> None:
         if isinstance(value, dict):
             _reject_secrets(value, path, f"{prefix}{key}.")
         elif key in SECRET_KEYS:
-            section = prefix.rstrip(".")
-            env = "CERTRENEW_" + "__".join(p.upper() for p in (*filter(None, [section]), key))
+            parts = [*filter(None, prefix.split(".")), key]
+            env = "CERTRENEW_" + "__".join(part.upper() for part in parts)
             raise ConfigError(
                 f"{path}: '{prefix}{key}' is a secret and is not read from the configuration "
                 f"file; remove it and set {env} in the environment, or name a file holding "
@@ -398,6 +453,8 @@ _PATH_KEYS = {
     ("sharepoint",): ("cert_path", "cert_password_file", "ca_bundle", "key_passphrase_file"),
     ("local_archive",): ("path",),
     ("notices",): ("outbox",),
+    ("notices", "smtp"): ("password_file",),
+    ("notices", "webhook"): ("token_file",),
 }
 
 

@@ -121,6 +121,9 @@ class CertificateEntry(_Model):
     name: str = Field(min_length=1)
     domain: str = Field(min_length=1)
     owner: str | None = None
+    owner_email: str | None = Field(
+        None, description="the owner's mailbox for notices (`owner` is their tracker login)"
+    )
     ca: str | None = None
     endpoints: list[Endpoint] = []
     files: list[CertificateFile] = []

@@ -42,7 +42,7 @@ from certrenew.tasks.context import (
 )
 from certrenew.tasks.endpoints import confirm_expiry, now_text, verify_served_certificate
 from certrenew.tasks.forms import Question
-from certrenew.tasks.notices import send_notice
+from certrenew.tasks.notices import owner_mailbox, send_notice
 from certrenew.tasks.people import PersonAsker, Role
 from certrenew.tasks.report import RenewalReport
 from certrenew.tasks.tickets import (
@@ -401,7 +401,7 @@ def retire_old_certificate(
             ctx.notice_channels,
             f"{start.id}-revoked",
             "revocation_notice",
-            ctx.notices.recipients,
+            ctx.notices.recipients_for("revocation", owner_mailbox(ctx.inventory, start.name)),
             name=start.name,
             kind="SSL",
             revoked_at=retired_at,

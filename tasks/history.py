@@ -57,7 +57,7 @@ def certificate_history(
         )
     require_prefect_api()
     with get_client(sync_client=True) as client:
-        runs = _renewal_runs(client, {entry.name, entry.domain})
+        runs = renewal_runs(client, {entry.name, entry.domain})
         grouped: dict[str, list[FlowRun]] = {}
         for run in runs:
             grouped.setdefault(str(run.labels.get(RENEWAL_LABEL, "")), []).append(run)
@@ -100,13 +100,13 @@ def ticket_events(history: TicketHistory) -> list[Event]:
     return events
 
 
-def _renewal_runs(client: SyncPrefectClient, names: set[str]) -> list[FlowRun]:
+def renewal_runs(client: SyncPrefectClient, names: set[str]) -> list[FlowRun]:
     """The renewal flow's runs whose certificate (`name` parameter) is one of `names`."""
     from prefect.client.schemas.filters import FlowFilter, FlowFilterName
     from prefect.client.schemas.sorting import FlowRunSort
 
     def page(offset: int) -> list[FlowRun]:
-        return _api(
+        return prefect_api(
             lambda: client.read_flow_runs(
                 flow_filter=FlowFilter(name=FlowFilterName(any_=[RENEWAL_FLOW])),
                 sort=FlowRunSort.EXPECTED_START_TIME_ASC,
@@ -131,7 +131,9 @@ def _run_history(
     """Every state of the run, oldest first, and for each question answered, the answer."""
     from prefect.input.run_input import keyset_from_paused_state
 
-    states = sorted(_api(lambda: client.read_flow_run_states(run.id)), key=lambda s: s.timestamp)
+    states = sorted(
+        prefect_api(lambda: client.read_flow_run_states(run.id)), key=lambda s: s.timestamp
+    )
     records: list[RunState] = []
     answers: list[Event] = []
     asked: set[str] = set()
@@ -174,7 +176,7 @@ def _answer(
 
 def _input(client: SyncPrefectClient, run_id: UUID, key: str) -> FlowRunInput | None:
     """The run input saved under `key` (a form's description or its answer), if any."""
-    found = _api(lambda: client.filter_flow_run_input(run_id, key, 1, set()))
+    found = prefect_api(lambda: client.filter_flow_run_input(run_id, key, 1, set()))
     return found[0] if found and found[0].key == key else None
 
 
@@ -187,7 +189,7 @@ def _utc(moment: datetime) -> datetime:
     return datetime.fromisoformat(moment.isoformat()).astimezone(UTC)
 
 
-def _api(call: Callable[[], T]) -> T:
+def prefect_api(call: Callable[[], T]) -> T:
     """Prefect's answer; an unreachable API is a one-line error saying where it looked."""
     import httpx
 

@@ -13,7 +13,7 @@ import pytest
 from cryptography import x509
 
 from certrenew.adapters.archive.local import LocalArchive
-from certrenew.adapters.notice import Notice
+from certrenew.adapters.notice import Delivery, Notice
 from certrenew.adapters.tracker.jira import JiraTracker
 from certrenew.adapters.tracker.local import LocalTracker
 from certrenew.adapters.wiring import ArchiveSetup, RenewalContext, renewal_context
@@ -41,8 +41,12 @@ class RecordingChannel:
     def __init__(self) -> None:
         self.delivered: list[Notice] = []
 
-    def deliver(self, notice: Notice) -> None:
+    def deliver(self, notice: Notice) -> Delivery:
         self.delivered.append(notice)
+        return Delivery(notice.id)
+
+    def retry_pending(self) -> list[Delivery]:
+        return []
 
 
 @pytest.fixture
