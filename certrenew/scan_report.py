@@ -55,7 +55,7 @@ def problem(result: ProbeResult) -> str:
         return result.error
     if result.covers_domain is False:
         return f"does not cover {result.domain}"
-    return ""
+    return result.note or ""
 
 
 def results_table(results: Sequence[ProbeResult]) -> Table:
