@@ -52,8 +52,8 @@ def seq(*parts: bytes) -> bytes:
 
 def oid(dotted: str) -> bytes:
     arcs = [int(arc) for arc in dotted.split(".")]
-    body = bytearray([40 * arcs[0] + arcs[1]])
-    for arc in arcs[2:]:
+    body = bytearray()
+    for arc in [40 * arcs[0] + arcs[1], *arcs[2:]]:
         chunk = [arc & 0x7F]
         arc >>= 7
         while arc:
@@ -97,8 +97,8 @@ def forge(
     serial: int = 0x1A2B3C4D5E,
     signature_algorithm: bytes = seq(oid(ECDSA_SHA256)),
     extensions: tuple[bytes, ...] = (),
-    not_before: bytes = b"250301083000Z",
-    not_after: bytes = b"270301083000Z",
+    not_before: bytes = tlv(0x17, b"250301083000Z"),
+    not_after: bytes = tlv(0x17, b"270301083000Z"),
 ) -> bytes:
     """DER of a v3 certificate signed with ECDSA by ISSUER_KEY, whatever its parts say."""
     fields = [
@@ -106,7 +106,7 @@ def forge(
         integer(serial),
         signature_algorithm,
         name(issuer_cn),
-        seq(tlv(0x17, not_before), tlv(0x17, not_after)),
+        seq(not_before, not_after),
         name(cn),
         public_key_info,
     ]
