@@ -123,7 +123,7 @@ def _der_kind(data: bytes) -> FileKind:
     for kind, load in probes:
         try:
             load(data)
-        except (ValueError, TypeError, UnsupportedAlgorithm):
+        except (ValueError, TypeError, UnsupportedAlgorithm, x509.InvalidVersion):
             continue
         return kind
     return "pkcs12" if looks_like_pkcs12(data) else "unknown"

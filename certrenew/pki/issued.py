@@ -97,7 +97,7 @@ def load_certificates(data: bytes, source: str) -> list[bytes]:
             loader = pkcs7.load_der_pkcs7_certificates
         try:
             certs = loader(data)
-        except (ValueError, UnsupportedAlgorithm):
+        except (ValueError, UnsupportedAlgorithm, x509.InvalidVersion):
             raise CertificateError(
                 f"{source}: is a PKCS#7 bundle that cannot be read (damaged or truncated): "
                 "ask for the file again"
@@ -212,7 +212,7 @@ def _chain_from(leaf: bytes, others: list[bytes]) -> list[x509.Certificate]:
 def _parsed(der: bytes) -> x509.Certificate:
     try:
         return x509.load_der_x509_certificate(der)
-    except ValueError as exc:
+    except (ValueError, x509.InvalidVersion) as exc:
         raise CertificateError(
             f"the certificate '{_name(der)}' breaks the X.509 encoding rules ({exc}), so its "
             "place in the chain cannot be checked; ask the CA to issue it again, or give the "
