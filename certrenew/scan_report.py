@@ -73,7 +73,7 @@ def problem(result: ProbeResult) -> str:
         return result.error
     if result.covers_domain is False:
         return f"does not cover {result.domain}"
-    return ""
+    return result.note or ""
 
 
 def _plain(text: str | None, style: str = "") -> Text:

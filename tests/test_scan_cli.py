@@ -26,7 +26,7 @@ from tests.fixtures_tls import Case, ScanLab
 CERTRENEW = str(Path(sys.executable).parent / "certrenew")
 JSON_KEYS = (
     "name", "domain", "target", "kind", "not_after", "days_left", "status",
-    "subject_cn", "sans", "issuer", "serial", "sha256", "covers_domain", "error",
+    "subject_cn", "sans", "issuer", "serial", "sha256", "covers_domain", "error", "note",
 )  # fmt: skip
 CASES = [
     "expired",
