@@ -5,7 +5,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test fuzz lint bench bench-scan clean
+.PHONY: demo test fuzz lint bench bench-scan bench-resume clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -31,6 +31,10 @@ bench: $(STAMP)
 # The scan against a minimal asyncio+ssl client on nginx, as whole processes (needs nginx).
 bench-scan: $(STAMP)
 	$(BIN)/python -m benchmarks.scan_bed $(ARGS)
+
+# From a submitted form to the next question, split into polling, process start and replay.
+bench-resume: $(STAMP)
+	$(BIN)/python -m benchmarks.resume_latency $(ARGS)
 
 clean:
 	rm -rf $(VENV) .certrenew .pytest_cache
