@@ -7,4 +7,5 @@ pytest_plugins: list[str] = [
     "tests.fixtures_sharepoint",
     "tests.fixtures_jira",
     "tests.fixtures_cli",
+    "tests.fixtures_browser",
 ]
