@@ -225,7 +225,10 @@ class ResumeForm:
         """Submit and wait for the UI to say the run resumed (or to show why not)."""
         from playwright.sync_api import expect
 
-        self.dialog.get_by_role("button", name="Submit").click()
+        with self.page.expect_response(lambda r: r.url.endswith("/resume")) as sent:
+            self.dialog.get_by_role("button", name="Submit").click()
+        answer = sent.value
+        assert answer.ok, f"the server refused the resume ({answer.status}): {answer.text()}"
         expect(self.page.get_by_text("Flow run resumed").first).to_be_visible()
         expect(self.dialog).to_be_hidden()
 
