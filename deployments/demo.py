@@ -143,6 +143,8 @@ def find_renewal_run(timeout: float = 120) -> UUID:
 
 
 def run_demo(config: Path | None, unattended: bool, as_json: bool, data_dir: Path) -> int:
+    from prefect.settings import PREFECT_API_URL, temporary_settings
+
     say: Callable[[str], None] = (lambda _: None) if as_json else (lambda m: print(m, flush=True))
     # Stopped by a signal, still stop the server and the serving process on the way out.
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
@@ -163,7 +165,10 @@ def run_demo(config: Path | None, unattended: bool, as_json: bool, data_dir: Pat
         stack.env.update(overrides)
         say("starting a local Prefect server and the renewal deployment ...")
         try:
-            with stack:
+            # Prefect read its settings when it was imported: without the server's address
+            # this process would start a temporary server of its own on the same database,
+            # and two servers writing one SQLite file refuse writes ("database is locked").
+            with stack, temporary_settings({PREFECT_API_URL: stack.api_url}):
                 os.environ.update(stack.env)
                 say(f"Prefect UI: {stack.ui_url}")
                 people = DemoPeople(settings, ca, server, DEMO_DOMAIN, say)

@@ -11,6 +11,7 @@ pytest_plugins: list[str] = [
     "tests.fixtures_sharepoint",
     "tests.fixtures_jira",
     "tests.fixtures_cli",
+    "tests.fixtures_browser",
 ]
 
 # Property-based tests (marker `fuzz`): a few hundred inputs per parser in every
