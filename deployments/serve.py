@@ -24,6 +24,7 @@ from certrenew.flows.detect_expiring import (
     detect_expiring_certificates,
 )
 from certrenew.flows.renew_certificate import renew_certificate
+from certrenew.tasks.prefect_api import require_prefect_api, unreachable
 
 if TYPE_CHECKING:
     from prefect.client.schemas.objects import FlowRun
@@ -50,9 +51,11 @@ def renewal_deployment(config: str | None) -> RunnerDeployment:
 
 def start_renewal(name: str, config: str | None, force: bool, urgent: bool) -> str:
     """Create a renewal run on the served deployment; returns its page in the Prefect UI."""
+    import httpx
     from prefect.deployments import run_deployment
     from prefect.exceptions import ObjectNotFound
 
+    require_prefect_api()
     try:
         # Called from sync code: the flow run itself, not the coroutine async_dispatch allows for.
         run = cast(
@@ -68,6 +71,8 @@ def start_renewal(name: str, config: str | None, force: bool, urgent: bool) -> s
             f"no renewal deployment on the Prefect server at {PREFECT_API_URL.value() or '(none)'}"
             ": start `certrenew serve` there, and set PREFECT_API_URL to that server here"
         ) from None
+    except httpx.TransportError as exc:  # the server went away after answering its health check
+        raise unreachable(exc) from None
     ui = PREFECT_UI_URL.value()
     return f"{ui}/runs/flow-run/{run.id}" if ui else str(run.id)
 
@@ -92,6 +97,7 @@ def main(argv: list[str] | None = None) -> None:
         "--detect-cron", default="0 7 * * *", help="when detection runs (cron, server time zone)"
     )
     args = parser.parse_args(argv)
+    require_prefect_api()
     serve(renewal_deployment(args.config), detection_deployment(args.config, args.detect_cron))
 
 

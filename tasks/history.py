@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 from uuid import UUID
 
 from certrenew.adapters.tracker import AuditableTracker, TicketHistory, TicketTracker
-from certrenew.errors import ConfigError, ServiceUnavailable, TrackerError
+from certrenew.errors import ConfigError, TrackerError
 from certrenew.history import (
     CertificateHistory,
     Event,
@@ -29,6 +29,7 @@ from certrenew.history import (
 from certrenew.inventory import CertificateEntry
 from certrenew.tasks.context import RENEWAL_FLOW, RENEWAL_LABEL, run_page
 from certrenew.tasks.forms import Question, question_of, wait_reason, who_answered
+from certrenew.tasks.prefect_api import require_prefect_api, unreachable
 
 if TYPE_CHECKING:
     from prefect.client.orchestration import SyncPrefectClient
@@ -54,6 +55,7 @@ def certificate_history(
             "PREFECT_API_URL is not set: point it at the Prefect server the renewals run on "
             "(e.g. http://127.0.0.1:4200/api)"
         )
+    require_prefect_api()
     with get_client(sync_client=True) as client:
         runs = renewal_runs(client, {entry.name, entry.domain})
         grouped: dict[str, list[FlowRun]] = {}
@@ -190,12 +192,8 @@ def _utc(moment: datetime) -> datetime:
 def prefect_api(call: Callable[[], T]) -> T:
     """Prefect's answer; an unreachable API is a one-line error saying where it looked."""
     import httpx
-    from prefect.settings import PREFECT_API_URL
 
     try:
         return call()
     except (httpx.TransportError, httpx.HTTPStatusError) as exc:
-        raise ServiceUnavailable(
-            f"the Prefect API at {PREFECT_API_URL.value() or '(not set)'} did not answer "
-            f"({type(exc).__name__}): set PREFECT_API_URL to the server the renewals run on"
-        ) from None
+        raise unreachable(exc) from None

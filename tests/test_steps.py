@@ -154,12 +154,13 @@ def test_a_member_of_the_role_unknown_to_jira_is_refused_and_the_refusal_is_on_t
     start = start_for("roles.example.cat")
     owner = open_service_owner_ticket.fn(ctx, start)
 
-    assert check_answerer.fn(ctx, start, "anna", Role.CERTIFICATE_MANAGERS, "retire") is None
+    taken = check_answerer.fn(ctx, start, "anna", Role.CERTIFICATE_MANAGERS, "retire")
+    assert taken.refusal is None and taken.at.endswith("UTC")
     refusal = check_answerer.fn(
         ctx, start, "left-last-year", Role.CERTIFICATE_MANAGERS, "retire-refused-1"
-    )
+    ).refusal
     assert refusal == "'left-last-year' is not an active user of the ticket tracker"
     outsider = check_answerer.fn(ctx, start, "mallory", Role.WORKFLOW_MANAGERS, "urgent-approval")
-    assert outsider is None  # no workflow managers configured: anyone may approve
+    assert outsider.refusal is None  # no workflow managers configured: anyone may approve
     said = [c for c in ctx.tracker.comments(owner) if "[certrenew:refused-" in c]
     assert len(said) == 1 and "left-last-year" in said[0] and "retire-refused-1" in said[0]

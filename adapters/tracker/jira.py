@@ -316,8 +316,14 @@ class JiraTracker:
             summary=issue.fields.summary,
             status=issue.fields.status.name,
             labels=tuple(issue.fields.labels or ()),
-            url=f"{self.url}/browse/{issue.key}",
+            url=self.browse_url(issue.key),
         )
+
+    def browse_url(self, key: str) -> str:
+        return f"{self.url}/browse/{key}"
+
+    def reference(self, key: str) -> str:
+        return f"[{key}]({self.browse_url(key)})"
 
     def link_tickets(self, from_key: str, to_key: str, link_type: str) -> None:
         def link(jira: JIRA) -> None:

@@ -74,19 +74,22 @@ class CsrFacts:
 def load_csr(data: bytes) -> x509.CertificateSigningRequest:
     """A CSR from PEM or DER; anything else is refused saying what it is instead."""
     labels = PEM_LABEL.findall(data)
-    if any(label in CSR_LABELS for label in labels):
+    is_pem = any(label in CSR_LABELS for label in labels)
+    if is_pem or not labels:
         try:
-            return x509.load_pem_x509_csr(data)
-        except ValueError:
+            return x509.load_pem_x509_csr(data) if is_pem else x509.load_der_x509_csr(data)
+        except x509.InvalidVersion as exc:
+            # Only version 1 (encoded 0) exists; cryptography says so with its own exception.
             raise CertificateError(
-                "the CSR file holds a PEM CSR block that cannot be read: it is damaged or "
-                "truncated; ask the systems team to attach the .csr file again"
+                f"the CSR says it is of version {exc.parsed_version + 1}, but only version 1 "
+                "exists: ask the systems team to generate the CSR again (openssl req)"
             ) from None
-    if not labels:
-        try:
-            return x509.load_der_x509_csr(data)
         except ValueError:
-            pass
+            if is_pem:
+                raise CertificateError(
+                    "the CSR file holds a PEM CSR block that cannot be read: it is damaged or "
+                    "truncated; ask the systems team to attach the .csr file again"
+                ) from None
     raise CertificateError(
         f"the CSR file is not a CSR: it is {describe_file(data)}; ask the systems team "
         "for the .csr file (PEM starting with '-----BEGIN CERTIFICATE REQUEST-----', or DER)"
