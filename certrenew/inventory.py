@@ -194,6 +194,17 @@ def _describe(data: Any, loc: tuple[Any, ...]) -> str:
 
 def parse_inventory(text: str, source: str = "<inventory>", base: Path | None = None) -> Inventory:
     try:
+        return _parse_inventory(text, source, base)
+    except RecursionError:
+        # The YAML reader, the line map and validation all recurse per level of nesting.
+        raise InventoryError(
+            f"{source}: nested too deeply, or an alias (*name) refers to the block that "
+            "holds it: write the inventory as a plain list of certificates"
+        ) from None
+
+
+def _parse_inventory(text: str, source: str, base: Path | None) -> Inventory:
+    try:
         root = yaml.compose(text, Loader=yaml.SafeLoader)
         data = yaml.safe_load(text)
     except yaml.YAMLError as exc:

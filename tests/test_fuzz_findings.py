@@ -7,6 +7,8 @@ from datetime import UTC, datetime
 import pytest
 from cryptography.hazmat.primitives import serialization
 
+from certrenew.errors import InventoryError
+from certrenew.inventory import parse_inventory
 from certrenew.pki.csr import check_key_matches_csr, load_csr
 from certrenew.pki.errors import CertificateError
 from certrenew.pki.files import classify_file, describe_file, public_key_fingerprint
@@ -53,3 +55,19 @@ def test_a_chain_certificate_of_an_unknown_version_is_refused_at_step_4() -> Non
             max_lifetime_days=398,
             now=datetime.now(UTC),
         )
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "[" * 3000,
+        "{a: " * 3000,
+        "- " * 3000,
+        "certificates: &a [*a]",
+        "defaults: &a {x: *a}",
+    ],
+    ids=["brackets", "mappings", "dashes", "alias-in-list", "alias-in-mapping"],
+)
+def test_an_inventory_nested_without_end_is_one_line(text: str) -> None:
+    with pytest.raises(InventoryError, match=r"^inventory\.yaml: nested too deeply"):
+        parse_inventory(text, "inventory.yaml")
