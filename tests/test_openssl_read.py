@@ -35,8 +35,10 @@ from tests.odd_certs import (
     SCT_LIST,
     SCT_UNKNOWN_VERSION,
     SUBJECT_ALT_NAME,
+    oid,
     openssl_view,
     pem,
+    seq,
     with_extension,
 )
 from tests.pki import ec_key
@@ -56,6 +58,10 @@ FORMS: dict[str, Callable[[bytes], bytes]] = {
     "DER": lambda der: der,
     "PEM": pem,
     "legacy X509 CERTIFICATE PEM": lambda der: pem(der, "X509 CERTIFICATE"),
+    # OpenSSL's trusted form: the certificate, then what it is trusted for (serverAuth).
+    "TRUSTED CERTIFICATE PEM": lambda der: pem(
+        der + seq(seq(oid("1.3.6.1.5.5.7.3.1"))), "TRUSTED CERTIFICATE"
+    ),
 }
 
 
