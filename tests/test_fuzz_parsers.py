@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import functools
 from datetime import UTC, datetime
+from pathlib import Path
 
 import pytest
 import yaml
@@ -232,15 +233,25 @@ def inventory_values() -> st.SearchStrategy[object]:
     )
 
 
+EXAMPLE_INVENTORY = Path(__file__).resolve().parent.parent / "examples" / "inventory.yaml"
+
+
 @st.composite
 def inventory_texts(draw: st.DrawFn) -> str:
-    """YAML dumped from inventory-shaped values, the example inventory mutated, or any text."""
-    choice = draw(st.integers(0, 2))
-    if choice == 0:
+    """YAML dumped from inventory-shaped values, the example inventory mutated, YAML nested
+    deeply or through aliases, or any text."""
+    choice = draw(st.integers(0, 19))
+    if choice == 19:
+        # Past ~1,000 levels every YAML reader recurses out; each such case costs seconds.
+        opening = draw(st.sampled_from(["[", "{a: ", "- ", "certificates:\n  - "]))
+        return opening * draw(st.sampled_from([2, 20, 200, 2000]))
+    if choice == 18:
+        anchor = draw(st.sampled_from(["&a [*a]", "&a {x: *a}", "&a [1, [*a]]", "&a *a"]))
+        return draw(st.sampled_from(["certificates: ", "defaults: ", "x: ", ""])) + anchor
+    if choice < 10:
         return yaml.safe_dump(draw(inventory_values()), allow_unicode=True)
-    if choice == 1:
-        with open("examples/inventory.yaml", encoding="utf-8") as example:
-            text = example.read()
+    if choice < 16:
+        text = EXAMPLE_INVENTORY.read_text(encoding="utf-8")
         at = draw(st.integers(0, len(text)))
         return text[:at] + draw(st.text(max_size=12)) + text[at + draw(st.integers(0, 12)) :]
     return draw(st.text(max_size=200))

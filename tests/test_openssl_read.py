@@ -25,6 +25,7 @@ from certrenew.pki.errors import CertificateError
 from certrenew.pki.files import classify_file, public_key_fingerprint
 from certrenew.pki.issued import check_issued_certificate
 from certrenew.probe import run_scan
+from certrenew.renewal_need import expiry_table, renewal_decisions
 from tests import odd_certs
 from tests.odd_certs import (
     CERTIFICATE_POLICIES,
@@ -34,8 +35,10 @@ from tests.odd_certs import (
     SCT_LIST,
     SCT_UNKNOWN_VERSION,
     SUBJECT_ALT_NAME,
+    oid,
     openssl_view,
     pem,
+    seq,
     with_extension,
 )
 from tests.pki import ec_key
@@ -55,6 +58,10 @@ FORMS: dict[str, Callable[[bytes], bytes]] = {
     "DER": lambda der: der,
     "PEM": pem,
     "legacy X509 CERTIFICATE PEM": lambda der: pem(der, "X509 CERTIFICATE"),
+    # OpenSSL's trusted form: the certificate, then what it is trusted for (serverAuth).
+    "TRUSTED CERTIFICATE PEM": lambda der: pem(
+        der + seq(seq(oid("1.3.6.1.5.5.7.3.1"))), "TRUSTED CERTIFICATE"
+    ),
 }
 
 
@@ -252,3 +259,11 @@ def test_step_4_names_a_dsa_key_instead_of_calling_the_file_broken(
     message = str(caught.value)
     assert "not a certificate" not in message and "damaged" not in message
     assert "does not match the key" in message
+
+
+def test_the_detection_table_carries_the_note(odd_files: dict[tuple[str, str], Path]) -> None:
+    inventory = _inventory({"odd": odd_files["malformed subjectAltName", "DER"]})
+    results = run_scan(inventory, concurrency=1, timeout=1, now=NOW)
+    (row,) = expiry_table(results, renewal_decisions(results, inventory))
+    assert row["status"] == "ok" and row["covers_domain"] is None
+    assert "names unknown" in row["note"]
