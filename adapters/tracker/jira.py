@@ -96,6 +96,22 @@ def _incomplete(missing: str) -> str:
     )
 
 
+def _header_safe(token: str) -> str:
+    """The token, if it can travel in an Authorization header; else a message that hides it.
+
+    http.client refuses a header with a line break with a ValueError that quotes
+    the header, the token in it; a tab or a non-ASCII character would reach Jira
+    mangled and come back as a 401 that sends people to the wrong fix.
+    """
+    if token.isascii() and all(" " < char < "\x7f" for char in token):
+        return token
+    raise ConfigError(
+        "the Jira token in CERTRENEW_JIRA__TOKEN (or the file jira.token_file names) holds "
+        "a line break, a space or tab, or a character outside ASCII: a Jira token is one "
+        "line of letters, digits and punctuation; copy it again from Jira and set it once more"
+    )
+
+
 def jql_string(value: str) -> str:
     """A JQL string literal: backslash and quote escaped, so no label can change the query."""
     escaped = (
@@ -149,9 +165,9 @@ class JiraTracker:
 
     @staticmethod
     def _credentials(settings: JiraSettings) -> dict[str, Any]:
-        token = settings.secret_token()
+        token = (settings.secret_token() or "").strip()
         if token:
-            return {"token_auth": token}
+            return {"token_auth": _header_safe(token)}
         password = settings.secret_password()
         if settings.user and password:
             return {"basic_auth": (settings.user, password)}
