@@ -296,16 +296,34 @@ def renew(
     ] = False,
     config: ConfigOption = None,
 ) -> None:
-    """Start the renewal runbook for one certificate (needs `certrenew serve` running)."""
+    """Start the renewal runbook for one certificate (needs `certrenew serve` running).
+
+    When the certificate is already being renewed, nothing new starts: the
+    request is noted on that renewal's ticket (once a day) and its page printed.
+    """
     from certrenew.config import config_path
-    from certrenew.deployments.serve import start_renewal
     from certrenew.inventory import load_inventory
+    from certrenew.tasks.guard import admit_renewal
+    from certrenew.triggers import Trigger
 
     settings = settings_from(config)
     entry = load_inventory(settings.inventory).get(name)
     path = config_path(config)
-    url = start_renewal(entry.name, str(path.resolve()) if path else None, force, urgent)
-    Console().print(f"renewal of [bold]{entry.name}[/] started: {url}")
+    trigger = Trigger("command", f"`certrenew renew` ({_login(None)})")
+    admission = admit_renewal(
+        settings,
+        entry.name,
+        trigger,
+        config=str(path.resolve()) if path else None,
+        force=force,
+        urgent=urgent,
+    )
+    if admission.started:
+        Console().print(f"renewal of [bold]{entry.name}[/] started: {admission.run_url}")
+    else:
+        Console(highlight=False, soft_wrap=True).print(
+            f"{entry.name}: nothing new started, {admission.note}", markup=False
+        )
 
 
 @app.command("history")

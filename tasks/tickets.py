@@ -13,7 +13,7 @@ from typing import Literal, TypeVar
 
 from cryptography.hazmat.primitives.serialization import Encoding
 
-from certrenew.adapters.tracker import Attachment, NewTicket, Ticket, ensure_ticket
+from certrenew.adapters.tracker import Attachment, NewTicket, Ticket, TicketTracker, ensure_ticket
 from certrenew.adapters.wiring import RenewalContext
 from certrenew.errors import CertificateError
 from certrenew.pki.csr import check_csr, check_key_matches_csr, load_csr
@@ -46,10 +46,18 @@ def comment_once(ctx: RenewalContext, key: str, step: str, body: str, actor: str
     The comment ends with the step, the person who answered it (`actor`, when a
     person did) and the run's page: the ticket alone tells an auditor who decided.
     """
+    post_once(ctx.tracker, key, step, body, actor, ctx.run_url)
+
+
+def post_once(
+    tracker: TicketTracker, key: str, step: str, body: str, actor: str = "", run_url: str = ""
+) -> bool:
+    """`comment_once` for callers outside a renewal run (the guard); True when posted."""
     marker = step_marker(step)
-    if any(marker in existing for existing in ctx.tracker.comments(key)):
-        return
-    ctx.tracker.add_comment(key, f"{body}\n\n{step_footer(step, actor, ctx.run_url)}\n")
+    if any(marker in existing for existing in tracker.comments(key)):
+        return False
+    tracker.add_comment(key, f"{body}\n\n{step_footer(step, actor, run_url)}\n")
+    return True
 
 
 # None is "no answer yet" and stays inside T: typed `T | None`, mypy would solve T for a
