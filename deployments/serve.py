@@ -19,10 +19,13 @@ from typing import cast
 from prefect import serve
 from prefect.deployments.runner import RunnerDeployment
 
-from certrenew.config import CONFIG_ENV, load_settings
+from certrenew.config import CONFIG_ENV, Settings, load_settings
+from certrenew.deployments.intake import HttpPort, Intake, intake_app
 from certrenew.deployments.listen import start_listening
 from certrenew.flows.detect_expiring import detect_expiring_certificates
 from certrenew.flows.renew_certificate import renew_certificate
+
+log = logging.getLogger("certrenew.serve")
 
 
 def renewal_deployment(config: str | None) -> RunnerDeployment:
@@ -61,7 +64,22 @@ def main(argv: list[str] | None = None) -> None:
     _log_to_stderr()
     settings = load_settings(Path(args.config) if args.config else None)
     start_listening(settings, args.config)
+    start_http_port(settings, args.config)
     serve(renewal_deployment(args.config), detection_deployment(args.config, args.detect_cron))
+
+
+def start_http_port(settings: Settings, config: str | None) -> HttpPort | None:
+    """Alerts in on `[intake] address:port` (none with port 0)."""
+    intake = settings.intake
+    if intake.port == 0:
+        return None
+    if not intake.secret_token():
+        log.warning(
+            "no intake token: every alert is refused until CERTRENEW_INTAKE__TOKEN (or "
+            "intake.token_file) is set and certrenew serve restarted"
+        )
+    app = intake_app(Intake(settings, config))
+    return HttpPort(app, intake.address, intake.port).start()
 
 
 def _log_to_stderr() -> None:

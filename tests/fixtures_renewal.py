@@ -113,6 +113,9 @@ class RenewalLab:
     ca: LocalCA = field(default_factory=lambda: LocalCA("renewal test CA"))
     entries: list[str] = field(default_factory=list)
     servers: list[TLSServer] = field(default_factory=list)
+    # The serving process's HTTP port (alerts in, metrics out) and its bearer token.
+    intake_url: str = ""
+    intake_token: str = ""
 
     def serve_certificate(self, name: str, days: float = 5) -> tuple[str, TLSServer]:
         """A TLS endpoint serving `<name>.test.example.cat`, added to the inventory."""
@@ -178,7 +181,16 @@ def renewal_lab(
         renewal=DEMO_TIMINGS,
     )
     stack = LocalStack(root / "prefect", config, api_url=PREFECT_API_URL.value())
-    lab = RenewalLab(load_settings(config), config, inventory, stack.home)
+    # Tests add certificates as they go: the metrics read them again every second.
+    stack.env["CERTRENEW_INTAKE__PROBE_INTERVAL_SECONDS"] = "1"
+    lab = RenewalLab(
+        load_settings(config),
+        config,
+        inventory,
+        stack.home,
+        intake_url=stack.intake_url,
+        intake_token=stack.intake_token,
+    )
     try:
         with stack:
             wait_for_deployment()
