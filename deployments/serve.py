@@ -14,7 +14,7 @@ import logging
 import os
 import sys
 from pathlib import Path
-from typing import cast
+from typing import TYPE_CHECKING, cast
 
 from prefect import serve
 from prefect.deployments.runner import RunnerDeployment
@@ -22,8 +22,13 @@ from prefect.deployments.runner import RunnerDeployment
 from certrenew.config import CONFIG_ENV, Settings, load_settings
 from certrenew.deployments.intake import HttpPort, Intake, intake_app
 from certrenew.deployments.listen import start_listening
+from certrenew.deployments.metrics import Metrics, start_probing
 from certrenew.flows.detect_expiring import detect_expiring_certificates
 from certrenew.flows.renew_certificate import renew_certificate
+from certrenew.tasks.guard import unfinished_renewal_runs
+
+if TYPE_CHECKING:
+    from prefect.client.schemas.objects import FlowRun
 
 log = logging.getLogger("certrenew.serve")
 
@@ -69,7 +74,7 @@ def main(argv: list[str] | None = None) -> None:
 
 
 def start_http_port(settings: Settings, config: str | None) -> HttpPort | None:
-    """Alerts in on `[intake] address:port` (none with port 0)."""
+    """Alerts in and metrics out on `[intake] address:port` (none with port 0)."""
     intake = settings.intake
     if intake.port == 0:
         return None
@@ -78,8 +83,22 @@ def start_http_port(settings: Settings, config: str | None) -> HttpPort | None:
             "no intake token: every alert is refused until CERTRENEW_INTAKE__TOKEN (or "
             "intake.token_file) is set and certrenew serve restarted"
         )
-    app = intake_app(Intake(settings, config))
-    return HttpPort(app, intake.address, intake.port).start()
+    metrics = Metrics(read_runs=_unfinished_renewal_runs)
+    app = intake_app(
+        Intake(settings, config, counted=metrics.count_alert),
+        metrics.scrape,
+        refused=metrics.count_refusal,
+    )
+    port = HttpPort(app, intake.address, intake.port).start()
+    start_probing(settings, metrics.probes)
+    return port
+
+
+def _unfinished_renewal_runs() -> list[FlowRun]:
+    from prefect import get_client
+
+    with get_client(sync_client=True) as client:
+        return list(unfinished_renewal_runs(client))
 
 
 def _log_to_stderr() -> None:

@@ -1,4 +1,4 @@
-"""`certrenew serve`'s HTTP port for real: alerts posted over HTTP.
+"""`certrenew serve`'s HTTP port for real: alerts posted over HTTP, metrics scraped over HTTP.
 
 The serving process is the real one (`python -m certrenew.deployments.serve`,
 started by the renewal lab on a real Prefect API); requests go through httpx
@@ -9,11 +9,15 @@ text parser.
 from __future__ import annotations
 
 import json
+import time
 from typing import Any
 
 import httpx
 import pytest
+from prometheus_client.parser import text_string_to_metric_families
 
+from certrenew.inventory import load_inventory
+from certrenew.probe import run_scan
 from tests.fixtures_renewal import RenewalLab
 from tests.test_alerts import blackbox_alert, webhook
 from tests.test_one_renewal import renewal_runs
@@ -27,6 +31,15 @@ def post(lab: RenewalLab, body: Any, token: str | None = "", **headers: str) -> 
     if token is not None:
         headers["Authorization"] = f"Bearer {token}"
     return httpx.post(f"{lab.intake_url}/alerts", content=data, headers=headers, timeout=60)
+
+
+def scrape(lab: RenewalLab) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
+    text = httpx.get(f"{lab.intake_url}/metrics", timeout=30).text
+    return {
+        (sample.name, tuple(sorted(sample.labels.items()))): sample.value
+        for family in text_string_to_metric_families(text)
+        for sample in family.samples
+    }
 
 
 def test_refused_requests_say_what_is_wrong_and_never_echo_the_token(
@@ -106,3 +119,30 @@ def test_an_alertmanager_alert_starts_the_renewal_once_and_the_rest_is_recorded(
     assert f"on https://{domain}:{port}/ (firing): alerted: renewal started" in log
     assert "(resolved): alerted: resolved: recorded, not acted on" in log
     assert "nagios: alert on " in log
+
+    # The metrics: the certificate's expiry as read live, the alerts by outcome, the run.
+    inventory = load_inventory(lab.inventory)
+    single = inventory.model_copy(update={"certificates": [inventory.get("alerted")]})
+    (probe,) = run_scan(single, concurrency=1, timeout=5)
+    assert probe.not_after_datetime
+    labels = (("domain", domain), ("name", "alerted"), ("target", server.address))
+    deadline = time.monotonic() + 60
+    seen = scrape(lab)
+    while ("certrenew_certificate_not_after_seconds", labels) not in seen:
+        assert time.monotonic() < deadline, sorted(seen)
+        time.sleep(1)
+        seen = scrape(lab)
+    assert seen[("certrenew_certificate_not_after_seconds", labels)] == (
+        probe.not_after_datetime.timestamp()
+    )
+    assert seen[("certrenew_certificate_probe_success", labels)] == 1.0
+    last = seen[("certrenew_certificate_last_probe_success_timestamp_seconds", labels)]
+    assert abs(last - time.time()) < 3600
+    received = "certrenew_alerts_received_total"
+    assert seen[(received, (("outcome", "started"),))] >= 1
+    assert seen[(received, (("outcome", "already_renewing"),))] >= 2
+    assert seen[(received, (("outcome", "resolved"),))] >= 1
+    assert seen[(received, (("outcome", "not_due"),))] >= 1
+    assert seen[("certrenew_prefect_api_up", ())] == 1.0
+    open_by_step = {k[1][0][1]: v for k, v in seen.items() if k[0] == "certrenew_renewals_open"}
+    assert sum(open_by_step.values()) >= 1, open_by_step
