@@ -334,13 +334,29 @@ def post_pending_triggers(ctx: RenewalContext, ticket: str) -> None:
     """Post the notes of requests that arrived before this run had opened `ticket`.
 
     Called by the flow right after it opens the service-owner ticket, on every
-    (re)entry; each day's note is posted once, marked with its day.
+    (re)entry; each day's note is posted once, marked with its day. A note is
+    no reason to stop a renewal: when the tracker or the Prefect API fails
+    here, the notes stay pending for the run's next entry.
     """
-    from prefect.client.schemas.actions import VariableUpdate
+    from prefect import get_run_logger
 
     run_id = flow_run.get_id()
     if not run_id:
         return
+    try:
+        _post_pending(ctx, ticket, run_id)
+    except Exception as exc:
+        get_run_logger().warning(
+            "requests noted for %s not posted yet (%s); they are posted when the run "
+            "next resumes",
+            ticket,
+            exc,
+        )
+
+
+def _post_pending(ctx: RenewalContext, ticket: str, run_id: str) -> None:
+    from prefect.client.schemas.actions import VariableUpdate
+
     with get_client(sync_client=True) as client:
         for variable in _claims(client, run_id):
             value = variable.value
