@@ -302,6 +302,27 @@ class NoticeSettings(Section):
         return tuple(dict.fromkeys(address.strip() for address in chosen if address.strip()))
 
 
+class IntakeSettings(Section):
+    """`certrenew serve`'s HTTP port: monitors' alerts in, Prometheus metrics out.
+
+    Loopback by default: put it behind the organisation's reverse proxy, or set
+    `address` to listen elsewhere. Alerts need the bearer token (`token` from
+    the environment, or `token_file`); without one, every alert is refused.
+    """
+
+    address: str = "127.0.0.1"
+    port: int = Field(9717, ge=0, le=65535, description="0: no HTTP port")
+    token: SecretStr | None = None
+    token_file: Path | None = None
+    max_body_bytes: int = Field(1024 * 1024, ge=1024, description="larger alert bodies get 413")
+    probe_interval_seconds: float = Field(
+        300, gt=0, description="how often the certificates are read for the metrics"
+    )
+
+    def secret_token(self) -> str | None:
+        return read_secret(self.token, self.token_file, "intake.token")
+
+
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(
         env_prefix="CERTRENEW_",
@@ -325,6 +346,7 @@ class Settings(BaseSettings):
     renewal: RenewalSettings | None = None
     notices: NoticeSettings = NoticeSettings()
     roles: RolesSettings = RolesSettings()
+    intake: IntakeSettings = IntakeSettings()
 
     @classmethod
     def settings_customise_sources(
@@ -455,6 +477,7 @@ _PATH_KEYS = {
     ("notices",): ("outbox",),
     ("notices", "smtp"): ("password_file",),
     ("notices", "webhook"): ("token_file",),
+    ("intake",): ("token_file",),
 }
 
 

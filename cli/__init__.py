@@ -408,18 +408,37 @@ def renew(
     ] = False,
     config: ConfigOption = None,
 ) -> None:
-    """Start the renewal runbook for one certificate (needs `certrenew serve` running)."""
+    """Start the renewal runbook for one certificate (needs `certrenew serve` running).
+
+    When the certificate is already being renewed, nothing new starts: the
+    request is noted on that renewal's ticket (once a day) and its page printed.
+    """
     from certrenew.config import config_path
-    from certrenew.deployments.serve import start_renewal
     from certrenew.inventory import load_inventory
+    from certrenew.tasks.guard import admit_renewal
+    from certrenew.tasks.prefect_api import require_prefect_api
+    from certrenew.triggers import Trigger
 
     settings = settings_from(config)
     entry = load_inventory(settings.inventory).get(name)
     path = config_path(config)
-    url = start_renewal(entry.name, str(path.resolve()) if path else None, force, urgent)
-    Console(highlight=False, soft_wrap=True).print(
-        Text.assemble("renewal of ", (printable(entry.name), "bold"), f" started: {printable(url)}")
+    require_prefect_api()
+    trigger = Trigger("command", f"`certrenew renew` ({_login(None)})")
+    admission = admit_renewal(
+        settings,
+        entry.name,
+        trigger,
+        config=str(path.resolve()) if path else None,
+        force=force,
+        urgent=urgent,
     )
+    shown = printable(entry.name)
+    console = Console(highlight=False, soft_wrap=True)
+    if admission.started:
+        started = f" started: {admission.run_url}"
+        console.print(Text.assemble("renewal of ", (shown, "bold"), started))
+    else:
+        console.print(f"{shown}: nothing new started, {printable(admission.note)}", markup=False)
 
 
 @app.command("history")

@@ -7,6 +7,7 @@ started with its own PREFECT_HOME so nothing touches the user's ~/.prefect.
 from __future__ import annotations
 
 import os
+import secrets
 import socket
 import subprocess
 import sys
@@ -91,8 +92,18 @@ class LocalStack:
         self.own_server = api_url is None
         self.api_url = api_url or f"http://127.0.0.1:{self.port}/api"
         self.env = prefect_env(home, self.api_url)
+        # The serving process's HTTP port (alerts in, metrics out): a free one, with a
+        # token of its own, so stacks running side by side never meet.
+        self.intake_port = free_port()
+        self.intake_token = secrets.token_urlsafe(24)
+        self.env["CERTRENEW_INTAKE__PORT"] = str(self.intake_port)
+        self.env["CERTRENEW_INTAKE__TOKEN"] = self.intake_token
         self.server: Process | None = None
         self.runner: Process | None = None
+
+    @property
+    def intake_url(self) -> str:
+        return f"http://127.0.0.1:{self.intake_port}"
 
     @property
     def ui_url(self) -> str:
