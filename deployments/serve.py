@@ -66,13 +66,23 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument(
         "--detect-cron", default="0 7 * * *", help="when detection runs (cron, server time zone)"
     )
+    parser.add_argument(
+        "--poll-seconds",
+        type=int,
+        default=int(os.environ.get("PREFECT_RUNNER_POLL_FREQUENCY", "1")),
+        help="how often runs to start or resume are looked for: a person who answered a "
+        "form waits up to this long before the run goes on (Prefect's default is 10)",
+    )
     args = parser.parse_args(argv)
     require_prefect_api()
     _log_to_stderr()
     settings = load_settings(Path(args.config) if args.config else None)
     start_listening(settings, args.config)
     start_http_port(settings, args.config)
-    serve(renewal_deployment(args.config), detection_deployment(args.config, args.detect_cron))
+    from prefect.settings import PREFECT_RUNNER_POLL_FREQUENCY, temporary_settings
+
+    with temporary_settings({PREFECT_RUNNER_POLL_FREQUENCY: max(1, args.poll_seconds)}):
+        serve(renewal_deployment(args.config), detection_deployment(args.config, args.detect_cron))
 
 
 def start_http_port(settings: Settings, config: str | None) -> HttpPort | None:
