@@ -48,7 +48,7 @@ class MailServer:
 
     def start(self) -> Self:
         self.port = free_port()
-        self._controller = Controller(  # implicit TLS + AUTH warns; the session is TLS all the same
+        self._controller = Controller(
             self,
             hostname="127.0.0.1",
             port=self.port,
@@ -58,7 +58,8 @@ class MailServer:
             require_starttls=self.security == "starttls",
             authenticator=self._authenticate if self.user else None,
             auth_required=bool(self.user),
-            # aiosmtpd counts only STARTTLS as TLS: on implicit TLS it would hide AUTH.
+            # aiosmtpd counts only STARTTLS as TLS: on implicit TLS it would hide AUTH
+            # (and warns that AUTH is allowed without TLS: the session is TLS all the same).
             auth_require_tls=self.security == "starttls",
         )
         self._controller.start()
