@@ -241,6 +241,23 @@ def test_each_transport_is_retried_alone(
     assert len(mail_server.arrived) == 1 and len(receiver.arrived) == 1
 
 
+def test_a_webhook_over_https_behind_a_private_ca_is_trusted_through_requests_ca_bundle(
+    ca: trustme.CA, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    server = WebhookReceiver(TOKEN, tls=server_context(ca)).start()
+    try:
+        outbox = Outbox(tmp_path / "outbox", [WebhookTransport(webhook_settings(server))])
+        [(_, reason)] = outbox.deliver(NOTICE).failed  # the system's CAs do not know it
+        assert reason.startswith("webhook: ") and not server.arrived
+        bundle = tmp_path / "ca.pem"
+        ca.cert_pem.write_to_path(str(bundle))
+        monkeypatch.setenv("REQUESTS_CA_BUNDLE", str(bundle))
+        assert outbox.retry_pending()[0].sent == ("webhook",)
+        assert [body["notice"] for body in server.arrived] == [NOTICE.id]
+    finally:
+        server.stop()
+
+
 def test_a_wrong_webhook_token_is_reported_without_the_token(
     receiver: WebhookReceiver, tmp_path: Path
 ) -> None:
