@@ -97,12 +97,16 @@ def der_trees(depth: int = 4) -> st.SearchStrategy[bytes]:
     )
     return st.recursive(
         leaves,
-        lambda inner: st.builds(
-            lambda tag, parts: tlv(tag, b"".join(parts)),
-            st.sampled_from((0x30, 0x31, 0xA0, 0xA3, 0x04, 0x03)),
-            st.lists(inner, max_size=6),
-        ),
+        _constructed,
         max_leaves=depth * 6,
+    )
+
+
+def _constructed(inner: st.SearchStrategy[bytes]) -> st.SearchStrategy[bytes]:
+    return st.builds(
+        lambda tag, parts: tlv(tag, b"".join(parts)),
+        st.sampled_from((0x30, 0x31, 0xA0, 0xA3, 0x04, 0x03)),
+        st.lists(inner, max_size=6),
     )
 
 
@@ -287,14 +291,14 @@ SCALARS = st.one_of(
 def inventory_values() -> st.SearchStrategy[object]:
     return st.recursive(
         SCALARS,
-        lambda inner: st.one_of(
-            st.lists(inner, max_size=4),
-            st.dictionaries(
-                st.one_of(st.sampled_from(KEYS), st.text(max_size=8)), inner, max_size=6
-            ),
-        ),
+        _collections,
         max_leaves=30,
     )
+
+
+def _collections(inner: st.SearchStrategy[object]) -> st.SearchStrategy[object]:
+    keys = st.one_of(st.sampled_from(KEYS), st.text(max_size=8))
+    return st.one_of(st.lists(inner, max_size=4), st.dictionaries(keys, inner, max_size=6))
 
 
 EXAMPLE_INVENTORY = Path(__file__).resolve().parent.parent / "examples" / "inventory.yaml"
