@@ -109,19 +109,18 @@ def certificate_facts(certificate: bytes | x509.Certificate) -> CertificateFacts
 
 
 def _sans(outer: OuterCertificate) -> tuple[tuple[str, ...] | None, str | None]:
-    """The names, or None and the reason they are unknown."""
-    unknown = "names unknown, so the status follows from the expiry alone"
+    """The names, or None and why they cannot be read."""
     if outer.extensions is None:
-        return None, f"the certificate's extensions cannot be read: {unknown}"
+        return None, "the certificate's extensions cannot be read"
     found = [e for e in outer.extensions if e.oid == SUBJECT_ALT_NAME]
     if not found:
         return (), None
     if len(found) > 1:
-        return None, f"the certificate has {len(found)} subjectAltName extensions: {unknown}"
+        return None, f"the certificate has {len(found)} subjectAltName extensions"
     try:
         return subject_alt_names(found[0].value), None
     except DerError as exc:
-        return None, f"the subjectAltName extension cannot be read ({exc}): {unknown}"
+        return None, f"the subjectAltName extension cannot be read ({exc})"
 
 
 def _key(outer: OuterCertificate) -> tuple[str, int]:
