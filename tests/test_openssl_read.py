@@ -7,9 +7,11 @@ and fingerprint is what the scan and step 4 must report.
 
 from __future__ import annotations
 
+import hashlib
 import json
 from collections.abc import Callable
 from contextlib import ExitStack
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -183,6 +185,43 @@ def test_an_endpoint_serving_odd_extensions_shows_its_expiry() -> None:
         assert results[label].status == "ok" and results[label].covers_domain is True
     assert results["san"].status == "ok" and results["san"].covers_domain is None
     assert all(r.days_left == 365 and r.error is None for r in results.values())
+
+
+@dataclass(frozen=True)
+class ServedAsIs(LeafCertificate):
+    """A leaf the lab serves byte for byte: DER that cryptography cannot hold as a Certificate.
+
+    `certificate` is only a stand-in; the TLS server reads `chain_pem` and `key_pem`.
+    """
+
+    as_is: bytes = b""
+
+    @property
+    def chain_pem(self) -> bytes:
+        return self.as_is
+
+
+def test_an_endpoint_serving_what_cryptography_refuses_shows_its_expiry() -> None:
+    key = ec_key("P-256", n=701)
+    stand_in = x509.load_der_x509_certificate(with_extension(SCT_LIST, SCT_UNKNOWN_VERSION))
+    served = {"null": odd_certs.null_signature_parameters()}
+    with ExitStack() as stack:
+        targets = {
+            label: stack.enter_context(TLSServer(ServedAsIs(stand_in, key, as_is=pem(der)))).address
+            for label, der in served.items()
+        }
+        inventory = Inventory(
+            certificates=[
+                CertificateEntry(name=label, domain=DOMAIN, endpoints=[address])
+                for label, address in targets.items()
+            ]
+        )
+        results = {r.name: r for r in run_scan(inventory, concurrency=2, timeout=5, now=NOW)}
+    for label, der in served.items():
+        assert results[label].error is None, results[label].error
+        assert results[label].sha256 == hashlib.sha256(der).hexdigest()
+        assert (results[label].status, results[label].days_left) == ("ok", 365)
+        assert results[label].covers_domain is True
 
 
 def test_the_json_and_the_table_show_the_note(
