@@ -26,6 +26,7 @@ from certrenew.pki.certs import certificate_facts, load_certificate
 from certrenew.pki.errors import CertificateError
 from certrenew.pki.files import classify_file, public_key_fingerprint
 from certrenew.pki.issued import check_issued_certificate
+from certrenew.pki.outer import read_outer_certificate, rfc4514
 from certrenew.probe import run_scan
 from certrenew.renewal_need import expiry_table, renewal_decisions
 from tests import odd_certs
@@ -89,8 +90,10 @@ def test_facts_agree_with_openssl(
     odd_files: dict[tuple[str, str], Path], case: str, form: str
 ) -> None:
     path = odd_files[case, form]
-    facts = certificate_facts(load_certificate(path.read_bytes(), source=str(path)))
+    der = load_certificate(path.read_bytes(), source=str(path))
+    facts = certificate_facts(der)
     oracle = openssl_view(path)
+    assert rfc4514(read_outer_certificate(der).subject) == oracle.subject
     assert facts.not_before == oracle.not_before
     assert facts.not_after == oracle.not_after
     assert facts.serial == oracle.serial
