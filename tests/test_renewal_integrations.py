@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -31,7 +32,12 @@ pytestmark = pytest.mark.prefect
 
 
 def live_config(
-    lab: RenewalLab, path: Path, jira: JiraServer, sharepoint: SharePointTestbed, owner: str
+    lab: RenewalLab,
+    path: Path,
+    jira: JiraServer,
+    sharepoint: SharePointTestbed,
+    owner: str,
+    **jira_settings: Any,
 ) -> Path:
     """The lab's configuration pointed at Jira and SharePoint; the token in a file."""
     token_file = path.parent / "jira-token"
@@ -45,7 +51,7 @@ def live_config(
         renewal=DEMO_TIMINGS,
         tracker="jira",
         archive="sharepoint",
-        jira={"url": jira.url, "token_file": str(token_file), **FAST_RETRIES},
+        jira={"url": jira.url, "token_file": str(token_file), **FAST_RETRIES, **jira_settings},
         sharepoint={
             key: str(value) if isinstance(value, Path) else value
             for key, value in sharepoint_settings.model_dump(exclude_none=True).items()
