@@ -185,7 +185,15 @@ class JiraTracker:
             return {"token_auth": _header_safe(token)}
         password = settings.secret_password()
         if settings.user and password:
-            return {"basic_auth": (settings.user, password)}
+            # HTTP basic auth (and requests) sends them as Latin-1. Checked without
+            # encoding: a UnicodeEncodeError would carry the password along.
+            if max(map(ord, f"{settings.user}:{password}")) < 256:
+                return {"basic_auth": (settings.user, password)}
+            raise ConfigError(
+                "CERTRENEW_JIRA__USER or CERTRENEW_JIRA__PASSWORD (or jira.password_file) "
+                "holds a character HTTP basic authentication cannot send (outside "
+                "Latin-1): use an API token or personal access token instead"
+            )
         raise ConfigError(f"Jira needs credentials: set {CREDENTIAL_SETTINGS}")
 
     # -- connection, retries and error translation -------------------------------------
