@@ -135,6 +135,10 @@ class JiraSettings(Section):
     retry_attempts: int = Field(4, ge=0, le=20)
     retry_base_delay_seconds: float = Field(1.0, gt=0)
     retry_max_delay_seconds: float = Field(60.0, gt=0)
+    # How far Jira's search may lag behind a write. When the answer to a create is
+    # lost, the label search is repeated until this long after the request's timeout
+    # before the ticket is opened again: exactly once holds for any lag up to it.
+    search_lag_seconds: float = Field(60.0, ge=0, le=3600)
 
     def secret_token(self) -> str | None:
         return read_secret(self.token, self.token_file, "jira.token")

@@ -11,7 +11,10 @@ exchange in `exchanges` for assertions and injects failures on demand: an HTTP
 status (401, 403, 404, 429 with Retry-After, 5xx), a dropped connection before
 the request is handled, or a lost answer after it was (the issue exists, the
 client never hears about it). On command it leaves out of its answers the fields
-Atlassian's OpenAPI description does not mark required (`omit_optional`).
+Atlassian's OpenAPI description does not mark required (`omit_optional`), and
+its search lags behind creates as Jira's index does (`search_lag_seconds`: an
+issue shows in searches only that long after it was created; reading it by key
+works at once).
 
 Runs on 127.0.0.1, port chosen by the OS, in a daemon thread. For trying the
 product by hand (e.g. `certrenew demo --unattended` with `tracker = "jira"`):
@@ -188,6 +191,7 @@ class JiraServer:
         self.attachments: dict[str, StoredAttachment] = {}
         self.exchanges: list[Exchange] = []
         self.faults: list[Fault] = []
+        self.search_lag_seconds = 0.0
         # Rewrites a JSON answer before it is sent: how the tests make Jira say something wrong.
         self.tamper: Callable[[str, str, Any], Any] | None = None
         # Leaves out optional fields on command (`omit_optional`).
@@ -533,10 +537,12 @@ class JiraServer:
                 "Unbounded JQL queries are not allowed here. Please add a search restriction "
                 "to your query."
             )
+        indexed_until = datetime.now(UTC) - timedelta(seconds=self.search_lag_seconds)
         found = [
             i
             for i in self.issues.values()
-            if all(_matches(i, name, value) for name, value in conditions)
+            if i.created <= indexed_until
+            and all(_matches(i, name, value) for name, value in conditions)
         ]
         if order is not None:
             name, descending = order
@@ -1098,8 +1104,17 @@ def main() -> None:
     parser = argparse.ArgumentParser(description="A Jira-compatible server on 127.0.0.1")
     parser.add_argument("--cloud", action="store_true", help="answer as Jira Cloud")
     parser.add_argument("--port", type=int, default=0)
+    parser.add_argument(
+        "--search-lag", type=float, default=0.0, help="seconds before a new issue is searchable"
+    )
+    parser.add_argument(
+        "--lose-create-answers", type=int, default=0, help="the first N creates lose their answer"
+    )
     args = parser.parse_args()
     server = JiraServer("Cloud" if args.cloud else "Server", port=args.port)
+    server.search_lag_seconds = args.search_lag
+    if args.lose_create_answers:
+        server.lose_response(r"/issue$", "POST", times=args.lose_create_answers)
     print(
         f"CERTRENEW_TRACKER=jira CERTRENEW_JIRA__URL={server.url} "
         f"CERTRENEW_JIRA__TOKEN={server.token}",

@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import pytest
+from pydantic import SecretStr
 from typer.testing import CliRunner
 
 from certrenew.adapters.tracker import NewTicket
 from certrenew.adapters.tracker.jira import JiraTracker
 from certrenew.cli import app
+from certrenew.config import JiraSettings
+from certrenew.errors import ConfigError
 from certrenew.lab.jira_server import JiraServer
 
 
@@ -141,3 +144,21 @@ def test_a_token_file_ending_in_a_line_break_still_works(
     monkeypatch.setenv("CERTRENEW_JIRA__TOKEN", f"{jira_server.token}\n")
     code, output = run()
     assert code == 0, output
+
+
+def test_a_password_basic_auth_cannot_carry_is_refused_without_showing_it(
+    run, monkeypatch: pytest.MonkeyPatch, jira_server: JiraServer
+) -> None:
+    monkeypatch.delenv("CERTRENEW_JIRA__TOKEN")
+    monkeypatch.setenv("CERTRENEW_JIRA__USER", "svc-certrenew")
+    monkeypatch.setenv("CERTRENEW_JIRA__PASSWORD", "contrasenya€-secret-77b0")
+    code, output = run()
+    assert code == 3, output
+    assert "CERTRENEW_JIRA__PASSWORD" in output and "secret-77b0" not in output
+    assert len(output.strip().splitlines()) == 1, output
+    with pytest.raises(ConfigError) as refused:
+        JiraTracker.from_settings(
+            JiraSettings(url=jira_server.url, user="svc", password=SecretStr("€-secret-77b0"))
+        )
+    assert refused.value.__context__ is None  # nothing that holds the password rides along
+    assert jira_server.exchanges == []

@@ -12,6 +12,7 @@ import json
 from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 import pytest
 from cryptography.hazmat.primitives import serialization
@@ -72,6 +73,7 @@ def live_config(
     sharepoint: SharePointTestbed,
     owner: str,
     notices: dict[str, object] | None = None,
+    **jira_settings: Any,
 ) -> Path:
     """The lab's configuration pointed at Jira and SharePoint; every secret in a file."""
     token_file = secret_file(path.parent, "jira-token", jira.token or "")
@@ -87,7 +89,7 @@ def live_config(
         renewal=DEMO_TIMINGS,
         tracker="jira",
         archive="sharepoint",
-        jira={"url": jira.url, "token_file": token_file, **FAST_RETRIES},
+        jira={"url": jira.url, "token_file": token_file, **FAST_RETRIES, **jira_settings},
         sharepoint={
             key: str(value) if isinstance(value, Path) else value
             for key, value in sharepoint_settings.model_dump(exclude_none=True).items()

@@ -32,10 +32,12 @@ import threading
 import time
 from collections.abc import Callable
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any, TypeVar
 from urllib.parse import urlsplit
 
 import requests
+import urllib3
 from jira import JIRA, JIRAError
 
 from certrenew.adapters.tracker import (
@@ -49,6 +51,7 @@ from certrenew.adapters.tracker import (
     TicketHistory,
     TicketLink,
 )
+from certrenew.adapters.tracker.create_intents import CreateIntents, Intent
 from certrenew.config import JiraSettings
 from certrenew.errors import (
     AuthenticationError,
@@ -131,7 +134,14 @@ def label_query(label: str) -> str:
 class JiraTracker:
     """The runbook's tickets in Jira; the contract is TicketTracker's."""
 
-    def __init__(self, settings: JiraSettings, *, sleep: Callable[[float], None] = time.sleep):
+    def __init__(
+        self,
+        settings: JiraSettings,
+        *,
+        sleep: Callable[[float], None] = time.sleep,
+        clock: Callable[[], float] = time.time,
+        intents: CreateIntents | None = None,
+    ):
         if not settings.url:
             raise ConfigError(
                 "tracker = 'jira' needs jira.url: set it in the configuration file or "
@@ -155,13 +165,18 @@ class JiraTracker:
             clamp_retry_after=False,
         )
         self._sleep = sleep
+        self._clock = clock
+        self._intents = intents or CreateIntents()
         self._jira: JIRA | None = None
         self._lock = threading.Lock()
 
     @classmethod
-    def from_settings(cls, settings: JiraSettings) -> JiraTracker:
-        """Nothing is sent to Jira yet: the first operation connects and checks the credentials."""
-        return cls(settings)
+    def from_settings(cls, settings: JiraSettings, intents: Path | None = None) -> JiraTracker:
+        """Nothing is sent to Jira yet: the first operation connects and checks the credentials.
+
+        `intents` is the folder where creates sent are recorded (see create_intents).
+        """
+        return cls(settings, intents=CreateIntents(intents))
 
     @staticmethod
     def _credentials(settings: JiraSettings) -> dict[str, Any]:
@@ -170,7 +185,15 @@ class JiraTracker:
             return {"token_auth": _header_safe(token)}
         password = settings.secret_password()
         if settings.user and password:
-            return {"basic_auth": (settings.user, password)}
+            # HTTP basic auth (and requests) sends them as Latin-1. Checked without
+            # encoding: a UnicodeEncodeError would carry the password along.
+            if max(map(ord, f"{settings.user}:{password}")) < 256:
+                return {"basic_auth": (settings.user, password)}
+            raise ConfigError(
+                "CERTRENEW_JIRA__USER or CERTRENEW_JIRA__PASSWORD (or jira.password_file) "
+                "holds a character HTTP basic authentication cannot send (outside "
+                "Latin-1): use an API token or personal access token instead"
+            )
         raise ConfigError(f"Jira needs credentials: set {CREDENTIAL_SETTINGS}")
 
     # -- connection, retries and error translation -------------------------------------
@@ -300,26 +323,80 @@ class JiraTracker:
     # -- the tracker interface ---------------------------------------------------------
 
     def create_ticket(self, new: NewTicket) -> Ticket:
+        """Open the ticket, unless a create sent earlier without an answer made it already.
+
+        Before each create its time is recorded; while Jira's search may still lag
+        behind such a create (jira.timeout_seconds + jira.search_lag_seconds after
+        it was sent), an empty search proves nothing, so it is repeated until the
+        ticket shows or that time is over. Only then is the ticket opened again.
+        """
         fields = self._fields(new)
+        label = new.label
 
         def create(jira: JIRA) -> Ticket:
+            sent_before = self._intents.last(label)
+            if sent_before is not None:
+                found = self._made_by(jira, label, sent_before)
+                if found is not None:
+                    return found
+            sent = Intent(self._clock())
+            self._intents.record(label, sent)
             try:
-                return self._ticket(jira.create_issue(fields=fields, prefetch=True))
+                ticket = self._ticket(jira.create_issue(fields=fields, prefetch=True))
             except JIRAError as exc:
+                if _refused_before_creating(exc):
+                    self._intents.forget(label)
                 if exc.status_code is None or exc.status_code >= 300:
                     raise
-            # The library refuses a created answer that names no key: the ticket exists.
-            raise Transient("Jira's answer named no key for the new ticket")
+                ticket = None  # created, but the library refuses an answer that names no key
+            except requests.ConnectionError as exc:
+                if isinstance(exc, requests.ConnectTimeout) or _refused_connection(exc):
+                    self._intents.forget(label)
+                raise
+            if ticket is None:
+                raise Transient("Jira's answer named no key for the new ticket")
+            self._intents.record(label, Intent(sent.at, ticket.key))
+            if sent_before is not None and sent_before.key is None:
+                self._say_opened_again(jira, ticket, label, sent_before.at)
+            return ticket
 
-        def created_already(jira: JIRA) -> Ticket | None:
-            found = self._find(jira, new.label)
-            return found[0] if found else None
+        return self._call(f"open the ticket {label!r} in {new.project}", create)
 
-        return self._call(
-            f"open the ticket {new.label!r} in {new.project}",
-            create,
-            already_done=created_already,
+    def _made_by(self, jira: JIRA, label: str, sent: Intent) -> Ticket | None:
+        """The ticket an earlier create made: read by key if Jira answered, else searched for
+        until the search can be trusted to show it."""
+        if sent.key is not None:
+            try:
+                return self._ticket(jira.issue(sent.key, fields=TICKET_FIELDS))
+            except JIRAError as exc:
+                if exc.status_code != 404:
+                    raise
+                return None  # deleted by hand since: open it again
+        lag = self.settings.search_lag_seconds
+        trusted_from = sent.at + self.settings.timeout_seconds + lag
+        every = min(max(lag / 12, 0.1), 5.0)
+        while True:
+            found = self._find(jira, label)
+            if found:
+                return found[0]
+            left = trusted_from - self._clock()
+            if left <= 0:
+                return None
+            self._sleep(min(every, left))
+
+    def _say_opened_again(self, jira: JIRA, ticket: Ticket, label: str, sent: float) -> None:
+        """Tell people on the ticket, and the log, that a first create may yet show up."""
+        when = datetime.fromtimestamp(sent, UTC).strftime("%Y-%m-%d %H:%M:%S UTC")
+        waited = self.settings.timeout_seconds + self.settings.search_lag_seconds
+        said = (
+            "certrenew opened this ticket again: Jira did not answer a first attempt sent at "
+            f"{when}, and its search showed no ticket labelled {label} within {waited:.0f} s. "
+            "If a ticket with that label from then appears, it is the same request: close it "
+            f"as a duplicate of {ticket.key}, and raise jira.search_lag_seconds (Jira's search "
+            f"lagged longer than {self.settings.search_lag_seconds:.0f} s)."
         )
+        log.warning("%s: %s", ticket.key, said)
+        jira.add_comment(ticket.key, said)
 
     def _fields(self, new: NewTicket) -> dict[str, Any]:
         """Explicit field dicts: the library never looks a project or issue type up by guess."""
@@ -697,6 +774,22 @@ def _attachment(raw: dict[str, Any]) -> Attachment:
     attachment_id = str(_need(raw, "id", "an attachment"))
     name = raw.get("filename") or f"attachment {attachment_id}"
     return Attachment(attachment_id, name, int(raw.get("size", -1)))
+
+
+def _refused_before_creating(exc: JIRAError) -> bool:
+    """Jira answered in a way that says it created nothing: a refusal, throttling, an outage.
+
+    500, 502 and 504 are not among them: Jira (or a proxy in front of it) may
+    say so after the ticket was created.
+    """
+    status = exc.status_code
+    return status is not None and (400 <= status < 500 or status == 503)
+
+
+def _refused_connection(exc: requests.ConnectionError) -> bool:
+    """No connection was made (refused, no route, name unknown): nothing was sent."""
+    reason = exc.args[0] if exc.args else None
+    return isinstance(getattr(reason, "reason", reason), urllib3.exceptions.NewConnectionError)
 
 
 def _raised_in_library(exc: BaseException) -> bool:
