@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import os
+from pathlib import Path
 from typing import TYPE_CHECKING, cast
 
 from prefect import serve
@@ -16,7 +17,8 @@ from prefect.deployments.runner import RunnerDeployment
 from prefect.events import DeploymentEventTrigger
 from prefect.settings import PREFECT_API_URL, PREFECT_UI_URL
 
-from certrenew.config import CONFIG_ENV
+from certrenew.config import CONFIG_ENV, load_settings
+from certrenew.deployments.recovery import install_recovery
 from certrenew.errors import CertRenewError
 from certrenew.flows.detect_expiring import (
     EXPIRING_EVENT,
@@ -92,7 +94,20 @@ def main(argv: list[str] | None = None) -> None:
         "--detect-cron", default="0 7 * * *", help="when detection runs (cron, server time zone)"
     )
     args = parser.parse_args(argv)
+    prepare_recovery(args.config)
     serve(renewal_deployment(args.config), detection_deployment(args.config, args.detect_cron))
+
+
+def prepare_recovery(config: str | None) -> None:
+    """Heartbeats on for the runs this process starts, and the recovery automations installed.
+
+    The runs are child processes: they read the heartbeat frequency from the
+    environment they inherit.
+    """
+    settings = load_settings(Path(config) if config else None).recovery
+    if settings.enabled:
+        os.environ["PREFECT_FLOWS_HEARTBEAT_FREQUENCY"] = str(settings.heartbeat_seconds)
+    install_recovery(settings)
 
 
 if __name__ == "__main__":
