@@ -327,6 +327,24 @@ class IntakeSettings(Section):
         return read_secret(self.token, self.token_file, "intake.token")
 
 
+class RecoverySettings(Section):
+    """How a renewal run whose process died is noticed and carried on.
+
+    `certrenew serve` runs every renewal with heartbeats every
+    `heartbeat_seconds` and installs two automations on the Prefect server: a
+    run silent for `missed_heartbeats` heartbeats is marked Crashed, and a
+    crashed renewal run is scheduled again, to replay its stored steps.
+    """
+
+    enabled: bool = True
+    heartbeat_seconds: int = Field(
+        60, ge=30, description="how often a running renewal tells the server it is alive"
+    )
+    missed_heartbeats: int = Field(
+        3, ge=2, description="a run silent this many heartbeats is taken for crashed"
+    )
+
+
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(
         env_prefix="CERTRENEW_",
@@ -351,6 +369,7 @@ class Settings(BaseSettings):
     notices: NoticeSettings = NoticeSettings()
     roles: RolesSettings = RolesSettings()
     intake: IntakeSettings = IntakeSettings()
+    recovery: RecoverySettings = RecoverySettings()
 
     @classmethod
     def settings_customise_sources(

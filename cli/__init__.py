@@ -470,6 +470,59 @@ def history(
         Console(highlight=False).print(history_view(found))
 
 
+@app.command("status")
+def status(
+    as_json: Annotated[
+        bool, typer.Option("--json", help="print a JSON array, one object per open renewal")
+    ] = False,
+    config: ConfigOption = None,
+) -> None:
+    """Every open renewal: its step, since when, and its state (crashed ones included).
+
+    Reads the Prefect API (PREFECT_API_URL).
+    """
+    import json
+
+    from rich.table import Table
+
+    from certrenew.tasks.prefect_api import require_prefect_api
+    from certrenew.tasks.status import open_renewals
+
+    settings = settings_from(config)
+    require_prefect_api()
+    found = open_renewals(settings.renewal.flow_ui_url if settings.renewal else None)
+    if as_json:
+        sys.stdout.write(json.dumps([r.as_dict() for r in found], indent=2) + "\n")
+        return
+    if not found:
+        Console().print("no open renewal")
+        return
+    table = Table("certificate", "step", "since (UTC)", "state", "run")
+    for renewal in found:
+        table.add_row(
+            Text(printable(renewal.certificate)),
+            Text(printable(renewal.step)),
+            f"{renewal.since:%Y-%m-%d %H:%M}",
+            Text(printable(renewal.state)),
+            Text(printable(renewal.url or renewal.run)),
+        )
+    Console(highlight=False, soft_wrap=True).print(table)
+
+
+@app.command("recovery")
+def recovery(config: ConfigOption = None) -> None:
+    """Install the automations that resume crashed renewal runs (`serve` does it too).
+
+    For installs where workers, not `certrenew serve`, run the renewals.
+    """
+    from certrenew.deployments.recovery import install_recovery
+
+    names = install_recovery(settings_from(config).recovery)
+    Console(highlight=False).print(
+        "\n".join(f"installed: {name}" for name in names) or "recovery off: automations removed"
+    )
+
+
 @app.command("serve")
 def serve_deployments(config: ConfigOption = None) -> None:
     """Serve the renewal flow (and start renewals from expiring-certificate events)."""

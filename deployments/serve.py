@@ -23,6 +23,7 @@ from certrenew.config import CONFIG_ENV, Settings, load_settings
 from certrenew.deployments.intake import HttpPort, Intake, intake_app
 from certrenew.deployments.listen import start_listening
 from certrenew.deployments.metrics import Metrics, start_probing
+from certrenew.deployments.recovery import install_recovery
 from certrenew.flows.detect_expiring import detect_expiring_certificates
 from certrenew.flows.renew_certificate import renew_certificate
 from certrenew.tasks.guard import unfinished_renewal_runs
@@ -76,6 +77,7 @@ def main(argv: list[str] | None = None) -> None:
     args = parser.parse_args(argv)
     require_prefect_api()
     _log_to_stderr()
+    prepare_recovery(args.config)
     settings = load_settings(Path(args.config) if args.config else None)
     start_listening(settings, args.config)
     start_http_port(settings, args.config)
@@ -122,6 +124,18 @@ def _log_to_stderr() -> None:
         logger.addHandler(handler)
         logger.setLevel(logging.INFO)
         logger.propagate = False
+
+
+def prepare_recovery(config: str | None) -> None:
+    """Heartbeats on for the runs this process starts, and the recovery automations installed.
+
+    The runs are child processes: they read the heartbeat frequency from the
+    environment they inherit.
+    """
+    settings = load_settings(Path(config) if config else None).recovery
+    if settings.enabled:
+        os.environ["PREFECT_FLOWS_HEARTBEAT_FREQUENCY"] = str(settings.heartbeat_seconds)
+    install_recovery(settings)
 
 
 if __name__ == "__main__":

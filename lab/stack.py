@@ -127,12 +127,17 @@ class LocalStack:
                 self.home / "server.log",
             )
             self._wait_healthy(timeout)
+        self.serve()
+        return self
+
+    def serve(self) -> Process:
+        """Start the serving process (again, after it died)."""
         args = [sys.executable, "-m", "certrenew.deployments.serve"]
         if self.config:
             args += ["--config", str(self.config)]
         args += self.serve_args
         self.runner = Process(args, self.env, self.home / "serve.log")
-        return self
+        return self.runner
 
     def _wait_healthy(self, timeout: float) -> None:
         assert self.server
