@@ -64,7 +64,9 @@ def oid(dotted: str) -> bytes:
 
 
 def integer(value: int) -> bytes:
-    return tlv(0x02, value.to_bytes(value.bit_length() // 8 + 1, "big", signed=True))
+    """The shortest two's complement encoding, as DER (and OpenSSL) require."""
+    size = (value if value >= 0 else ~value).bit_length() // 8 + 1
+    return tlv(0x02, value.to_bytes(size, "big", signed=True))
 
 
 def name(cn: str, organization: str = "Consorci AOC, Serveis", country: str = "ES") -> bytes:
@@ -185,15 +187,20 @@ class OpenSSLView:
 
 def openssl_view(path: Path) -> OpenSSLView:
     """Ask `openssl x509` (DER or PEM by content) for the outer fields of a certificate file."""
-    form = "PEM" if path.read_bytes().lstrip().startswith(b"-----") else "DER"
+    return openssl_view_of(path.read_bytes())
+
+
+def openssl_view_of(data: bytes) -> OpenSSLView:
+    """The same for certificate bytes, given on standard input."""
+    form = "PEM" if data.lstrip().startswith(b"-----") else "DER"
     output = subprocess.run(
         [
-            "openssl", "x509", "-inform", form, "-in", str(path), "-noout",
+            "openssl", "x509", "-inform", form, "-noout",
             "-startdate", "-enddate", "-serial", "-subject", "-issuer",
             "-fingerprint", "-sha256", "-nameopt", "RFC2253",
         ],
-        capture_output=True, text=True, check=True, timeout=30,
-    ).stdout  # fmt: skip
+        input=data, capture_output=True, check=True, timeout=30,
+    ).stdout.decode()  # fmt: skip
     fields = dict(line.split("=", 1) for line in output.splitlines())
 
     def moment(text: str) -> datetime:

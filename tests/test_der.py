@@ -222,3 +222,24 @@ def test_a_certificate_without_extensions_is_read_whole() -> None:
     outer = read_outer_certificate(der)
     assert outer.extensions == ()
     assert outer.der == der
+
+
+def test_an_unreadable_extensions_block_leaves_the_names_unknown() -> None:
+    der = forge(public_key_info=spki(ec_key()), extensions=(tlv(0x04, b""),))
+    facts = certificate_facts(der)
+    assert facts.sans is None and facts.note == "the certificate's extensions cannot be read"
+    assert facts.not_after == datetime(2027, 3, 1, 8, 30, tzinfo=UTC)
+
+
+def test_two_subject_alt_names_leave_the_names_unknown() -> None:
+    san = seq(oid("2.5.29.17"), tlv(0x04, seq(tlv(0x82, b"a.example.cat"))))
+    facts = certificate_facts(forge(public_key_info=spki(ec_key()), extensions=(san, san)))
+    assert facts.sans is None and facts.note == "the certificate has 2 subjectAltName extensions"
+
+
+def test_a_critical_flag_is_read() -> None:
+    san = seq(oid("2.5.29.17"), tlv(0x01, b"\xff"), tlv(0x04, seq(tlv(0x82, b"a.example.cat"))))
+    outer = read_outer_certificate(forge(public_key_info=spki(ec_key()), extensions=(san,)))
+    assert outer.extensions is not None
+    assert [(e.oid, e.critical) for e in outer.extensions] == [("2.5.29.17", True)]
+    assert certificate_facts(outer.der).sans == ("a.example.cat",)

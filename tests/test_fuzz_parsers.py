@@ -28,8 +28,9 @@ from certrenew.pki.errors import CertificateError
 from certrenew.pki.files import classify_file, describe_file, public_key_fingerprint
 from certrenew.pki.issued import check_issued_certificate
 from certrenew.pki.keyprotect import protect_private_key
+from certrenew.pki.outer import read_outer_certificate, rfc4514
 from tests import odd_certs
-from tests.odd_certs import pem, tlv
+from tests.odd_certs import openssl_view_of, pem, tlv
 from tests.pki import DOMAIN, SUBJECT, TestCA, der, ec_key, key_pem, make_csr, rsa_key
 
 pytestmark = pytest.mark.fuzz
@@ -244,6 +245,49 @@ def test_certificates_handed_in_at_step_4_pass_or_are_refused(
         assert str(exc)
         return
     assert issued.facts.covers(DOMAIN)
+
+
+PRINTABLE = st.text(st.characters(min_codepoint=0x20, max_codepoint=0x7E), min_size=1, max_size=40)
+
+
+def certificate_times() -> st.SearchStrategy[bytes]:
+    """Whole seconds in UTC: UTCTime through 2049, GeneralizedTime after (RFC 5280)."""
+    moments = st.datetimes(datetime(1950, 1, 1), datetime(9999, 12, 31, 23, 59, 59))
+    return moments.map(
+        lambda m: (
+            tlv(0x17, m.strftime("%y%m%d%H%M%SZ").encode())
+            if m.year < 2050
+            else tlv(0x18, m.strftime("%Y%m%d%H%M%SZ").encode())
+        )
+    )
+
+
+@given(
+    serial=st.integers(-(2**159), 2**159 - 1),
+    not_before=certificate_times(),
+    not_after=certificate_times(),
+    cn=PRINTABLE,
+    organization=PRINTABLE,
+)
+def test_forged_certificates_read_as_openssl_reads_them(
+    serial: int, not_before: bytes, not_after: bytes, cn: str, organization: str
+) -> None:
+    data = odd_certs.forge(
+        public_key_info=odd_certs.spki(ec_key("P-256")),
+        serial=serial,
+        not_before=not_before,
+        not_after=not_after,
+        subject=odd_certs.name(cn, organization),
+    )
+    facts = certificate_facts(data)
+    oracle = openssl_view_of(data)
+    assert (facts.not_before, facts.not_after) == (oracle.not_before, oracle.not_after)
+    assert (facts.serial, facts.sha256, facts.issuer) == (
+        oracle.serial,
+        oracle.sha256,
+        oracle.issuer,
+    )
+    assert rfc4514(read_outer_certificate(data).subject) == oracle.subject
 
 
 # --- CSRs and keys ----------------------------------------------------------------------
