@@ -139,6 +139,8 @@ def find_renewal_run(timeout: float = 120) -> UUID:
 
 
 def run_demo(config: Path | None, unattended: bool, as_json: bool, data_dir: Path) -> int:
+    from prefect.settings import PREFECT_API_URL, temporary_settings
+
     say: Callable[[str], None] = (lambda _: None) if as_json else (lambda m: print(m, flush=True))
     # Stopped by a signal, still stop the server and the serving process on the way out.
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
@@ -159,7 +161,9 @@ def run_demo(config: Path | None, unattended: bool, as_json: bool, data_dir: Pat
         stack.env.update(overrides)
         say("starting a local Prefect server and the renewal deployment ...")
         try:
-            with stack:
+            # Prefect read its settings when it was imported, before the stack existed:
+            # this process must talk to the stack's server, not start one of its own.
+            with stack, temporary_settings({PREFECT_API_URL: stack.api_url}):
                 os.environ.update(stack.env)
                 say(f"Prefect UI: {stack.ui_url}")
                 people = DemoPeople(settings, ca, server, DEMO_DOMAIN, say)
