@@ -5,7 +5,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test lint bench clean
+.PHONY: demo test fuzz lint bench bench-scan bench-resume clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -21,8 +21,20 @@ test: $(STAMP)
 	$(BIN)/mypy
 	$(BIN)/pytest $(ARGS)
 
+# The property-based parser tests with 10,000 generated inputs per parser (CI runs 300).
+fuzz: $(STAMP)
+	CERTRENEW_HYPOTHESIS_PROFILE=fuzz $(BIN)/pytest -m fuzz --timeout=3600 $(ARGS)
+
 bench: $(STAMP)
 	$(BIN)/python -m benchmarks $(ARGS)
+
+# The scan against a minimal asyncio+ssl client on nginx, as whole processes (needs nginx).
+bench-scan: $(STAMP)
+	$(BIN)/python -m benchmarks.scan_bed $(ARGS)
+
+# From a submitted form to the next question, split into polling, process start and replay.
+bench-resume: $(STAMP)
+	$(BIN)/python -m benchmarks.resume_latency $(ARGS)
 
 clean:
 	rm -rf $(VENV) .certrenew .pytest_cache

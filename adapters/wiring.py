@@ -131,6 +131,17 @@ def build_archive(settings: Settings) -> ArchiveSetup:
 
 
 def build_notice_channels(settings: Settings) -> list[NoticeChannel]:
+    """The outbox, delivering through the transports configured in [notices]."""
+    from certrenew.adapters.notice import Transport
     from certrenew.adapters.notice.outbox import Outbox
 
-    return [Outbox(settings.outbox_path())]
+    transports: list[Transport] = []
+    if settings.notices.smtp is not None:
+        from certrenew.adapters.notice.smtp import SmtpTransport
+
+        transports.append(SmtpTransport(settings.notices.smtp))
+    if settings.notices.webhook is not None:
+        from certrenew.adapters.notice.webhook import WebhookTransport
+
+        transports.append(WebhookTransport(settings.notices.webhook))
+    return [Outbox(settings.outbox_path(), transports)]

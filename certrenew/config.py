@@ -7,21 +7,33 @@ environment or from files named in the TOML, never from the TOML itself, so a
 configuration file can be committed and shared without leaking anything.
 
 Precedence: environment (`CERTRENEW_<KEY>`, `CERTRENEW_<SECTION>__<KEY>`) over
-the TOML file over the defaults below.
+the TOML file over the defaults below. A list may be given in the environment
+as JSON (`["CESICAT", "EACAT"]`) or as plain comma-separated text
+(`CESICAT,EACAT`); every other problem with a value is one line naming the
+setting and where it came from. Numbers are finite (TOML's `inf` would make a
+timeout that never ends) and never booleans.
 """
 
 from __future__ import annotations
 
+import json
 import os
 import tomllib
 import warnings
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Literal
+from typing import TYPE_CHECKING, Any, Literal, get_origin
 
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, model_validator
-from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
+from pydantic.fields import FieldInfo
+from pydantic_settings import (
+    BaseSettings,
+    EnvSettingsSource,
+    PydanticBaseSettingsSource,
+    SettingsConfigDict,
+)
 
 from certrenew.errors import ConfigError
+from certrenew.input_checks import PersonWritten, read_text
 
 if TYPE_CHECKING:
     from certrenew.pki.csr import SubjectRules
@@ -31,17 +43,21 @@ CONFIG_ENV = "CERTRENEW_CONFIG"
 # Keys that hold secrets: accepted from the environment only. A TOML file
 # names a file holding the secret instead (`<key>_file`).
 SECRET_KEYS = frozenset({"token", "password", "cert_password", "key_passphrase"})
+# No single wait (a scan target, a request) is worth more than an hour.
+MAX_TIMEOUT_SECONDS = 3600
 
 
-class Section(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+class Section(PersonWritten, BaseModel):  # BaseModel named for linters that look no further
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
 
 
 class ScanSettings(Section):
     """How hard the scan pushes: bounded concurrency, per-target time limit."""
 
     concurrency: int = Field(64, ge=1, le=4096)
-    timeout_seconds: float = Field(10.0, gt=0, description="connect + TLS handshake")
+    timeout_seconds: float = Field(
+        10.0, gt=0, le=MAX_TIMEOUT_SECONDS, description="connect + TLS handshake"
+    )
 
 
 class CsrSettings(Section):
@@ -112,7 +128,7 @@ class JiraSettings(Section):
     components: list[str] = []
     custom_fields: dict[str, Any] = {}
     ca_bundle: Path | None = None
-    timeout_seconds: float = Field(30.0, gt=0)
+    timeout_seconds: float = Field(30.0, gt=0, le=MAX_TIMEOUT_SECONDS)
     # Throttling (429), outages (5xx) and network errors: each operation is retried
     # this many times, waiting Retry-After or a doubling delay (at most the maximum);
     # then the step gets ServiceUnavailable and the flow waits, keeping its state.
@@ -152,7 +168,9 @@ class SharePointSettings(Section):
     # then the step gets ServiceUnavailable and the flow waits, keeping its state.
     retry_attempts: int = Field(6, ge=1, le=20)
     retry_max_delay_seconds: float = Field(60.0, ge=0)
-    timeout_seconds: float = Field(60.0, gt=0, description="per request, after connecting")
+    timeout_seconds: float = Field(
+        60.0, gt=0, le=MAX_TIMEOUT_SECONDS, description="per request, after connecting"
+    )
 
     def authority_url(self) -> str | None:
         if self.authority:
@@ -222,11 +240,66 @@ class RolesSettings(Section):
     )
 
 
-class NoticeSettings(Section):
-    """Where expiry reminders and revocation notices go."""
+class SmtpSettings(Section):
+    """The mail relay notices are sent through; the password comes from the environment."""
 
-    recipients: list[str] = []
+    host: str = Field(min_length=1)
+    port: int | None = Field(None, ge=1, le=65535, description="default: 587, 465 for tls, 25")
+    security: Literal["starttls", "tls", "none"] = Field(
+        "starttls", description="STARTTLS on a plain connection, or TLS from the first byte"
+    )
+    sender: str = Field(min_length=3, description="the From address")
+    user: str | None = None
+    password: SecretStr | None = None
+    password_file: Path | None = None
+    timeout_seconds: float = Field(30.0, gt=0)
+
+    def secret_password(self) -> str | None:
+        return read_secret(self.password, self.password_file, "notices.smtp.password")
+
+
+class WebhookSettings(Section):
+    """A URL that takes each notice as a JSON POST (a Teams/Slack relay, a ticketing inbox)."""
+
+    url: str = Field(pattern=r"^https?://[^/?#]+")
+    token: SecretStr | None = None
+    token_file: Path | None = None
+    timeout_seconds: float = Field(30.0, gt=0)
+
+    def secret_token(self) -> str | None:
+        return read_secret(self.token, self.token_file, "notices.webhook.token")
+
+
+NoticeKind = Literal["expiry", "revocation", "escalation"]
+
+
+class NoticeSettings(Section):
+    """Who gets which notice, and the channels that carry them beside the outbox.
+
+    The outbox always records every notice; `smtp` and `webhook`, when set,
+    deliver them. The team mailbox (`recipients`) gets every notice, the
+    certificate's owner (the inventory's `owner_email`) the kinds in
+    `to_owner`, and the workflow managers (`managers`) the escalations.
+    """
+
+    recipients: list[str] = Field([], description="the team mailbox: every notice")
+    managers: list[str] = Field([], description="the workflow managers' mailboxes: escalations")
+    to_owner: list[NoticeKind] = Field(
+        ["expiry", "revocation", "escalation"],
+        description="notice kinds also sent to the certificate's owner_email",
+    )
     outbox: Path | None = Field(None, description="default: <data_dir>/outbox")
+    smtp: SmtpSettings | None = None
+    webhook: WebhookSettings | None = None
+
+    def recipients_for(self, kind: NoticeKind, owner_email: str | None) -> tuple[str, ...]:
+        """The team, the owner where known and wanted, the managers for escalations; once each."""
+        chosen = list(self.recipients)
+        if owner_email and kind in self.to_owner:
+            chosen.append(owner_email)
+        if kind == "escalation":
+            chosen += self.managers
+        return tuple(dict.fromkeys(address.strip() for address in chosen if address.strip()))
 
 
 class IntakeSettings(Section):
@@ -256,6 +329,7 @@ class Settings(BaseSettings):
         env_nested_delimiter="__",
         extra="forbid",
         validate_default=True,
+        allow_inf_nan=False,
     )
 
     inventory: Path = Path("inventory.yaml")
@@ -284,7 +358,7 @@ class Settings(BaseSettings):
         file_secret_settings: PydanticBaseSettingsSource,
     ) -> tuple[PydanticBaseSettingsSource, ...]:
         # The TOML file arrives as init arguments; the environment wins over it.
-        return (env_settings, init_settings)
+        return (_Environment(settings_cls), init_settings)
 
     @model_validator(mode="before")
     @classmethod
@@ -333,19 +407,52 @@ class Settings(BaseSettings):
         return self.csr, self.ca_request, self.renewal
 
 
+class _Environment(EnvSettingsSource):
+    """CERTRENEW_* variables, where a list may also be plain comma-separated text.
+
+    pydantic-settings reads a list or a table from the environment as JSON
+    only, and a plain `CERTRENEW_RENEWAL__CAS=CESICAT` broke every command
+    with its traceback.
+    """
+
+    def decode_complex_value(self, field_name: str, field: FieldInfo, value: Any) -> Any:
+        try:
+            return super().decode_complex_value(field_name, field, value)
+        except ValueError as exc:
+            if field is not None and get_origin(field.annotation) is list:
+                return [item.strip() for item in str(value).split(",") if item.strip()]
+            variables = _variables_for(field_name)
+            reason = exc.msg if isinstance(exc, json.JSONDecodeError) else str(exc)
+            raise ConfigError(
+                f"environment: {' or '.join(variables) or field_name.upper()} is not valid JSON "
+                f'({reason}): write a table as JSON (\'{{"key": "value"}}\') or set its keys '
+                "one by one (CERTRENEW_<SECTION>__<KEY>)"
+            ) from None
+
+
+def _variables_for(field_name: str) -> list[str]:
+    """The CERTRENEW_* variables set in the environment that end with this setting's name."""
+    suffix = field_name.upper()
+    return sorted(
+        name
+        for name in os.environ
+        if name.upper().startswith("CERTRENEW_")
+        and (name.upper() == f"CERTRENEW_{suffix}" or name.upper().endswith(f"__{suffix}"))
+    )
+
+
 def read_secret(value: SecretStr | None, file: Path | None, name: str) -> str | None:
     """A secret from its environment value, else from the file that holds it."""
     if value is not None:
         return value.get_secret_value()
     if file is None:
         return None
-    try:
-        return file.read_text(encoding="utf-8").strip()
-    except OSError as exc:
-        raise ConfigError(
-            f"cannot read the file for {name} ({file}): {exc.strerror}; "
-            f"fix {name}_file or set the secret in the environment"
-        ) from None
+    return read_text(
+        file,
+        f"the file for {name}",
+        ConfigError,
+        f"fix {name}_file or set the secret in the environment",
+    ).strip()
 
 
 def _reject_secrets(data: dict[str, Any], path: Path, prefix: str = "") -> None:
@@ -353,8 +460,8 @@ def _reject_secrets(data: dict[str, Any], path: Path, prefix: str = "") -> None:
         if isinstance(value, dict):
             _reject_secrets(value, path, f"{prefix}{key}.")
         elif key in SECRET_KEYS:
-            section = prefix.rstrip(".")
-            env = "CERTRENEW_" + "__".join(p.upper() for p in (*filter(None, [section]), key))
+            parts = [*filter(None, prefix.split(".")), key]
+            env = "CERTRENEW_" + "__".join(part.upper() for part in parts)
             raise ConfigError(
                 f"{path}: '{prefix}{key}' is a secret and is not read from the configuration "
                 f"file; remove it and set {env} in the environment, or name a file holding "
@@ -368,6 +475,8 @@ _PATH_KEYS = {
     ("sharepoint",): ("cert_path", "cert_password_file", "ca_bundle", "key_passphrase_file"),
     ("local_archive",): ("path",),
     ("notices",): ("outbox",),
+    ("notices", "smtp"): ("password_file",),
+    ("notices", "webhook"): ("token_file",),
     ("intake",): ("token_file",),
 }
 
@@ -397,12 +506,11 @@ def load_settings(config_file: Path | None = None) -> Settings:
     path = config_path(config_file)
     data: dict[str, Any] = {}
     if path is not None:
+        text = read_text(
+            path, "configuration file", ConfigError, f"pass --config or set {CONFIG_ENV}"
+        )
         try:
-            data = tomllib.loads(path.read_text(encoding="utf-8"))
-        except FileNotFoundError:
-            raise ConfigError(
-                f"configuration file {path} does not exist: pass --config or set {CONFIG_ENV}"
-            ) from None
+            data = tomllib.loads(text)
         except tomllib.TOMLDecodeError as exc:
             raise ConfigError(f"{path}: not valid TOML: {exc}") from None
         _reject_secrets(data, path)
@@ -411,7 +519,10 @@ def load_settings(config_file: Path | None = None) -> Settings:
         return Settings(**data)
     except ValidationError as exc:
         where = str(path) if path else "environment"
-        problems = "; ".join(f"{_setting_name(err['loc'])}: {err['msg']}" for err in exc.errors())
+        problems = "; ".join(
+            f"{_setting_name(err['loc'])}: {err['msg'].removeprefix('Value error, ')}"
+            for err in exc.errors()
+        )
         raise ConfigError(f"{where}: invalid configuration: {problems}") from None
 
 

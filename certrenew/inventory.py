@@ -2,10 +2,16 @@
 
 Errors name the file, the line, the entry and the field, because the people
 who edit this file are not the people who wrote the code.
+
+The YAML is read safely (no tags that build objects), a key written twice in
+one mapping is refused instead of silently losing the first value, and aliases
+may not multiply the document (a billion-laughs file is refused at once, before
+anything walks it).
 """
 
 from __future__ import annotations
 
+import ipaddress
 import re
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -16,12 +22,20 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from certrenew.errors import InventoryError
+from certrenew.input_checks import PersonWritten, read_text
 
 _DNS_NAME = re.compile(r"(\*\.)?[a-z0-9]([a-z0-9-]*[a-z0-9])?(\.[a-z0-9]([a-z0-9-]*[a-z0-9])?)*")
 _HOST_PORT = re.compile(r"^(?:\[(?P<v6>[0-9A-Fa-f:.]+)\]|(?P<host>[^:\s]+))(?::(?P<port>\d+))?$")
+# Host names as resolvers take them: letters, digits, '-' and '_' (seen on intranets).
+_HOST_NAME = re.compile(
+    r"[A-Za-z0-9_]([A-Za-z0-9_-]*[A-Za-z0-9_])?(\.[A-Za-z0-9_]([A-Za-z0-9_-]*[A-Za-z0-9_])?)*\.?"
+)
+# Aliases may expand a document to this many times its written values, plus this many.
+ALIAS_EXPANSION_FACTOR = 10
+ALIAS_EXPANSION_ALLOWANCE = 100_000
 
 
-class _Model(BaseModel):
+class _Model(PersonWritten, BaseModel):  # BaseModel named for linters that look no further
     model_config = ConfigDict(extra="forbid", frozen=True)
 
 
@@ -46,6 +60,9 @@ class Endpoint(_Model):
     def _shorthand(cls, value: Any) -> Any:
         if not isinstance(value, str):
             return value
+        if "://" in value:
+            bare = value.split("://", 1)[1].split("/", 1)[0]
+            raise ValueError(f"'{value}' is a URL: write host:port only ('{bare}')")
         match = _HOST_PORT.match(value.strip())
         if not match:
             raise ValueError(f"'{value}' is not host:port (write IPv6 as [::1]:443)")
@@ -53,6 +70,29 @@ class Endpoint(_Model):
         if match["port"]:
             out["port"] = int(match["port"])
         return out
+
+    @field_validator("host")
+    @classmethod
+    def _host(cls, value: str) -> str:
+        host = value.strip()
+        if not host:
+            raise ValueError("the host is empty: write a host name or an IP address")
+        if "://" in host:
+            bare = host.split("://", 1)[1].split("/", 1)[0]
+            raise ValueError(
+                f"'{host}' is a URL: write the host name only ('{bare}'), the port under port"
+            )
+        if any(char.isspace() for char in host):
+            raise ValueError(f"'{host}' holds a space: a host name has none")
+        try:
+            ipaddress.ip_address(host)
+        except ValueError:
+            if len(host) > 253 or not _HOST_NAME.fullmatch(host):
+                raise ValueError(
+                    f"'{host}' is not a host name or an IP address (an IPv6 address goes "
+                    "without brackets here; an internationalised name in its xn-- form)"
+                ) from None
+        return host
 
     @property
     def target(self) -> str:
@@ -81,6 +121,9 @@ class CertificateEntry(_Model):
     name: str = Field(min_length=1)
     domain: str = Field(min_length=1)
     owner: str | None = None
+    owner_email: str | None = Field(
+        None, description="the owner's mailbox for notices (`owner` is their tracker login)"
+    )
     ca: str | None = None
     endpoints: list[Endpoint] = []
     files: list[CertificateFile] = []
@@ -192,19 +235,105 @@ def _describe(data: Any, loc: tuple[Any, ...]) -> str:
     return ".".join(parts) or "top level"
 
 
-def parse_inventory(text: str, source: str = "<inventory>", base: Path | None = None) -> Inventory:
+# libyaml where PyYAML was built with it: the pure-Python parser costs about 1 ms per entry.
+_YamlLoader: type[yaml.SafeLoader] = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+
+
+def _children(node: yaml.Node) -> list[yaml.Node]:
+    if isinstance(node, yaml.MappingNode):
+        return [part for pair in node.value for part in pair]
+    if isinstance(node, yaml.SequenceNode):
+        return list(node.value)
+    return []
+
+
+def _repeated_key(node: yaml.MappingNode, source: str) -> None:
+    """A key written twice in one mapping: YAML would keep the last and drop the first."""
+    first: dict[tuple[str, str], int] = {}
+    for key, _ in node.value:
+        if not isinstance(key, yaml.ScalarNode):
+            continue
+        line = key.start_mark.line + 1
+        if (key.tag, key.value) in first:
+            raise InventoryError(
+                f"{source}:{line}: the key '{key.value}' is written a second time in the same "
+                f"block (first at line {first[key.tag, key.value]}); YAML would keep only the "
+                "last one: merge them"
+            )
+        first[key.tag, key.value] = line
+
+
+def _check_document(root: yaml.Node, source: str) -> None:
+    """Refuse repeated keys, aliases that loop and aliases that multiply the document.
+
+    Aliases share nodes, so the composed document stays small; it is the walk
+    over it (line numbers, validation) that a billion-laughs file blows up.
+    This walk visits each written node once, iteratively, and counts what the
+    aliases expand to without expanding anything.
+    """
+    expanded: dict[int, int] = {}
+    open_nodes: set[int] = {id(root)}
+    stack: list[tuple[yaml.Node, Iterator[yaml.Node]]] = [(root, iter(_children(root)))]
+    while stack:
+        node, pending = stack[-1]
+        child = next(pending, None)
+        if child is None:
+            stack.pop()
+            open_nodes.discard(id(node))
+            expanded[id(node)] = 1 + sum(expanded[id(c)] for c in _children(node))
+            if isinstance(node, yaml.MappingNode):
+                _repeated_key(node, source)
+        elif id(child) in open_nodes:
+            raise InventoryError(
+                f"{source}:{child.start_mark.line + 1}: the block that starts here holds an alias "
+                "(*name) to itself, which never ends: write the values out"
+            )
+        elif id(child) not in expanded:
+            open_nodes.add(id(child))
+            stack.append((child, iter(_children(child))))
+    written = len(expanded)
+    limit = ALIAS_EXPANSION_FACTOR * written + ALIAS_EXPANSION_ALLOWANCE
+    if expanded[id(root)] > limit:
+        raise InventoryError(
+            f"{source}: aliases (*name) expand this file's {written:,} values to "
+            f"{expanded[id(root)]:,}, more than {limit:,}: an inventory needs no such "
+            "repetition; write the entries out"
+        )
+
+
+def _load_yaml(text: str, source: str) -> tuple[yaml.Node | None, Any]:
+    """The document's nodes (for line numbers) and its data, read safely and checked."""
+    loader = _YamlLoader(text)
     try:
-        root = yaml.compose(text, Loader=yaml.SafeLoader)
-        data = yaml.safe_load(text)
+        root = loader.get_single_node()
+        if root is None:
+            return None, None
+        _check_document(root, source)
+        return root, loader.construct_document(root)
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f"{source}:{mark.line + 1}" if mark else source
         raise InventoryError(f"{where}: not valid YAML: {getattr(exc, 'problem', exc)}") from None
+    except RecursionError:
+        raise InventoryError(
+            f"{source}: nested too deeply to read: an inventory is a few levels deep; check "
+            "the brackets"
+        ) from None
+    finally:
+        loader.dispose()
+
+
+def parse_inventory(text: str, source: str = "<inventory>", base: Path | None = None) -> Inventory:
+    root, data = _load_yaml(text, source)
     if data is None:
         data = {}
     if not isinstance(data, dict):
         raise InventoryError(f"{source}:1: the inventory must be a mapping with 'certificates'")
-    lines = _line_map(root) if root is not None else {}
+
+    def line_of(loc: tuple[Any, ...]) -> int:
+        # Only an error needs a line number: the map is built then, not on every load.
+        return _line_for(_line_map(root) if root is not None else {}, loc)
+
     try:
         inventory = Inventory.model_validate(data)
     except ValidationError as exc:
@@ -213,25 +342,26 @@ def parse_inventory(text: str, source: str = "<inventory>", base: Path | None = 
         # Shorthand endpoints report a union-ish loc; keep only what exists in the YAML.
         more = f" (and {len(exc.errors()) - 1} more problems)" if len(exc.errors()) > 1 else ""
         raise InventoryError(
-            f"{source}:{_line_for(lines, loc)}: {_describe(data, loc)}: "
+            f"{source}:{line_of(loc)}: {_describe(data, loc)}: "
             f"{err['msg'].removeprefix('Value error, ')}{more}"
         ) from None
     seen: dict[str, int] = {}
     for index, entry in enumerate(inventory.certificates):
-        line = _line_for(lines, ("certificates", index))
         if entry.name in seen:
             raise InventoryError(
-                f"{source}:{line}: certificates[{index}] ({entry.name}): name is already used "
-                f"at line {seen[entry.name]}; names must be unique"
+                f"{source}:{line_of(('certificates', index))}: certificates[{index}] "
+                f"({entry.name}): name is already used at line "
+                f"{line_of(('certificates', seen[entry.name]))}; names must be unique"
             )
-        seen[entry.name] = line
+        seen[entry.name] = index
         try:
             entry.thresholds(inventory.defaults)
         except ValidationError:
             raise InventoryError(
-                f"{source}:{line}: certificates[{index}] ({entry.name}): critical_days is larger "
-                f"than warn_days once the defaults (warn_days {inventory.defaults.warn_days}, "
-                f"critical_days {inventory.defaults.critical_days}) apply; set both on this entry"
+                f"{source}:{line_of(('certificates', index))}: certificates[{index}] "
+                f"({entry.name}): critical_days is larger than warn_days once the defaults "
+                f"(warn_days {inventory.defaults.warn_days}, critical_days "
+                f"{inventory.defaults.critical_days}) apply; set both on this entry"
             ) from None
     if base is not None:
         inventory = _with_files_relative_to(inventory, base)
@@ -240,26 +370,25 @@ def parse_inventory(text: str, source: str = "<inventory>", base: Path | None = 
 
 def _with_files_relative_to(inventory: Inventory, base: Path) -> Inventory:
     """File paths in the inventory are relative to the inventory file."""
-    entries = [
-        entry.model_copy(
-            update={
-                "files": [
-                    f.model_copy(update={"path": f.path if f.path.is_absolute() else base / f.path})
-                    for f in entry.files
-                ]
-            }
-        )
-        for entry in inventory.certificates
-    ]
+
+    def rebased(entry: CertificateEntry) -> CertificateEntry:
+        if all(f.path.is_absolute() for f in entry.files):
+            return entry  # most entries: endpoints only, nothing to copy
+        files = [
+            f if f.path.is_absolute() else f.model_copy(update={"path": base / f.path})
+            for f in entry.files
+        ]
+        return entry.model_copy(update={"files": files})
+
+    entries = [rebased(entry) for entry in inventory.certificates]
     return inventory.model_copy(update={"certificates": entries})
 
 
 def load_inventory(path: Path) -> Inventory:
-    try:
-        text = path.read_text(encoding="utf-8")
-    except FileNotFoundError:
-        raise InventoryError(
-            f"inventory {path} does not exist: pass --inventory or set 'inventory' in the "
-            "configuration (see examples/inventory.yaml)"
-        ) from None
+    text = read_text(
+        path,
+        "inventory",
+        InventoryError,
+        "pass --inventory or set 'inventory' in the configuration (see examples/inventory.yaml)",
+    )
     return parse_inventory(text, str(path), base=path.parent)

@@ -3,7 +3,12 @@
 Endpoints are probed the way a person checks them in a browser, minus the
 trust decision: verification is off so that expired, self-signed and
 untrusted certificates are read too (they are exactly the ones we must see).
-Files are read in PEM, DER or PKCS#12 form.
+Files are read in PEM, DER or PKCS#12 form. Expiry, serial, names and
+fingerprint come from the certificate's outer structure, as OpenSSL reads it,
+so a certificate with an extension no library can parse still shows its
+expiry; when that extension is the subjectAltName, whether it covers the
+domain is unknown, the result carries a note, and the status follows from
+the expiry alone.
 
 The scan is asyncio with a fixed pool of workers fed lazily from the
 inventory's target iterator, so 10,000 targets cost no more memory in flight
@@ -25,8 +30,6 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Literal
 
-from cryptography import x509
-
 from certrenew.errors import CertificateError, ProbeError
 from certrenew.inventory import CertificateFile, Endpoint, Inventory, Target, Thresholds, targets
 from certrenew.pki.certs import certificate_facts, load_certificate
@@ -47,12 +50,14 @@ class ProbeResult:
     days_left: int | None
     status: Status
     subject_cn: str | None
-    sans: list[str]
+    sans: list[str] | None
     issuer: str | None
     serial: str | None
     sha256: str | None
     covers_domain: bool | None
     error: str | None
+    # What a person should know about a certificate that was read, e.g. that its names are unknown.
+    note: str | None = None
 
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -79,15 +84,16 @@ def expiry_status(days_left: int, thresholds: Thresholds) -> Status:
     return "ok"
 
 
-def target_status(days_left: int, covers: bool, thresholds: Thresholds) -> Status:
+def target_status(days_left: int, covers: bool | None, thresholds: Thresholds) -> Status:
     """The status a monitor should raise for one target.
 
     A certificate that does not cover its domain makes every client refuse
     it, which is an outage now, so it counts as `critical` however far its
-    expiry is (an expired one stays `expired`).
+    expiry is (an expired one stays `expired`). When its names cannot be read
+    (`covers` None) the expiry alone decides: a guess either way would lie.
     """
     status = expiry_status(days_left, thresholds)
-    if not covers and status in ("ok", "warning"):
+    if covers is False and status in ("ok", "warning"):
         return "critical"
     return status
 
@@ -186,8 +192,8 @@ async def fetch_served_certificate(
     return der
 
 
-def read_certificate_file(file: CertificateFile) -> x509.Certificate:
-    """The certificate in a PEM, DER or PKCS#12 file; the password comes from the environment."""
+def read_certificate_file(file: CertificateFile) -> bytes:
+    """DER of the certificate in a PEM, DER or PKCS#12 file; its password from the environment."""
     password = None
     if file.password_env:
         password = os.environ.get(file.password_env)
@@ -210,10 +216,11 @@ def read_certificate_file(file: CertificateFile) -> x509.Certificate:
         raise ProbeError(str(exc)) from None
 
 
-def result_for(
-    target: Target, thresholds: Thresholds, certificate: x509.Certificate, now: datetime
-) -> ProbeResult:
-    facts = certificate_facts(certificate)
+def result_for(target: Target, thresholds: Thresholds, der: bytes, now: datetime) -> ProbeResult:
+    try:
+        facts = certificate_facts(der)
+    except CertificateError as exc:
+        raise ProbeError(f"{target.label}: {exc}") from None
     entry = target.entry
     days_left = facts.days_left(now)
     covers = facts.covers(entry.domain)
@@ -226,12 +233,13 @@ def result_for(
         days_left=days_left,
         status=target_status(days_left, covers, thresholds),
         subject_cn=facts.subject_cn,
-        sans=list(facts.sans),
+        sans=None if facts.sans is None else list(facts.sans),
         issuer=facts.issuer,
         serial=facts.serial,
         sha256=facts.sha256,
         covers_domain=covers,
         error=None,
+        note=facts.note,
     )
 
 
@@ -273,15 +281,11 @@ async def probe_target(
                 timeout,
                 context,
             )
-            try:
-                certificate = x509.load_der_x509_certificate(der)
-            except ValueError as exc:
-                raise ProbeError(f"{target.label} served a malformed certificate: {exc}") from None
         else:
             assert target.file is not None
             # PKCS#12 costs ~45 ms of CPU: keep it off the loop's thread.
-            certificate = await asyncio.to_thread(read_certificate_file, target.file)
-        return result_for(target, target.entry.thresholds(defaults), certificate, now)
+            der = await asyncio.to_thread(read_certificate_file, target.file)
+        return result_for(target, target.entry.thresholds(defaults), der, now)
     except ProbeError as exc:
         return error_result(target, str(exc))
     except Exception as exc:  # a bug or a surprise must not end the whole scan

@@ -1,4 +1,12 @@
-"""How `certrenew scan` shows its results: a table for people, JSON for machines."""
+"""How `certrenew scan` shows its results: a status line for monitors, a table for people, JSON.
+
+The first line follows the Monitoring Plugins guidelines
+(https://www.monitoring-plugins.org/doc/guidelines.html#PLUGOUTPUT), so the
+command runs unchanged as a Nagios or Icinga check:
+`CERTRENEW CRITICAL - 1 expired, 2 warning, 1 unchecked | 'seu 10.0.0.1:443'=-2;30:;7: ...`,
+with the days left of every target as performance data (`U` where unknown),
+and the thresholds as ranges that alert below them.
+"""
 
 from __future__ import annotations
 
@@ -12,7 +20,8 @@ from rich.table import Table
 from rich.text import Text
 
 from certrenew.inventory import Inventory
-from certrenew.probe import STATUSES, ProbeResult, run_scan, target_count
+from certrenew.printable import json_for_terminal, printable
+from certrenew.probe import STATUSES, ProbeResult, Status, exit_code, run_scan, target_count
 
 STATUS_STYLE = {
     "ok": "green",
@@ -23,6 +32,15 @@ STATUS_STYLE = {
 }
 # Below this many targets a scan is over before a bar would help.
 PROGRESS_MIN_TARGETS = 50
+PLUGIN_NAME = "CERTRENEW"
+PLUGIN_STATES = ("OK", "WARNING", "CRITICAL", "UNKNOWN")
+# What the status line counts, in its order and words.
+PLUGIN_COUNTS: tuple[tuple[Status, str], ...] = (
+    ("expired", "expired"),
+    ("critical", "critical"),
+    ("warning", "warning"),
+    ("error", "unchecked"),
+)
 
 
 def scan_with_progress(
@@ -55,10 +73,21 @@ def problem(result: ProbeResult) -> str:
         return result.error
     if result.covers_domain is False:
         return f"does not cover {result.domain}"
-    return ""
+    return result.note or ""
+
+
+def _plain(text: str | None, style: str = "") -> Text:
+    """A cell from outside (inventory, certificate, error): plain text, never markup."""
+    return Text(printable(text or ""), style=style)
 
 
 def results_table(results: Sequence[ProbeResult]) -> Table:
+    """Every target; names, targets, CNs and messages are plain text without control characters.
+
+    They come from the inventory and from whatever an endpoint serves: a CN
+    `[/oops]` is not markup, `[fd00::1]:443` is an address, an escape sequence
+    is removed.
+    """
     table = Table(title="Certificate expiry (soonest first)", title_justify="left")
     table.add_column("status", no_wrap=True)
     table.add_column("days", justify="right", no_wrap=True)
@@ -72,11 +101,11 @@ def results_table(results: Sequence[ProbeResult]) -> Table:
         table.add_row(
             Text(r.status, style=style),
             Text("" if r.days_left is None else str(r.days_left), style=style),
-            (r.not_after or "")[:16].replace("T", " "),
-            r.name,
-            r.target,
-            r.subject_cn or "",
-            Text(problem(r), style=style),
+            Text((r.not_after or "")[:16].replace("T", " ")),
+            _plain(r.name),
+            _plain(r.target),
+            _plain(r.subject_cn),
+            _plain(problem(r), style),
         )
     return table
 
@@ -91,4 +120,44 @@ def summary_line(results: Sequence[ProbeResult]) -> Text:
 
 
 def results_json(results: Sequence[ProbeResult]) -> str:
-    return json.dumps([r.as_dict() for r in results], indent=2, ensure_ascii=False)
+    return json_for_terminal(
+        json.dumps([r.as_dict() for r in results], indent=2, ensure_ascii=False)
+    )
+
+
+def _plugin_text(text: str) -> str:
+    """One line with no '|', which would start the performance data."""
+    return printable(text).replace("|", "/")
+
+
+def _perf_label(result: ProbeResult) -> str:
+    """`'name target'`: quotes and '=' cannot appear inside a label."""
+    label = _plugin_text(f"{result.name} {result.target}")
+    return "'" + label.replace("'", "_").replace("=", "_") + "'"
+
+
+def plugin_status_line(results: Sequence[ProbeResult], inventory: Inventory) -> str:
+    """The monitor's one line: state, what counts, then days left per target after '|'."""
+    thresholds = {e.name: e.thresholds(inventory.defaults) for e in inventory.certificates}
+    code = exit_code(r.status for r in results)
+    counts = Counter(r.status for r in results)
+    parts = [f"{counts[status]} {word}" for status, word in PLUGIN_COUNTS if counts[status]]
+    if parts:
+        text = ", ".join(parts)
+    else:
+        soonest = min(results, key=lambda r: (r.days_left or 0, r.name))
+        text = (
+            f"all {len(results)} targets ok; the soonest expires in {soonest.days_left} days "
+            f"({soonest.name})"
+        )
+    perfdata = " ".join(
+        f"{_perf_label(r)}={'U' if r.days_left is None else r.days_left}"
+        f";{thresholds[r.name].warn_days}:;{thresholds[r.name].critical_days}:"
+        for r in results
+    )
+    return f"{PLUGIN_NAME} {PLUGIN_STATES[code]} - {_plugin_text(text)} | {perfdata}"
+
+
+def plugin_unknown_line(message: str) -> str:
+    """The monitor's one line when the scan could not run: UNKNOWN with the reason."""
+    return f"{PLUGIN_NAME} {PLUGIN_STATES[3]} - {_plugin_text(message)}"

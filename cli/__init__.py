@@ -1,33 +1,127 @@
 """The `certrenew` command line.
 
-Errors a person can fix (errors.PERSON_FIXABLE) are printed as one line
-without a traceback: they already say what to do.
+One handler at the top (CertRenewGroup.main) answers every failure of every
+command with one line and exit code 3 (UNKNOWN in monitoring terms), never a
+traceback: errors a person can fix (errors.PERSON_FIXABLE) already say what
+to do; anything else is named with where it happened, without its message,
+which may quote a secret.
 """
 
 from __future__ import annotations
 
-import functools
 import getpass
+import os
 import sys
-from collections.abc import Callable
+import traceback
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, Any, ParamSpec, TypeVar
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 from rich.console import Console
-from rich.markup import escape
+from rich.text import Text
 from typer.core import TyperGroup
 
 from certrenew.config import Settings, load_settings
-from certrenew.errors import PERSON_FIXABLE, CertRenewError, TrackerError
+from certrenew.errors import PERSON_FIXABLE, CertRenewError, InventoryError, TrackerError
+from certrenew.printable import printable
 
 if TYPE_CHECKING:
     from certrenew.adapters.tracker import AuthoredTracker
 
+# Monitoring plugins' UNKNOWN: the command could not do its job.
+FAILED = 3
+# Wide enough for any table row: output that is not a terminal is never wrapped.
+UNWRAPPED_WIDTH = 100_000
+
+
+class CertRenewGroup(TyperGroup):
+    """The command line's one failure handler: every failure is one line and exit code 3."""
+
+    def main(  # type: ignore[override]
+        self,
+        args: Sequence[str] | None = None,
+        prog_name: str | None = None,
+        complete_var: str | None = None,
+        standalone_mode: bool = True,
+        **extra: Any,
+    ) -> Any:
+        argv = list(sys.argv[1:] if args is None else args)
+        report = report_unknown if _monitor_reads(argv) else report_failure
+        try:
+            result = super().main(argv, prog_name, complete_var, standalone_mode=False, **extra)
+            code = result if isinstance(result, int) else 0
+        except typer.TyperException as exc:  # the command line itself is wrong
+            context = getattr(exc, "ctx", None)
+            if type(exc).__name__ == "NoArgsIsHelpError" and context is not None:
+                # A group given no command: its help is the answer (typer's class is private).
+                typer.echo(context.get_help(), err=True)
+                code = exc.exit_code
+            else:
+                command = f"{context.command_path} --help" if context else "--help"
+                code = report(f"{exc.format_message()} (see `{command}`)")
+        except typer.Abort:
+            code = report("interrupted")
+        except PERSON_FIXABLE as exc:
+            code = report(str(exc))
+        except Exception as exc:
+            code = report(unexpected(exc))
+        if standalone_mode:
+            sys.exit(code)
+        return code
+
+
+def _monitor_reads(argv: list[str]) -> bool:
+    """`certrenew scan` without --json: a monitor reads the first line of standard output."""
+    words = [arg for arg in argv if not arg.startswith("-")]
+    return bool(words) and words[0] == "scan" and "--json" not in argv
+
+
+def report_failure(message: str) -> int:
+    """Print `message` as the one line of a failed command; the exit code to end with."""
+    Console(stderr=True, highlight=False, soft_wrap=True).print(
+        Text.assemble(("error:", "bold red"), " ", printable(message))
+    )
+    return FAILED
+
+
+def report_unknown(message: str) -> int:
+    """A scan that could not run, told the monitor on its status line: UNKNOWN."""
+    from certrenew.scan_report import plugin_unknown_line
+
+    with reader_may_leave():
+        sys.stdout.write(plugin_unknown_line(message) + "\n")
+    return FAILED
+
+
+def unexpected(exc: Exception) -> str:
+    """A failure nobody foresaw, named by its kind and where it happened.
+
+    Its message is left out: a library's message may quote what it was given,
+    a header with a token or a password included. An operating-system error's
+    own description is kept (it quotes nothing but a file name).
+    """
+    frames = traceback.extract_tb(exc.__traceback__)
+    ours = [frame for frame in frames if "/certrenew/" in frame.filename]
+    where = ours[-1] if ours else (frames[-1] if frames else None)
+    place = ""
+    if where is not None:
+        path = where.filename
+        place = f" at {path[path.rfind('/certrenew/') + 1 :]}:{where.lineno}"
+    detail = f" ({exc.strerror})" if isinstance(exc, OSError) and exc.strerror else ""
+    return (
+        f"unexpected failure: {type(exc).__name__}{detail}{place}; this is a bug in "
+        "certrenew: please report it with the command you ran"
+    )
+
+
 app = typer.Typer(
+    cls=CertRenewGroup,
     help="Certificate renewal runbook: detect expiring certificates and renew them.",
     no_args_is_help=True,
     add_completion=False,
+    pretty_exceptions_enable=False,
 )
 check_app = typer.Typer(help="Check a live integration before going live.", no_args_is_help=True)
 app.add_typer(check_app, name="check")
@@ -56,8 +150,6 @@ tickets_app = typer.Typer(
 app.add_typer(tickets_app, name="tickets")
 
 err_console = Console(stderr=True)
-P = ParamSpec("P")
-R = TypeVar("R")
 
 ConfigOption = Annotated[
     Path | None,
@@ -65,25 +157,6 @@ ConfigOption = Annotated[
         "--config", "-c", help="TOML configuration (default: $CERTRENEW_CONFIG)", show_default=False
     ),
 ]
-
-
-def friendly_errors(func: Callable[P, R]) -> Callable[P, R]:
-    """Print project errors as one actionable line; exit 3 (UNKNOWN in monitoring terms)."""
-
-    @functools.wraps(func)
-    def wrapper(*args: P.args, **kwargs: P.kwargs) -> R:
-        try:
-            return func(*args, **kwargs)
-        except PERSON_FIXABLE as exc:
-            err_console.print(
-                f"[bold red]error:[/] {escape(str(exc))}",
-                highlight=False,
-                markup=True,
-                soft_wrap=True,
-            )
-            raise typer.Exit(3) from None
-
-    return wrapper
 
 
 def settings_from(config: Path | None) -> Settings:
@@ -102,7 +175,6 @@ AuthorOption = Annotated[
 
 
 @tickets_app.command("show")
-@friendly_errors
 def show_tickets(
     key: Annotated[
         str | None, typer.Argument(help="Show this ticket (e.g. SIS-12)", show_default=False)
@@ -122,7 +194,6 @@ def show_tickets(
 
 
 @tickets_app.command("attach")
-@friendly_errors
 def attach_files(
     key: Annotated[
         str, typer.Argument(metavar="KEY", help="the ticket (e.g. SIS-12)", show_default=False)
@@ -146,14 +217,15 @@ def attach_files(
     for name, data in contents:
         attachment = tracker.add_attachment_as(key, name, data, login)
         out.print(
-            f"{key}: attached {name} ({attachment.size} bytes) as attachment "
-            f"{attachment.id}, by {login}",
+            printable(
+                f"{key}: attached {name} ({attachment.size} bytes) as attachment "
+                f"{attachment.id}, by {login}"
+            ),
             markup=False,
         )
 
 
 @tickets_app.command("comment")
-@friendly_errors
 def comment_ticket(
     key: Annotated[
         str, typer.Argument(metavar="KEY", help="the ticket (e.g. SIS-12)", show_default=False)
@@ -178,7 +250,7 @@ def comment_ticket(
         )
     comment = tracker.add_comment_as(key, body, login)
     Console(highlight=False, soft_wrap=True).print(
-        f"{key}: comment added by {login} at {comment.created:%Y-%m-%d %H:%M:%S} UTC",
+        printable(f"{key}: comment added by {login} at {comment.created:%Y-%m-%d %H:%M:%S} UTC"),
         markup=False,
     )
 
@@ -234,7 +306,6 @@ def _read_file(path: Path, key: str) -> bytes:
 
 
 @app.command("config")
-@friendly_errors
 def show_config(config: ConfigOption = None) -> None:
     """Print the effective configuration (secrets masked)."""
     settings = settings_from(config)
@@ -242,7 +313,6 @@ def show_config(config: ConfigOption = None) -> None:
 
 
 @app.command("scan")
-@friendly_errors
 def scan(
     inventory: Annotated[
         Path | None,
@@ -255,13 +325,16 @@ def scan(
 ) -> None:
     """Read the expiry of every certificate in the inventory (runbook step 0).
 
-    Exit code as a monitoring check: 0 all ok, 1 a warning, 2 a critical or
-    expired certificate (or one that does not cover its domain), 3 a target
-    could not be checked and nothing worse.
+    A Nagios/Icinga check: the first line is the monitor's status line (with
+    the days left per target as performance data), then the table. Exit code
+    0 all ok, 1 a warning, 2 a critical or expired certificate (or one that
+    does not cover its domain), 3 (UNKNOWN) a target could not be checked and
+    nothing worse, the inventory is empty or the scan could not run.
     """
     from certrenew.inventory import load_inventory
     from certrenew.probe import exit_code
     from certrenew.scan_report import (
+        plugin_status_line,
         results_json,
         results_table,
         scan_with_progress,
@@ -269,23 +342,62 @@ def scan(
     )
 
     settings = settings_from(config)
+    path = inventory or settings.inventory
+    listed = load_inventory(path)
+    if not listed.certificates:
+        raise InventoryError(
+            f"{path}: the inventory lists no certificate, so nothing was checked: add the "
+            "team's certificates (see examples/inventory.yaml) or name another with --inventory"
+        )
     results = scan_with_progress(
-        load_inventory(inventory or settings.inventory),
+        listed,
         concurrency=settings.scan.concurrency,
         timeout=settings.scan.timeout_seconds,
         console=err_console,
     )
-    if as_json:
-        sys.stdout.write(results_json(results) + "\n")
-    else:
-        out = Console()
-        out.print(results_table(results))
-        out.print(summary_line(results))
+    with reader_may_leave():
+        if as_json:
+            sys.stdout.write(results_json(results) + "\n")
+        else:
+            sys.stdout.write(plugin_status_line(results, listed) + "\n")
+            out = unwrapped_console()
+            out.print(results_table(results))
+            out.print(summary_line(results))
     raise typer.Exit(exit_code(r.status for r in results))
 
 
+class _OutputConsole(Console):
+    """Standard output whose closed pipe is left to reader_may_leave (rich would exit 1)."""
+
+    def on_broken_pipe(self) -> None:
+        self.quiet = True
+        raise BrokenPipeError
+
+
+def unwrapped_console() -> Console:
+    """The terminal's width on a terminal; elsewhere (a pipe, a monitor) lines are never cut."""
+    console = _OutputConsole()
+    return console if console.is_terminal else _OutputConsole(width=UNWRAPPED_WIDTH)
+
+
+@contextmanager
+def reader_may_leave() -> Iterator[None]:
+    """Output whose reader may stop early (`certrenew scan | head -1`) keeps the exit code.
+
+    The reader has what it wanted; the rest goes nowhere, quietly, so that the
+    command still ends with the code it was about to give (a closed pipe would
+    otherwise end it with 1, WARNING to a monitor, or 120 at the final flush).
+    """
+    try:
+        yield
+        sys.stdout.flush()
+    except BrokenPipeError:
+        nowhere = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(nowhere, sys.stdout.fileno())
+        os.close(nowhere)
+
+
 @app.command("renew")
-@friendly_errors
 def renew(
     name: Annotated[str, typer.Argument(help="certificate name or domain from the inventory")],
     force: Annotated[
@@ -304,11 +416,13 @@ def renew(
     from certrenew.config import config_path
     from certrenew.inventory import load_inventory
     from certrenew.tasks.guard import admit_renewal
+    from certrenew.tasks.prefect_api import require_prefect_api
     from certrenew.triggers import Trigger
 
     settings = settings_from(config)
     entry = load_inventory(settings.inventory).get(name)
     path = config_path(config)
+    require_prefect_api()
     trigger = Trigger("command", f"`certrenew renew` ({_login(None)})")
     admission = admit_renewal(
         settings,
@@ -318,16 +432,16 @@ def renew(
         force=force,
         urgent=urgent,
     )
+    shown = printable(entry.name)
+    console = Console(highlight=False, soft_wrap=True)
     if admission.started:
-        Console().print(f"renewal of [bold]{entry.name}[/] started: {admission.run_url}")
+        started = f" started: {admission.run_url}"
+        console.print(Text.assemble("renewal of ", (shown, "bold"), started))
     else:
-        Console(highlight=False, soft_wrap=True).print(
-            f"{entry.name}: nothing new started, {admission.note}", markup=False
-        )
+        console.print(f"{shown}: nothing new started, {printable(admission.note)}", markup=False)
 
 
 @app.command("history")
-@friendly_errors
 def history(
     name: Annotated[str, typer.Argument(help="certificate name or domain from the inventory")],
     as_json: Annotated[
@@ -357,7 +471,6 @@ def history(
 
 
 @app.command("serve")
-@friendly_errors
 def serve_deployments(config: ConfigOption = None) -> None:
     """Serve the renewal flow (and start renewals from expiring-certificate events)."""
     from certrenew.config import config_path
@@ -368,7 +481,6 @@ def serve_deployments(config: ConfigOption = None) -> None:
 
 
 @app.command("demo")
-@friendly_errors
 def demo(
     unattended: Annotated[
         bool, typer.Option("--unattended", help="play every person's part; run to the end")
@@ -388,7 +500,6 @@ def demo(
 
 
 @check_app.command("sharepoint")
-@friendly_errors
 def check_sharepoint_command(config: ConfigOption = None) -> None:
     """Get a token, resolve the site and library, write and delete a probe file."""
     from certrenew.adapters.archive.sharepoint.check import check_sharepoint
@@ -402,13 +513,12 @@ def check_sharepoint_command(config: ConfigOption = None) -> None:
     console = Console(highlight=False, soft_wrap=True)
     for result in results:
         console.print(f"{marks[result.status]} {result.step}: ", end="")
-        console.print(result.detail, markup=False)
+        console.print(printable(result.detail), markup=False)
     if any(result.status != "ok" for result in results):
         raise typer.Exit(1)
 
 
 @check_app.command("jira")
-@friendly_errors
 def check_jira_command(
     config: ConfigOption = None,
     issue: Annotated[
@@ -421,6 +531,6 @@ def check_jira_command(
 
     settings = settings_from(config)
     items = check_jira(settings.jira, settings.tickets, issue=issue)
-    sys.stdout.write(format_checklist(items) + "\n")
+    sys.stdout.write(printable(format_checklist(items), lines=True) + "\n")
     if not all_present(items):
         raise typer.Exit(1)

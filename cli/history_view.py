@@ -4,7 +4,7 @@ First what auditors ask (who chose the CA, who filed the request and its
 number, who retired the old certificate and when: the answers given in the
 forms), then the whole timeline. Every text from a ticket or a form is a
 `Text`, never console markup, so a `[certrenew:...]` marker or a bracket in a
-comment is shown as written.
+comment is shown as written, and its control characters are removed.
 """
 
 from __future__ import annotations
@@ -14,10 +14,11 @@ from rich.table import Table
 from rich.text import Text
 
 from certrenew.history import CertificateHistory, Event, RenewalHistory
+from certrenew.printable import printable
 
 
 def history_view(history: CertificateHistory) -> RenderableType:
-    title = Text.assemble((history.name, "bold"), f" ({history.domain})")
+    title = Text.assemble((printable(history.name), "bold"), f" ({printable(history.domain)})")
     if not history.renewals:
         return Text.assemble(title, ": no renewal has run yet (the renewal flow has no run for it)")
     count = len(history.renewals)
@@ -33,9 +34,9 @@ def _renewal(renewal: RenewalHistory) -> list[RenderableType]:
     )
     runs = ", ".join(f"{run.name} ({run.state}) {run.url}" for run in renewal.runs)
     parts: list[RenderableType] = [
-        Text(f"\nRenewal {name}", style="bold underline"),
-        Text("tickets: " + (", ".join(renewal.tickets) or "none")),
-        Text("runs: " + (runs or "none")),
+        Text(f"\nRenewal {printable(name)}", style="bold underline"),
+        Text("tickets: " + (printable(", ".join(renewal.tickets)) or "none")),
+        Text("runs: " + (printable(runs) or "none")),
     ]
     if renewal.answers:
         parts += [Text("\nAnswers given in the forms", style="bold"), _table(renewal.answers)]
@@ -50,9 +51,9 @@ def _table(events: tuple[Event, ...]) -> Table:
     for event in events:
         table.add_row(
             Text(f"{event.at:%Y-%m-%d %H:%M:%S}", style="dim"),
-            Text(event.where),
-            Text(event.step),
-            Text(event.what),
-            Text(event.actor, style="bold"),
+            Text(printable(event.where)),
+            Text(printable(event.step)),
+            Text(printable(event.what, lines=True)),
+            Text(printable(event.actor), style="bold"),
         )
     return table

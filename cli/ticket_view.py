@@ -3,7 +3,8 @@
 Auditors and support staff read the chain here when the tickets live in the
 local tracker (on Jira they use Jira). Attachments are listed by name and
 size only: a `.key` attached by the systems team is a secret and its bytes are
-never printed. Ticket text is shown as plain text, never as console markup.
+never printed. Ticket text is shown as plain text, never as console markup,
+and without control characters (certrenew.printable): anyone can write a ticket.
 Who wrote a comment or attached a file is shown when the tracker records it
 (the local tracker does for what people add with `certrenew tickets comment` /
 `attach`).
@@ -17,6 +18,7 @@ from rich.text import Text
 
 from certrenew.adapters.tracker import AuthoredTracker, BrowsableTracker, TicketTracker
 from certrenew.errors import TrackerError
+from certrenew.printable import printable
 
 
 def ticket_table(tracker: TicketTracker, label: str | None = None) -> RenderableType:
@@ -37,11 +39,11 @@ def ticket_table(tracker: TicketTracker, label: str | None = None) -> Renderable
         table.add_column(column, overflow="fold")
     for ticket in tickets:
         table.add_row(
-            ticket.key,
-            ticket.status,
-            Text(ticket.summary),
-            Text(", ".join(ticket.labels)),
-            Text(", ".join(_links(tracker, ticket.key))),
+            Text(printable(ticket.key)),
+            Text(printable(ticket.status)),
+            Text(printable(ticket.summary)),
+            Text(printable(", ".join(ticket.labels))),
+            Text(printable(", ".join(_links(tracker, ticket.key)))),
         )
     return table
 
@@ -50,13 +52,22 @@ def ticket_detail(tracker: TicketTracker, key: str) -> RenderableType:
     """One ticket as the chain's story: description, links, comments, attachments."""
     ticket = tracker.get_ticket(key)
     parts: list[RenderableType] = [
-        Text.assemble((ticket.key, "bold"), "  ", ticket.summary, "  ", (ticket.status, "cyan")),
-        Text(ticket.url, style="dim"),
-        Text("labels: " + (", ".join(ticket.labels) or "none")),
+        Text.assemble(
+            (printable(ticket.key), "bold"),
+            "  ",
+            printable(ticket.summary),
+            "  ",
+            (printable(ticket.status), "cyan"),
+        ),
+        Text(printable(ticket.url), style="dim"),
+        Text("labels: " + (printable(", ".join(ticket.labels)) or "none")),
     ]
     if isinstance(tracker, BrowsableTracker):
-        parts += [_heading("Description"), Text(tracker.description(key))]
-    parts += [_heading("Links"), Text("\n".join(_links(tracker, key)) or "none")]
+        parts += [_heading("Description"), Text(printable(tracker.description(key), lines=True))]
+    parts += [
+        _heading("Links"),
+        Text(printable("\n".join(_links(tracker, key)), lines=True) or "none"),
+    ]
     parts += [_heading("Comments"), _comments(tracker, key)]
     parts += [_heading("Attachments"), _attachments(tracker, key)]
     return Group(*parts)
@@ -83,7 +94,7 @@ def _comments(tracker: TicketTracker, key: str) -> RenderableType:
         return Text("none")
     return Group(
         *(
-            Text.assemble((when, "dim"), *_by(author), "\n", body, "\n")
+            Text.assemble((when, "dim"), *_by(author), "\n", printable(body, lines=True), "\n")
             for when, author, body in dated
         )
     )
@@ -91,7 +102,7 @@ def _comments(tracker: TicketTracker, key: str) -> RenderableType:
 
 def _by(author: str) -> tuple[str | tuple[str, str], ...]:
     """`  anna` after a comment's date, as plain text (a login is never markup)."""
-    return ("  ", (author, "bold")) if author else ()
+    return ("  ", (printable(author), "bold")) if author else ()
 
 
 def _attachments(tracker: TicketTracker, key: str) -> RenderableType:
@@ -108,8 +119,11 @@ def _attachments(tracker: TicketTracker, key: str) -> RenderableType:
     if with_authors:
         table.add_column("attached by")
     for attachment, author in entries:
-        cells: list[RenderableType] = [Text(attachment.filename), f"{attachment.size} bytes"]
-        table.add_row(*cells, *([Text(author)] if with_authors else []))
+        cells: list[RenderableType] = [
+            Text(printable(attachment.filename)),
+            f"{attachment.size} bytes",
+        ]
+        table.add_row(*cells, *([Text(printable(author))] if with_authors else []))
     return table
 
 

@@ -161,8 +161,9 @@ def run_demo(config: Path | None, unattended: bool, as_json: bool, data_dir: Pat
         stack.env.update(overrides)
         say("starting a local Prefect server and the renewal deployment ...")
         try:
-            # Prefect read its settings when it was imported, before the stack existed:
-            # this process must talk to the stack's server, not start one of its own.
+            # Prefect read its settings when it was imported: without the server's address
+            # this process would start a temporary server of its own on the same database,
+            # and two servers writing one SQLite file refuse writes ("database is locked").
             with stack, temporary_settings({PREFECT_API_URL: stack.api_url}):
                 os.environ.update(stack.env)
                 say(f"Prefect UI: {stack.ui_url}")

@@ -26,6 +26,7 @@ from certrenew.deployments.metrics import Metrics, start_probing
 from certrenew.flows.detect_expiring import detect_expiring_certificates
 from certrenew.flows.renew_certificate import renew_certificate
 from certrenew.tasks.guard import unfinished_renewal_runs
+from certrenew.tasks.prefect_api import require_prefect_api
 
 if TYPE_CHECKING:
     from prefect.client.schemas.objects import FlowRun
@@ -66,6 +67,7 @@ def main(argv: list[str] | None = None) -> None:
         "--detect-cron", default="0 7 * * *", help="when detection runs (cron, server time zone)"
     )
     args = parser.parse_args(argv)
+    require_prefect_api()
     _log_to_stderr()
     settings = load_settings(Path(args.config) if args.config else None)
     start_listening(settings, args.config)

@@ -8,6 +8,7 @@ newest certificate seen decides (see certrenew.renewal_need).
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -16,9 +17,9 @@ from prefect.artifacts import create_table_artifact
 from prefect.cache_policies import NO_CACHE
 from prefect.events import emit_event
 
-from certrenew.adapters.wiring import build_notice_channels
+from certrenew.adapters.wiring import build_notice_channels, build_tracker
 from certrenew.config import Settings, load_settings
-from certrenew.inventory import load_inventory
+from certrenew.inventory import Inventory, load_inventory
 from certrenew.probe import ProbeResult
 from certrenew.renewal_need import (
     RenewalDecision,
@@ -27,7 +28,8 @@ from certrenew.renewal_need import (
     expiry_table,
     renewal_decisions,
 )
-from certrenew.tasks.notices import send_notice
+from certrenew.tasks.notices import retry_pending_notices
+from certrenew.tasks.reminders import send_reminders
 from certrenew.tasks.tls import scan_certificates
 
 EXPIRY_ARTIFACT_KEY = "certificate-expiry"
@@ -70,34 +72,30 @@ def announce_expiring(decisions: list[RenewalDecision]) -> list[str]:
     return announced
 
 
-@task(name="send-expiry-reminders", cache_policy=NO_CACHE)
-def send_expiry_reminders(decisions: list[RenewalDecision], settings: Settings) -> list[str]:
-    """One reminder per certificate, serial and threshold crossed (warning, then critical).
+@task(name="deliver-pending-notices", cache_policy=NO_CACHE)
+def deliver_pending_notices(settings: Settings) -> list[str]:
+    """Notices a transport did not take on an earlier run, tried again; what still fails."""
+    return retry_pending_notices(build_notice_channels(settings))
 
-    Daily runs find the notice already in the outbox and send nothing new, so
-    people get the runbook's two reminders: a month before and a week before.
+
+@task(name="send-expiry-reminders", cache_policy=NO_CACHE)
+def send_expiry_reminders(
+    decisions: list[RenewalDecision], inventory: Inventory, settings: Settings
+) -> list[str]:
+    """The runbook's reminders, each saying where the renewal stands; escalations when due.
+
+    One reminder per certificate, serial and threshold crossed, so daily runs
+    send each once (see certrenew.reminders). Returns what did not go out.
     """
-    channels = build_notice_channels(settings)
-    sent = []
-    for decision in decisions:
-        newest = decision.newest
-        if not decision.needs_renewal or newest is None:
-            continue
-        notice_id = f"expiry-{decision.name}-{newest.serial}-{decision.status}"
-        send_notice(
-            channels,
-            notice_id,
-            "expiry_reminder",
-            settings.notices.recipients,
-            name=decision.name,
-            kind="SSL",
-            not_after=newest.not_after,
-            domain=decision.domain,
-            serial=newest.serial,
-            days_left=newest.days_left,
-        )
-        sent.append(notice_id)
-    return sent
+    return send_reminders(
+        decisions,
+        inventory,
+        settings.notices,
+        build_notice_channels(settings),
+        build_tracker(settings),
+        now=datetime.now(UTC),
+        ui_url=settings.renewal.flow_ui_url if settings.renewal else None,
+    )
 
 
 @flow(name="detect-expiring-certificates")
@@ -111,8 +109,9 @@ def detect_expiring_certificates(
     decisions = renewal_decisions(results, inventory)
     publish_expiry_table(results, decisions)
     announced = announce_expiring(decisions)
-    send_expiry_reminders(decisions, settings)
-    summary = detection_summary(results, decisions)
+    undelivered = deliver_pending_notices(settings)
+    undelivered += send_expiry_reminders(decisions, inventory, settings)
+    summary = {**detection_summary(results, decisions), "notices_not_delivered": undelivered}
     get_run_logger().info(
         "%d targets scanned, %d certificates need renewal: %s",
         summary["targets"],

@@ -36,14 +36,16 @@ from certrenew.tasks.archiving import archive_artifacts, find_previous_csr
 from certrenew.tasks.context import (
     RENEWAL_FLOW,
     context_for_this_run,
-    label_this_run,
+    mark_this_run,
     other_active_run,
+    renewal_run_name,
 )
 from certrenew.tasks.endpoints import confirm_expiry, now_text, verify_served_certificate
 from certrenew.tasks.forms import Question
 from certrenew.tasks.guard import post_pending_triggers
-from certrenew.tasks.notices import send_notice
+from certrenew.tasks.notices import owner_mailbox, send_notice
 from certrenew.tasks.people import PersonAsker, Role
+from certrenew.tasks.report import RenewalReport
 from certrenew.tasks.tickets import (
     close_tickets,
     collect_certificate,
@@ -61,7 +63,9 @@ from certrenew.tasks.tickets import (
 from certrenew.templates import comments
 
 
-@flow(name=RENEWAL_FLOW, persist_result=True, log_prints=False)
+@flow(
+    name=RENEWAL_FLOW, flow_run_name=renewal_run_name, persist_result=True, log_prints=False
+)
 def renew_certificate(
     name: str, config: str | None = None, force: bool = False, urgent: bool = False
 ) -> dict[str, Any]:
@@ -70,27 +74,51 @@ def renew_certificate(
     start = confirm_expiry(ctx, name, force)  # step 0
     if start.already_renewed:
         return {"domain": start.domain, "renewal": start.id, "stopped": start.note}
-    label_this_run(start.id)
+    mark_this_run(start.id, start.domain)
     if other := other_active_run(start.name, ctx):
         return {"domain": start.domain, "renewal": start.id, "stopped": f"in progress: {other}"}
 
+    report = RenewalReport(ctx, start)
     owner_ticket = open_service_owner_ticket(ctx, start)  # step 2, asked first: it takes days
     post_pending_triggers(ctx, owner_ticket)  # requests that came while it was not open yet
     reused = offer_csr_reuse(ctx, start, owner_ticket)
     csr_ticket = None if reused else open_csr_ticket(ctx, start)  # step 1
-    tickets = RenewalTickets(owner=owner_ticket, csr=csr_ticket)
+    tickets = report.tickets = RenewalTickets(owner=owner_ticket, csr=csr_ticket)
     if reused:
         record_csr_reuse(ctx, start, tickets.owner, reused.source)
+    report.publish("waiting for the CSR and key, and for the service owner's CA")
     csr = reused or wait_for_csr_and_key(ctx, start, tickets)  # step 1, answered
     ca = wait_for_ca_choice(ctx, start, tickets, csr)  # step 2, answered
+    report.publish("filing the request at the CA", ca=f"{ca.ca} (by {ca.answered_by})")
     request = request_certificate_from_ca(ctx, start, csr, ca, tickets, urgent)  # step 3
+    report.publish(
+        "waiting for the certificate the CA mails back",
+        ca_request=f"`{request.request_number}` (filed by {request.requested_by})",
+        urgent=f"approved by {request.approved_by}" if request.urgent else "",
+    )
     issued = wait_for_certificate(ctx, start, csr, tickets)  # step 4
     archived = archive_artifacts(ctx, start, csr, issued, ca.ca, tickets)  # step 5
-    tickets = replace(  # step 6
+    tickets = report.tickets = replace(  # step 6
         tickets, install=open_install_ticket(ctx, start, tickets, archived, issued)
     )
+    report.publish(
+        "waiting for the systems team to install the new certificate",
+        archive=f"`{archived.folder}` ({archived.location})",
+        new_certificate=f"serial `{issued.serial}`, valid until {issued.not_after:%Y-%m-%d}",
+    )
     verification = verify_installation(ctx, start, issued, tickets)  # step 7
+    report.publish(
+        "waiting for the old certificate to be retired",
+        verified=f"confirmed by {verification.confirmed_by}"
+        if verification.confirmed_by
+        else "served by " + ", ".join(f"`{e}`" for e in verification.served_new),
+    )
     retirement = retire_old_certificate(ctx, start, issued, tickets, verification)  # step 8
+    report.publish(
+        "done: the tickets are closed",
+        retired=f"{'revoked' if retirement.revoked else 'retired without revocation'} "
+        f"by {retirement.confirmed_by} at {retirement.retired_at}",
+    )
     return {
         "domain": start.domain,
         "renewal": start.id,
@@ -113,18 +141,21 @@ def support_staff(ctx: RenewalContext, start: RenewalStart) -> PersonAsker:
     return PersonAsker(ctx, start, Role.CERTIFICATE_MANAGERS)
 
 
-def renewal_story(start: RenewalStart, tickets: RenewalTickets) -> list[str]:
+def renewal_story(
+    ctx: RenewalContext, start: RenewalStart, tickets: RenewalTickets
+) -> list[str]:
     """The first lines of every form: which certificate, and the tickets opened so far."""
+    ticket = ctx.tracker.reference
     lines = [
         f"Renewing **{start.domain}** (inventory `{start.name}`): the certificate in service, "
         f"serial `{start.old.serial}`, expires {start.old.not_after:%Y-%m-%d} "
         f"({start.old.days_left} days left)."
     ]
     if tickets.csr:
-        lines.append(f"**{tickets.csr}** asks the systems team for a CSR and its key.")
-    lines.append(f"**{tickets.owner}** asks the service owner which CA renews it.")
+        lines.append(f"{ticket(tickets.csr)} asks the systems team for a CSR and its key.")
+    lines.append(f"{ticket(tickets.owner)} asks the service owner which CA renews it.")
     if tickets.install:
-        lines.append(f"**{tickets.install}** asks the systems team to install it.")
+        lines.append(f"{ticket(tickets.install)} asks the systems team to install it.")
     return lines
 
 
@@ -139,7 +170,7 @@ def offer_csr_reuse(ctx: RenewalContext, start: RenewalStart, owner: str) -> Csr
         forms.form_text(
             f"A previous CSR for {start.domain} is archived",
             so_far=[
-                *renewal_story(start, RenewalTickets(owner=owner)),
+                *renewal_story(ctx, start, RenewalTickets(owner=owner)),
                 f"A CSR archived at `{previous.source}` still meets the CSR rules; its key "
                 "is archived beside it.",
             ],
@@ -164,9 +195,10 @@ def wait_for_csr_and_key(
         Question.CSR,
         lambda problem: forms.form_text(
             f"Waiting for the CSR and key of {start.domain}",
-            so_far=renewal_story(start, tickets),
+            so_far=renewal_story(ctx, start, tickets),
             problem=problem,
-            now=f"Make sure the systems team attached a `.csr` and its `.key` to **{ticket}**, "
+            now=f"Make sure the systems team attached a `.csr` and its `.key` to "
+            f"{ctx.tracker.reference(ticket)}, "
             "then submit with the CSR field empty; or paste the CSR below. The key is never "
             "typed here: it must be attached to the ticket.",
             after="The CSR is checked (subject, key size, signature) against its key; if "
@@ -192,10 +224,11 @@ def wait_for_ca_choice(
             forms.form_text(
                 f"Which CA renews {start.domain}?",
                 so_far=[
-                    *renewal_story(start, tickets),
+                    *renewal_story(ctx, start, tickets),
                     f"The CSR and key are in hand ({csr.source}).",
                     f"No answer naming one of {', '.join(ctx.renewal.cas)} can be read on "
-                    f"**{ticket}** yet. Current CA: {start.current_ca or 'unknown'}.",
+                    f"{ctx.tracker.reference(ticket)} yet. "
+                    f"Current CA: {start.current_ca or 'unknown'}.",
                 ],
                 now="Ask the service owner (or read their answer on the ticket) and choose "
                 "the CA they named.",
@@ -223,7 +256,10 @@ def request_certificate_from_ca(
     manager approved it; refused, it goes through the normal channel. Either
     way the decision, who took it and when, is on the renewal's ticket.
     """
-    story = [*renewal_story(start, tickets), f"The CA is **{ca.ca}** (by {ca.answered_by})."]
+    story = [
+        *renewal_story(ctx, start, tickets),
+        f"The CA is **{ca.ca}** (by {ca.answered_by}).",
+    ]
     approved_by = approved_at = ""
     approved = False
     if urgent:
@@ -274,10 +310,11 @@ def wait_for_certificate(
         Question.CERTIFICATE,
         lambda problem: forms.form_text(
             f"Waiting for the new certificate of {start.domain}",
-            so_far=[*renewal_story(start, tickets), "The request was filed at the CA."],
+            so_far=[*renewal_story(ctx, start, tickets), "The request was filed at the CA."],
             problem=problem,
             now="Paste the `.crt` the CA mailed below, or attach it to "
-            f"{' or '.join(tickets.before_install())} and submit with the fields empty.",
+            + " or ".join(map(ctx.tracker.reference, tickets.before_install()))
+            + " and submit with the fields empty.",
             after="The certificate is checked against the key, the domain, its dates and "
             "its chain; then it is archived with the CSR and key, and the install ticket "
             "is opened.",
@@ -302,14 +339,14 @@ def verify_installation(
             forms.form_text(
                 f"Waiting for the installation of {start.domain}",
                 so_far=[
-                    *renewal_story(start, tickets),
+                    *renewal_story(ctx, start, tickets),
                     f"The new certificate (serial `{issued.serial}`) is archived.",
                 ],
                 problem="Still not serving the new certificate:\n\n"
                 + "\n".join(f"- {line}" for line in verification.still_old),
-                now=f"The systems team was asked in **{ticket}** to install it. Check again "
-                "once they say it is done, or confirm the installation yourself (for "
-                "endpoints this machine cannot reach).",
+                now=f"The systems team was asked in {ctx.tracker.reference(ticket)} to "
+                "install it. Check again once they say it is done, or confirm the "
+                "installation yourself (for endpoints this machine cannot reach).",
                 after="Checked again: the endpoints are read once more. Confirmed: the "
                 "confirmation is commented on the ticket and the retirement comes next.",
             ),
@@ -349,7 +386,7 @@ def retire_old_certificate(
         forms.form_text(
             f"Retire the old certificate of {start.domain}",
             so_far=[
-                *renewal_story(start, tickets),
+                *renewal_story(ctx, start, tickets),
                 f"The new certificate (serial `{issued.serial}`, valid until "
                 f"{issued.not_after:%Y-%m-%d}) is in service: {served}.",
             ],
@@ -366,7 +403,7 @@ def retire_old_certificate(
             ctx.notice_channels,
             f"{start.id}-revoked",
             "revocation_notice",
-            ctx.notices.recipients,
+            ctx.notices.recipients_for("revocation", owner_mailbox(ctx.inventory, start.name)),
             name=start.name,
             kind="SSL",
             revoked_at=retired_at,

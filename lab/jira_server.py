@@ -10,7 +10,8 @@ records attachments added and deleted and links made in each issue's changelog
 exchange in `exchanges` for assertions and injects failures on demand: an HTTP
 status (401, 403, 404, 429 with Retry-After, 5xx), a dropped connection before
 the request is handled, or a lost answer after it was (the issue exists, the
-client never hears about it).
+client never hears about it). On command it leaves out of its answers the fields
+Atlassian's OpenAPI description does not mark required (`omit_optional`).
 
 Runs on 127.0.0.1, port chosen by the OS, in a daemon thread. For trying the
 product by hand (e.g. `certrenew demo --unattended` with `tracker = "jira"`):
@@ -34,6 +35,8 @@ from email.policy import HTTP
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any, cast
 from urllib.parse import parse_qsl, quote, urlsplit
+
+from certrenew.lab.jira_optional import OptionalFields
 
 API = "/rest/api/2"
 EPOCH = datetime(2026, 11, 23, 9, 0, tzinfo=UTC)
@@ -187,6 +190,8 @@ class JiraServer:
         self.faults: list[Fault] = []
         # Rewrites a JSON answer before it is sent: how the tests make Jira say something wrong.
         self.tamper: Callable[[str, str, Any], Any] | None = None
+        # Leaves out optional fields on command (`omit_optional`).
+        self.optional_fields: OptionalFields | None = None
         self._lock = threading.RLock()
         self._ids = iter(range(10000, 1_000_000))
         self._last_moment = EPOCH
@@ -233,6 +238,16 @@ class JiraServer:
     ) -> None:
         """Handle the request, then close the connection: it happened, the client cannot know."""
         self.faults.append(Fault("lose_response", method, path, times=times))
+
+    def omit_optional(
+        self, description: dict[str, Any], omit: Callable[[str], bool] = lambda _: True
+    ) -> OptionalFields:
+        """From now on, answer without the optional fields `omit` selects (all by default).
+
+        `description` is Atlassian's OpenAPI description, which says what is optional.
+        """
+        self.optional_fields = OptionalFields(description, omit)
+        return self.optional_fields
 
     def calls(self, method: str, path: str = "") -> list[Exchange]:
         with self._lock:
@@ -296,6 +311,8 @@ class JiraServer:
                     return status, extra, payload
                 if self.tamper is not None:
                     payload = self.tamper(method, path, payload)
+                if self.optional_fields is not None:
+                    payload = self.optional_fields(method, path, status, payload)
                 data = b"" if payload is None else json.dumps(payload).encode()
                 return status, {"Content-Type": "application/json;charset=UTF-8", **extra}, data
         return _json(404, error(f"No resource at {path}"))

@@ -26,7 +26,7 @@ from certrenew.renewal import (
     RenewalTickets,
 )
 from certrenew.rules import reuse_years
-from certrenew.tasks.context import renewal_step
+from certrenew.tasks.context import renewal_step, say
 from certrenew.tasks.tickets import comment_once
 from certrenew.templates import comments
 
@@ -148,6 +148,8 @@ def archive_artifacts(
             "key-removed",
             comments.key_removed(csr.key.name, archived.location),
         )
+        say(f"removed {csr.key.name} from {csr.key.location}: the archive keeps it")
+    say(f"archived {', '.join(stored)} in {archived.location}; commented on {tickets.main}")
     return ArchiveRecord(
         folder=folder,
         location=archived.location,

@@ -3,7 +3,9 @@
 A step's result is persisted under a key made of the renewal id, the step name
 and the attempt number. A resumed run (which re-enters the flow from the top)
 and a second run for the same renewal both get the stored result back instead
-of repeating the side effect.
+of repeating the side effect. The stored result is read straight from the
+result store, without a new task run: the run's graph then shows each step once
+however often the run was resumed, instead of one cached copy per resume.
 
 When a step's outside system fails in a way a person can fix (Jira down, a
 ticket deleted, SharePoint refusing, a bad file), the run does not fail: it
@@ -15,15 +17,17 @@ from __future__ import annotations
 
 import functools
 import inspect
+import logging
 from collections.abc import Callable
 from dataclasses import replace
 from itertools import count
 from pathlib import Path
-from typing import Any, Generic, ParamSpec, TypeVar
+from typing import Any, Generic, ParamSpec, TypeVar, cast
 
-from prefect import task
+from prefect import get_run_logger, task
 from prefect.context import TaskRunContext
-from prefect.runtime import flow_run
+from prefect.exceptions import MissingContextError
+from prefect.runtime import flow_run, task_run
 
 from certrenew.adapters.wiring import RenewalContext, renewal_context
 from certrenew.config import load_settings
@@ -74,8 +78,24 @@ RENEWAL_FLOW = "renew-certificate"
 RENEWAL_LABEL = "certrenew.renewal"
 
 
-def label_this_run(renewal: str) -> None:
-    """Label the running flow run with its renewal (shown in the UI; repeating it is harmless)."""
+def renewal_run_name() -> str:
+    """`renew seu.example.cat · 3f9a1c`: the Runs page tells which certificate a run renews.
+
+    The run id's first characters tell two renewals of one domain apart.
+    """
+    return run_name(str(flow_run.parameters.get("name", "")), flow_run.get_id() or "")
+
+
+def run_name(certificate: str, run_id: str) -> str:
+    return f"renew {certificate} · {run_id[:6]}".strip()
+
+
+def mark_this_run(renewal: str, domain: str) -> None:
+    """Label the running flow run with its renewal and name it after the domain.
+
+    The run is named after the `name` it was started with (an inventory name or
+    a domain) until step 0 knows the domain. Repeating either is harmless.
+    """
     from uuid import UUID
 
     from prefect import get_client
@@ -85,6 +105,22 @@ def label_this_run(renewal: str) -> None:
         return
     with get_client(sync_client=True) as client:
         client.update_flow_run_labels(UUID(run_id), {RENEWAL_LABEL: renewal})
+        name = run_name(domain, run_id)
+        if flow_run.get_name() != name:
+            client.update_flow_run(UUID(run_id), name=name)
+
+
+def say(message: str) -> None:
+    """One line in the runbook's words, in the run's Logs tab (the module's log outside a run).
+
+    Steps say what they did once, when they do it: a replayed step is read from
+    the result store and says nothing again.
+    """
+    try:
+        logger: logging.Logger | logging.LoggerAdapter[logging.Logger] = get_run_logger()
+    except MissingContextError:
+        logger = logging.getLogger("certrenew")
+    logger.info(message)
 
 
 CacheKey = Callable[[TaskRunContext, dict[str, Any]], str]
@@ -108,21 +144,50 @@ class Step(Generic[P, T]):
         self.name = name
         self.fn = fn
         self._signature = inspect.signature(fn)
+        self._key = key or _step_key(name)
         self._task = task(
             name=name,
             persist_result=True,
-            cache_key_fn=key or _step_key(name),
+            cache_key_fn=self._key,
             log_prints=False,
+            task_run_name=self._run_name,
         )(fn)
         functools.update_wrapper(self, fn)
 
     def __call__(self, *args: P.args, **kwargs: P.kwargs) -> T:
         for failure in count(1):
+            found, stored = self._stored(*args, **kwargs)
+            if found:
+                return stored
             try:
                 return self._task(*args, **kwargs)
             except RECOVERABLE as exc:
                 forms.wait_for_fix(self.name, self.wait_key(failure, *args, **kwargs), exc)
         raise AssertionError("unreachable")
+
+    def _stored(self, *args: object, **kwargs: object) -> tuple[bool, T]:
+        """The step's result kept by an earlier run or resume, read without a task run."""
+        from prefect.results import ResultStore, get_result_store
+
+        bound = self._signature.bind(*args, **kwargs)
+        bound.apply_defaults()
+        key = self._key(None, dict(bound.arguments))  # type: ignore[arg-type]
+        store = cast(
+            ResultStore,
+            get_result_store().update_for_task(self._task, _sync=True),  # type: ignore[call-arg]
+        )
+        if not store.exists(key):
+            return False, None  # type: ignore[return-value]
+        return True, store.read(key).result
+
+    def _run_name(self) -> str:
+        """`collect-certificate #2`, `check-answerer (ca-request)`: the step in the graph."""
+        parameters = task_run.parameters
+        if "attempt" in parameters:
+            return f"{self.name} #{parameters['attempt']}"
+        if "pause" in parameters:
+            return f"{self.name} ({parameters['pause']})"
+        return self.name
 
     def wait_key(self, failure: int, *args: object, **kwargs: object) -> str:
         """`wait-<step>[-<attempt>]-<failure>`: the call's own attempt is part of the key.

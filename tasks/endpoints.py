@@ -13,7 +13,7 @@ from certrenew.inventory import CertificateEntry, Inventory, load_inventory
 from certrenew.probe import ProbeResult, run_scan
 from certrenew.renewal import RenewalStart, ServedCertificate, Verification, renewal_id
 from certrenew.renewal_need import renewal_decisions
-from certrenew.tasks.context import renewal_step
+from certrenew.tasks.context import renewal_step, say
 
 
 def probe_entry(
@@ -79,7 +79,15 @@ def _per_run_key(_: object, parameters: dict[str, object]) -> str:
 @renewal_step("confirm-expiry", key=_per_run_key)
 def confirm_expiry(ctx: RenewalContext, name: str, force: bool = False) -> RenewalStart:
     """Step 0, once per flow run: the renewal's identity comes from what was served then."""
-    return confirm(ctx, name, force)
+    start = confirm(ctx, name, force)
+    old = start.old
+    say(
+        f"stopping: {start.note}"
+        if start.already_renewed
+        else f"{start.domain} serves serial {old.serial}, expiring {old.not_after:%Y-%m-%d} "
+        f"({old.days_left} days left): renewing it"
+    )
+    return start
 
 
 def serving_new(ctx: RenewalContext, start: RenewalStart, new_serial: str) -> Verification:
@@ -108,6 +116,11 @@ def verify_served_certificate(
     while True:
         verification = serving_new(ctx, start, new_serial)
         if verification.verified or time.monotonic() + delay > deadline:
+            say(
+                f"every endpoint serves serial {new_serial}"
+                if verification.verified
+                else "still not serving the new certificate: " + "; ".join(verification.still_old)
+            )
             return verification
         time.sleep(delay)
         delay = min(delay * 2, 600)

@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 from uuid import UUID
 
 from certrenew.adapters.tracker import AuditableTracker, TicketHistory, TicketTracker
-from certrenew.errors import ConfigError, ServiceUnavailable, TrackerError
+from certrenew.errors import ConfigError, TrackerError
 from certrenew.history import (
     CertificateHistory,
     Event,
@@ -29,6 +29,7 @@ from certrenew.history import (
 from certrenew.inventory import CertificateEntry
 from certrenew.tasks.context import RENEWAL_FLOW, RENEWAL_LABEL, run_page
 from certrenew.tasks.forms import Question, question_of, wait_reason, who_answered
+from certrenew.tasks.prefect_api import require_prefect_api, unreachable
 
 if TYPE_CHECKING:
     from prefect.client.orchestration import SyncPrefectClient
@@ -54,8 +55,9 @@ def certificate_history(
             "PREFECT_API_URL is not set: point it at the Prefect server the renewals run on "
             "(e.g. http://127.0.0.1:4200/api)"
         )
+    require_prefect_api()
     with get_client(sync_client=True) as client:
-        runs = _renewal_runs(client, {entry.name, entry.domain})
+        runs = renewal_runs(client, {entry.name, entry.domain})
         grouped: dict[str, list[FlowRun]] = {}
         for run in runs:
             grouped.setdefault(str(run.labels.get(RENEWAL_LABEL, "")), []).append(run)
@@ -98,13 +100,13 @@ def ticket_events(history: TicketHistory) -> list[Event]:
     return events
 
 
-def _renewal_runs(client: SyncPrefectClient, names: set[str]) -> list[FlowRun]:
+def renewal_runs(client: SyncPrefectClient, names: set[str]) -> list[FlowRun]:
     """The renewal flow's runs whose certificate (`name` parameter) is one of `names`."""
     from prefect.client.schemas.filters import FlowFilter, FlowFilterName
     from prefect.client.schemas.sorting import FlowRunSort
 
     def page(offset: int) -> list[FlowRun]:
-        return _api(
+        return prefect_api(
             lambda: client.read_flow_runs(
                 flow_filter=FlowFilter(name=FlowFilterName(any_=[RENEWAL_FLOW])),
                 sort=FlowRunSort.EXPECTED_START_TIME_ASC,
@@ -129,7 +131,9 @@ def _run_history(
     """Every state of the run, oldest first, and for each question answered, the answer."""
     from prefect.input.run_input import keyset_from_paused_state
 
-    states = sorted(_api(lambda: client.read_flow_run_states(run.id)), key=lambda s: s.timestamp)
+    states = sorted(
+        prefect_api(lambda: client.read_flow_run_states(run.id)), key=lambda s: s.timestamp
+    )
     records: list[RunState] = []
     answers: list[Event] = []
     asked: set[str] = set()
@@ -172,7 +176,7 @@ def _answer(
 
 def _input(client: SyncPrefectClient, run_id: UUID, key: str) -> FlowRunInput | None:
     """The run input saved under `key` (a form's description or its answer), if any."""
-    found = _api(lambda: client.filter_flow_run_input(run_id, key, 1, set()))
+    found = prefect_api(lambda: client.filter_flow_run_input(run_id, key, 1, set()))
     return found[0] if found and found[0].key == key else None
 
 
@@ -185,15 +189,11 @@ def _utc(moment: datetime) -> datetime:
     return datetime.fromisoformat(moment.isoformat()).astimezone(UTC)
 
 
-def _api(call: Callable[[], T]) -> T:
+def prefect_api(call: Callable[[], T]) -> T:
     """Prefect's answer; an unreachable API is a one-line error saying where it looked."""
     import httpx
-    from prefect.settings import PREFECT_API_URL
 
     try:
         return call()
     except (httpx.TransportError, httpx.HTTPStatusError) as exc:
-        raise ServiceUnavailable(
-            f"the Prefect API at {PREFECT_API_URL.value() or '(not set)'} did not answer "
-            f"({type(exc).__name__}): set PREFECT_API_URL to the server the renewals run on"
-        ) from None
+        raise unreachable(exc) from None

@@ -23,7 +23,9 @@ from certrenew.adapters.wiring import RenewalContext
 from certrenew.renewal import RenewalStart
 from certrenew.rules import role_refusal
 from certrenew.tasks import forms
-from certrenew.tasks.context import renewal_step
+from certrenew.tasks.context import renewal_step, say
+from certrenew.tasks.endpoints import now_text
+from certrenew.tasks.report import Answered, record_answer
 from certrenew.tasks.tickets import comment_once
 from certrenew.templates import comments
 
@@ -41,11 +43,19 @@ def _refused_key(_: object, parameters: dict[str, object]) -> str:
     return f"{start.id}.check-answerer.{parameters['pause']}"
 
 
+@dataclass(frozen=True)
+class AnswerCheck:
+    """Whether an answer was taken, and when it was checked (about when it was given)."""
+
+    refusal: str | None
+    at: str
+
+
 @renewal_step("check-answerer", key=_refused_key)
 def check_answerer(
     ctx: RenewalContext, start: RenewalStart, login: str, role: Role, pause: str
-) -> str | None:
-    """Why `login` may not answer the question `pause`, or None; kept per question asked."""
+) -> AnswerCheck:
+    """Why `login` may not answer the question `pause` (None: taken); kept per question asked."""
     members = (
         ctx.roles.certificate_managers
         if role is Role.CERTIFICATE_MANAGERS
@@ -61,7 +71,10 @@ def check_answerer(
         if found:
             body = comments.answer_refused(pause, login, refusal)
             comment_once(ctx, found[0].key, f"refused-{pause}", body, login.strip())
-    return refusal
+        say(f"refused the answer of '{login}' to {pause}: {refusal}")
+    else:
+        say(f"{login} answered {pause}")
+    return AnswerCheck(refusal, now_text())
 
 
 @dataclass(frozen=True)
@@ -80,7 +93,9 @@ class PersonAsker:
             if problem:
                 text = f"**The last answer was refused: {problem}**\n\n{description}"
             answer = forms.ask(form, pause, text)
-            problem = check_answerer(self.ctx, self.start, answer.who(), self.role, pause) or ""
+            checked = check_answerer(self.ctx, self.start, answer.who(), self.role, pause)
+            problem = checked.refusal or ""
             if not problem:
+                record_answer(Answered(pause, answer.who(), checked.at))
                 return answer
         raise AssertionError("unreachable")

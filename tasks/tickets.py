@@ -33,7 +33,7 @@ from certrenew.rules import (
     step_footer,
     step_marker,
 )
-from certrenew.tasks.context import renewal_step
+from certrenew.tasks.context import renewal_step, say
 from certrenew.templates import comments, render_ticket
 
 T = TypeVar("T")
@@ -106,13 +106,15 @@ def _open_ticket(
 @renewal_step("open-csr-ticket")
 def open_csr_ticket(ctx: RenewalContext, start: RenewalStart) -> str:
     """Step 1: ask the systems team for a CSR and a key."""
-    return _open_ticket(ctx, start, "csr", csr=ctx.subject).key
+    key = _open_ticket(ctx, start, "csr", csr=ctx.subject).key
+    say(f"opened {key} asking the systems team for a CSR and key for {start.domain}")
+    return key
 
 
 @renewal_step("open-service-owner-ticket")
 def open_service_owner_ticket(ctx: RenewalContext, start: RenewalStart) -> str:
     """Step 2: ask the domain's service owner which CA renews it."""
-    return _open_ticket(
+    key = _open_ticket(
         ctx,
         start,
         "owner",
@@ -120,11 +122,14 @@ def open_service_owner_ticket(ctx: RenewalContext, start: RenewalStart) -> str:
         current_ca=start.current_ca,
         days_left=start.old.days_left,
     ).key
+    say(f"opened {key} asking the service owner which CA renews {start.domain}")
+    return key
 
 
 @renewal_step("record-csr-reuse")
 def record_csr_reuse(ctx: RenewalContext, start: RenewalStart, ticket: str, source: str) -> None:
     comment_once(ctx, ticket, "csr-reused", comments.csr_reused(source))
+    say(f"reusing the archived CSR and key at {source}; said so on {ticket}")
 
 
 def _downloaded(ctx: RenewalContext, ticket: str) -> list[tuple[Attachment, bytes]]:
@@ -174,17 +179,26 @@ def collect_csr_and_key(
             "csr-received",
             comments.csr_received(outcome.key.name, outcome.key_fingerprint),
         )
+        say(f"took the CSR and key {outcome.key.name} from {ticket}: they match the rules")
         return outcome
     if outcome is None:
+        say(f"{ticket} has no .csr and .key attached yet; asking support staff")
         return f"{ticket} has no .csr and .key attached yet"
     comment_once(ctx, ticket, f"csr-rejected-{attempt}", comments.csr_rejected(outcome))
+    say(f"refused the CSR and key on {ticket} and said why on the ticket: {outcome}")
     return outcome
 
 
 @renewal_step("read-ca-answer")
 def read_ca_answer(ctx: RenewalContext, start: RenewalStart, ticket: str) -> str | None:
     """Step 2 (answer): the CA the service owner named in a comment, if one can be read."""
-    return ca_named_in(ctx.tracker.comments(ticket), ctx.renewal.cas)
+    named = ca_named_in(ctx.tracker.comments(ticket), ctx.renewal.cas)
+    say(
+        f"the service owner named {named} on {ticket}"
+        if named
+        else f"no CA named on {ticket} yet; asking support staff"
+    )
+    return named
 
 
 @renewal_step("record-ca-choice")
@@ -192,6 +206,7 @@ def record_ca_choice(
     ctx: RenewalContext, start: RenewalStart, ticket: str, ca: str, answered_by: str
 ) -> None:
     comment_once(ctx, ticket, "ca-chosen", comments.ca_chosen(ca, answered_by), answered_by)
+    say(f"the CA is {ca} (per {answered_by}); commented on {ticket}")
 
 
 @renewal_step("record-urgent-decision")
@@ -201,6 +216,8 @@ def record_urgent_decision(
     comment_once(
         ctx, ticket, "urgent-decision", comments.urgent_decision(approved, by, at), by
     )
+    decision = "approved" if approved else "did not approve"
+    say(f"{by} {decision} the urgent channel at {at}; commented on {ticket}")
 
 
 @renewal_step("record-ca-request")
@@ -217,6 +234,7 @@ def record_ca_request(
         comment_once(
             ctx, ticket, "ca-requested", comments.ca_requested(ca, portal, number, by), by
         )
+    say(f"{by} filed request {number} at {ca}; commented on {', '.join(tickets.before_install())}")
 
 
 def check_issued(
@@ -279,15 +297,22 @@ def collect_certificate(
             "certificate-received",
             comments.certificate_received(outcome.serial, outcome.not_after, outcome.source),
         )
+        say(
+            f"took the new certificate from {outcome.source}: serial {outcome.serial}, valid "
+            f"until {outcome.not_after:%Y-%m-%d}; commented on {tickets.main}"
+        )
         return outcome
     if outcome is None:
-        return (
+        outcome = (
             "no certificate has been pasted or attached to "
             f"{', '.join(tickets.before_install())} yet"
         )
+        say(f"{outcome}; asking support staff")
+        return outcome
     comment_once(
         ctx, tickets.main, f"certificate-rejected-{attempt}", comments.certificate_rejected(outcome)
     )
+    say(f"refused the certificate and said why on {tickets.main}: {outcome}")
     return outcome
 
 
@@ -316,6 +341,10 @@ def open_install_ticket(
     for other in related:
         ctx.tracker.link_tickets(ticket, other, ctx.chain.link_type)
         comment_once(ctx, other, "install-opened", comments.install_opened(ticket))
+    say(
+        f"opened {ticket} asking the systems team to install serial {issued.serial}, "
+        f"linked to {', '.join(related)}"
+    )
     return ticket
 
 
@@ -325,6 +354,7 @@ def comment_verification(
 ) -> None:
     """Step 7 (end): the endpoints serve the new certificate, or who confirmed it does."""
     comment_once(ctx, ticket, "verified", body, confirmed_by)
+    say(f"commented the installation check on {ticket}")
 
 
 @renewal_step("close-tickets")
@@ -335,3 +365,4 @@ def close_tickets(
     for ticket in tickets.every():
         comment_once(ctx, ticket, "retired", body, retired_by)
         ctx.tracker.close_ticket(ticket)
+    say(f"closed {', '.join(tickets.every())}: the renewal of {start.domain} is done")

@@ -11,6 +11,7 @@ from __future__ import annotations
 import time
 import tomllib
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, cast
@@ -110,6 +111,7 @@ class RenewalLab:
     config: Path
     inventory: Path
     home: Path
+    ui_url: str
     ca: LocalCA = field(default_factory=lambda: LocalCA("renewal test CA"))
     entries: list[str] = field(default_factory=list)
     servers: list[TLSServer] = field(default_factory=list)
@@ -149,6 +151,10 @@ class RenewalLab:
         )
         return RenewalRun(run.id)
 
+    def run_page(self, run: RenewalRun) -> str:
+        """The run's page in the Prefect UI: the link tickets and the demo give people."""
+        return f"{self.ui_url}/runs/flow-run/{run.id}"
+
     def install(self, server: TLSServer, crt: bytes, key: bytes) -> None:
         server.install(LeafCertificate.from_pem(crt + self.ca.cert_pem, key))
 
@@ -165,36 +171,53 @@ def example_config(path: Path, **changes: Any) -> Path:
     return path
 
 
+@contextmanager
+def served_renewal_lab(
+    root: Path, api_url: str | None = None, **config: Any
+) -> Iterator[RenewalLab]:
+    """A lab whose renewal flow is served on `api_url`, or on a Prefect server of its own.
+
+    Its own server also serves the UI, which the test harness's server does not;
+    this process talks to whichever server it is for as long as the lab runs.
+    `config` changes the shipped example configuration (e.g. `roles`).
+    """
+    from prefect.settings import PREFECT_API_URL, temporary_settings
+
+    inventory = root / "inventory.yaml"
+    write_inventory(inventory, [])
+    path = example_config(
+        root / "certrenew.toml",
+        inventory=str(inventory),
+        data_dir=str(root / "data"),
+        renewal=DEMO_TIMINGS,
+        **config,
+    )
+    stack = LocalStack(root / "prefect", path, api_url=api_url)
+    # Tests add certificates as they go: the metrics read them again every second.
+    stack.env["CERTRENEW_INTAKE__PROBE_INTERVAL_SECONDS"] = "1"
+    lab = RenewalLab(
+        load_settings(path),
+        path,
+        inventory,
+        stack.home,
+        ui_url=stack.ui_url,
+        intake_url=stack.intake_url,
+        intake_token=stack.intake_token,
+    )
+    try:
+        with stack, temporary_settings({PREFECT_API_URL: stack.api_url}):
+            wait_for_deployment()
+            yield lab
+    finally:
+        for server in lab.servers:
+            server.stop()
+
+
 @pytest.fixture(scope="session")
 def renewal_lab(
     prefect_harness: None, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[RenewalLab]:
     from prefect.settings import PREFECT_API_URL
 
-    root = tmp_path_factory.mktemp("renewal")
-    inventory = root / "inventory.yaml"
-    write_inventory(inventory, [])
-    config = example_config(
-        root / "certrenew.toml",
-        inventory=str(inventory),
-        data_dir=str(root / "data"),
-        renewal=DEMO_TIMINGS,
-    )
-    stack = LocalStack(root / "prefect", config, api_url=PREFECT_API_URL.value())
-    # Tests add certificates as they go: the metrics read them again every second.
-    stack.env["CERTRENEW_INTAKE__PROBE_INTERVAL_SECONDS"] = "1"
-    lab = RenewalLab(
-        load_settings(config),
-        config,
-        inventory,
-        stack.home,
-        intake_url=stack.intake_url,
-        intake_token=stack.intake_token,
-    )
-    try:
-        with stack:
-            wait_for_deployment()
-            yield lab
-    finally:
-        for server in lab.servers:
-            server.stop()
+    with served_renewal_lab(tmp_path_factory.mktemp("renewal"), PREFECT_API_URL.value()) as lab:
+        yield lab

@@ -137,3 +137,108 @@ def test_the_new_section_needs_no_warning(tmp_path: Path) -> None:
         warnings.simplefilter("error")
         settings = load_settings(write(tmp_path, '[tickets]\nowner_project = "ST2"\n'))
     assert settings.tickets.owner_project == "ST2"
+
+
+EXAMPLE = Path(__file__).parent.parent / "examples" / "certrenew.toml"
+
+
+@pytest.mark.parametrize(
+    ("value", "expected"),
+    [
+        ("CESICAT", ["CESICAT"]),
+        ("CESICAT, EACAT", ["CESICAT", "EACAT"]),
+        ('["CESICAT", "EACAT"]', ["CESICAT", "EACAT"]),
+    ],
+)
+def test_a_list_in_the_environment_may_be_plain_comma_separated_text(
+    monkeypatch: pytest.MonkeyPatch, value: str, expected: list[str]
+) -> None:
+    monkeypatch.setenv("CERTRENEW_RENEWAL__CAS", value)
+    monkeypatch.setenv("CERTRENEW_ROLES__CERTIFICATE_MANAGERS", value.lower())
+    settings = load_settings(EXAMPLE)
+    assert settings.renewal is not None and settings.renewal.cas == expected
+    assert settings.roles.certificate_managers == [item.lower() for item in expected]
+
+
+@pytest.mark.parametrize(
+    ("variable", "value"),
+    [("CERTRENEW_JIRA__DONE_FIELDS", "Done"), ("CERTRENEW_SCAN", "fast")],
+)
+def test_a_table_in_the_environment_that_is_not_json_is_one_line(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, variable: str, value: str
+) -> None:
+    monkeypatch.setenv(variable, value)
+    with pytest.raises(ConfigError) as caught:
+        load_settings(write(tmp_path, ""))
+    assert str(caught.value).startswith(f"environment: {variable} is not valid JSON")
+    assert "CERTRENEW_<SECTION>__<KEY>" in str(caught.value)
+
+
+def test_the_command_line_takes_a_plain_list_too(monkeypatch: pytest.MonkeyPatch) -> None:
+    from typer.testing import CliRunner
+
+    from certrenew.cli import app
+
+    monkeypatch.setenv("CERTRENEW_RENEWAL__CAS", "CESICAT")
+    result = CliRunner().invoke(app, ["config", "-c", str(EXAMPLE)])
+    assert result.exit_code == 0, result.output
+    assert '"cas": [\n      "CESICAT"\n    ]' in result.stdout
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        (
+            "[scan]\ntimeout_seconds = inf\n",
+            "scan.timeout_seconds: Input should be a finite number",
+        ),
+        (
+            "[scan]\ntimeout_seconds = nan\n",
+            "scan.timeout_seconds: Input should be a finite number",
+        ),
+        ("[jira]\ntimeout_seconds = -inf\n", "jira.timeout_seconds: Input should be a finite"),
+        ("[scan]\ntimeout_seconds = 1e300\n", "scan.timeout_seconds: Input should be less than"),
+        ("[scan]\nconcurrency = true\n", "scan.concurrency: true is not a number"),
+        ("[renewal]\ncas = ['X']\nmax_lifetime_days = false\n", "false is not a number"),
+    ],
+)
+def test_numbers_are_finite_and_never_booleans(tmp_path: Path, text: str, expected: str) -> None:
+    with pytest.raises(ConfigError) as caught:
+        load_settings(write(tmp_path, text))
+    assert expected in str(caught.value)
+
+
+def test_an_infinite_timeout_from_the_environment_is_refused(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("CERTRENEW_SCAN__TIMEOUT_SECONDS", "inf")
+    with pytest.raises(
+        ConfigError, match=r"\(from CERTRENEW_SCAN__TIMEOUT_SECONDS\): Input should"
+    ):
+        load_settings(write(tmp_path, ""))
+
+
+def test_a_configuration_file_that_is_a_folder_or_not_utf8_is_one_line(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match=f"^configuration file {tmp_path} is a folder"):
+        load_settings(tmp_path)
+    latin = tmp_path / "certrenew.toml"
+    latin.write_bytes(b'[csr]\norganization = "Consorci d\'Administraci\xf3 Oberta"\n')
+    with pytest.raises(ConfigError) as caught:
+        load_settings(latin)
+    assert str(caught.value) == (
+        f"{latin}:2: configuration file is not UTF-8 text (byte 0xf3): save it as UTF-8"
+    )
+
+
+def test_a_secret_file_that_is_not_utf8_is_one_line_without_the_secret(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    (tmp_path / "token").write_bytes(b"tok-secret-\xff\xfe")
+    config = write(tmp_path, '[jira]\ntoken_file = "token"\n')
+    with pytest.raises(ConfigError) as caught:
+        load_settings(config).jira.secret_token()
+    message = str(caught.value)
+    assert message == (
+        f"{tmp_path / 'token'}:1: the file for jira.token is not UTF-8 text (byte 0xff): "
+        "save it as UTF-8"
+    )

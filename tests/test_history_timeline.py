@@ -187,7 +187,7 @@ def test_an_unknown_certificate_is_one_line_saying_what_to_do(tmp_path: Path) ->
 
 @pytest.mark.parametrize(
     ("api_url", "says"),
-    [("", "PREFECT_API_URL is not set"), ("http://127.0.0.1:9/api", "did not answer")],
+    [("", "PREFECT_API_URL is not set"), ("http://127.0.0.1:9/api", "refused the connection")],
 )
 def test_without_a_prefect_api_the_command_says_where_it_looked(
     tmp_path: Path, api_url: str, says: str

@@ -116,3 +116,28 @@ def test_issue_that_does_not_exist(run) -> None:
     code, output = run("--issue", "SIS-404")
     assert code == 1
     assert "no ticket SIS-404" in line(output, "transition 'Done'")
+
+
+@pytest.mark.parametrize(
+    "token",
+    ["first-line-secret-5e1a\nsecond-line", "tab\tinside-secret-5e1a", "euro€-secret-5e1a"],
+    ids=["newline", "tab", "not-ascii"],
+)
+def test_a_token_no_header_can_carry_is_refused_without_showing_it(
+    run, monkeypatch: pytest.MonkeyPatch, jira_server: JiraServer, token: str
+) -> None:
+    monkeypatch.setenv("CERTRENEW_JIRA__TOKEN", token)
+    code, output = run()
+    assert code == 3, output
+    assert "CERTRENEW_JIRA__TOKEN" in output and "one line" in output
+    assert "secret-5e1a" not in output and "Traceback" not in output
+    assert len(output.strip().splitlines()) == 1, output
+    assert jira_server.exchanges == []  # refused before anything was sent
+
+
+def test_a_token_file_ending_in_a_line_break_still_works(
+    run, monkeypatch: pytest.MonkeyPatch, jira_server: JiraServer
+) -> None:
+    monkeypatch.setenv("CERTRENEW_JIRA__TOKEN", f"{jira_server.token}\n")
+    code, output = run()
+    assert code == 0, output

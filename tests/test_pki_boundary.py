@@ -15,9 +15,10 @@ from pathlib import Path
 
 import pytest
 import typer
+from typer.testing import CliRunner
 
 from certrenew import errors
-from certrenew.cli import friendly_errors
+from certrenew.cli import CertRenewGroup
 from certrenew.config import CsrSettings
 from certrenew.lab.tls import build_csr
 from certrenew.pki import errors as pki_errors
@@ -59,17 +60,20 @@ def test_certificate_error_is_the_pki_one_and_person_fixable() -> None:
     assert errors.CertRenewError in errors.PERSON_FIXABLE
 
 
-def test_cli_prints_a_certificate_error_without_traceback(
-    capsys: pytest.CaptureFixture[str],
-) -> None:
-    @friendly_errors
-    def command() -> None:
+def test_cli_prints_a_certificate_error_without_traceback() -> None:
+    cli = typer.Typer(cls=CertRenewGroup)
+
+    @cli.command()
+    def check() -> None:
         raise errors.CertificateError("the CSR file is not a CSR: ask for the .csr file")
 
-    with pytest.raises(typer.Exit) as caught:
-        command()
-    assert caught.value.exit_code == 3
-    assert "the CSR file is not a CSR" in capsys.readouterr().err
+    @cli.command()
+    def other() -> None:
+        """A second command, so that `check` is a subcommand as in certrenew."""
+
+    result = CliRunner().invoke(cli, ["check"])
+    assert result.exit_code == 3
+    assert result.stderr.strip() == "error: the CSR file is not a CSR: ask for the .csr file"
 
 
 def _settings(**changes: object) -> CsrSettings:

@@ -26,7 +26,7 @@ from tests.fixtures_tls import Case, ScanLab
 CERTRENEW = str(Path(sys.executable).parent / "certrenew")
 JSON_KEYS = (
     "name", "domain", "target", "kind", "not_after", "days_left", "status",
-    "subject_cn", "sans", "issuer", "serial", "sha256", "covers_domain", "error",
+    "subject_cn", "sans", "issuer", "serial", "sha256", "covers_domain", "error", "note",
 )  # fmt: skip
 CASES = [
     "expired",
@@ -198,7 +198,9 @@ def test_inventory_defaults_to_the_configured_one(
 def test_missing_inventory_is_one_actionable_line(tmp_path: Path) -> None:
     result = CliRunner().invoke(app, ["scan", "--inventory", str(tmp_path / "none.yaml")])
     assert result.exit_code == 3
-    assert "does not exist: pass --inventory" in result.stderr
+    [line] = result.stdout.splitlines()  # the monitor's status line: UNKNOWN and why
+    assert line.startswith("CERTRENEW UNKNOWN - inventory ")
+    assert "does not exist: pass --inventory" in line
     assert "Traceback" not in result.output
 
 

@@ -13,7 +13,7 @@ import pytest
 from cryptography import x509
 
 from certrenew.adapters.archive.local import LocalArchive
-from certrenew.adapters.notice import Notice
+from certrenew.adapters.notice import Delivery, Notice
 from certrenew.adapters.tracker.jira import JiraTracker
 from certrenew.adapters.tracker.local import LocalTracker
 from certrenew.adapters.wiring import ArchiveSetup, RenewalContext, renewal_context
@@ -41,8 +41,12 @@ class RecordingChannel:
     def __init__(self) -> None:
         self.delivered: list[Notice] = []
 
-    def deliver(self, notice: Notice) -> None:
+    def deliver(self, notice: Notice) -> Delivery:
         self.delivered.append(notice)
+        return Delivery(notice.id)
+
+    def retry_pending(self) -> list[Delivery]:
+        return []
 
 
 @pytest.fixture
@@ -150,12 +154,13 @@ def test_a_member_of_the_role_unknown_to_jira_is_refused_and_the_refusal_is_on_t
     start = start_for("roles.example.cat")
     owner = open_service_owner_ticket.fn(ctx, start)
 
-    assert check_answerer.fn(ctx, start, "anna", Role.CERTIFICATE_MANAGERS, "retire") is None
+    taken = check_answerer.fn(ctx, start, "anna", Role.CERTIFICATE_MANAGERS, "retire")
+    assert taken.refusal is None and taken.at.endswith("UTC")
     refusal = check_answerer.fn(
         ctx, start, "left-last-year", Role.CERTIFICATE_MANAGERS, "retire-refused-1"
-    )
+    ).refusal
     assert refusal == "'left-last-year' is not an active user of the ticket tracker"
     outsider = check_answerer.fn(ctx, start, "mallory", Role.WORKFLOW_MANAGERS, "urgent-approval")
-    assert outsider is None  # no workflow managers configured: anyone may approve
+    assert outsider.refusal is None  # no workflow managers configured: anyone may approve
     said = [c for c in ctx.tracker.comments(owner) if "[certrenew:refused-" in c]
     assert len(said) == 1 and "left-last-year" in said[0] and "retire-refused-1" in said[0]

@@ -66,7 +66,7 @@ def certificate_summary(facts: CertificateFacts) -> dict[str, Any]:
         "not_before": facts.not_before.isoformat(),
         "not_after": facts.not_after.isoformat(),
         "subject_cn": facts.subject_cn,
-        "sans": list(facts.sans),
+        "sans": None if facts.sans is None else list(facts.sans),
         "issuer": facts.issuer,
     }
 

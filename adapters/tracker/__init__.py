@@ -86,6 +86,10 @@ class TicketTracker(Protocol):
         """Move the ticket to its done state; closing a closed ticket does nothing."""
         ...
 
+    def reference(self, key: str) -> str:
+        """Ticket `key` as markdown a person can follow from a form or an artifact."""
+        ...
+
 
 @dataclass(frozen=True)
 class Comment:

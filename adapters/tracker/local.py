@@ -262,6 +262,10 @@ class LocalTracker:
         """
         return f"{self.path.as_uri()}#{key}"
 
+    def reference(self, key: str) -> str:
+        """The command that shows the ticket: the local tracker has no web page."""
+        return f"**{key}** (`certrenew tickets {key}`)"
+
     def all_tickets(self) -> list[Ticket]:
         with self._connection() as db:
             keys = [row[0] for row in db.execute("SELECT key FROM tickets ORDER BY rowid")]

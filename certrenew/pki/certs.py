@@ -7,66 +7,75 @@ because people attach `.cer` files that hold PEM and `.crt` files that hold DER.
 
 from __future__ import annotations
 
+import base64
+import binascii
 import hashlib
+import re
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
 from cryptography import x509
+from cryptography.exceptions import UnsupportedAlgorithm
+from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
+from cryptography.hazmat.primitives.asymmetric.types import PublicKeyTypes
 from cryptography.hazmat.primitives.serialization import Encoding, pkcs12
-from cryptography.x509.oid import NameOID
 
+from certrenew.pki.der import DerError
 from certrenew.pki.errors import CertificateError
-from certrenew.pki.files import looks_like_pkcs12
+from certrenew.pki.files import CERTIFICATE_LABELS, PEM_LABEL, looks_like_pkcs12
+from certrenew.pki.outer import (
+    KEY_ALGORITHMS,
+    SUBJECT_ALT_NAME,
+    OuterCertificate,
+    common_name,
+    read_outer_certificate,
+    rfc4514,
+    subject_alt_names,
+)
 
-PEM_CERT_MARKER = b"-----BEGIN CERTIFICATE-----"
+# A whole PEM block; group 1 is its label, group 2 its base64 body.
+_PEM_BLOCK = re.compile(rb"-----BEGIN ([A-Z0-9 ]+)-----(.*?)-----END \1-----", re.DOTALL)
 
 
 @dataclass(frozen=True)
 class CertificateFacts:
-    """What a person (or the scan) wants to know about one certificate."""
+    """What a person (or the scan) wants to know about one certificate.
+
+    `sans` is None when the subjectAltName extension cannot be read; `note`
+    then says why. Every other fact comes from the certificate's outer
+    structure, so an unreadable extension never hides the expiry.
+    """
 
     not_before: datetime
     not_after: datetime
     subject_cn: str | None
-    sans: tuple[str, ...]
+    sans: tuple[str, ...] | None
     issuer: str
     serial: str
     sha256: str
     key_type: str
     key_bits: int
+    note: str | None = None
 
     def days_left(self, now: datetime | None = None) -> int:
         """Whole days until expiry, rounded down; negative once expired."""
         delta = self.not_after - (now or datetime.now(UTC))
         return delta.days
 
-    def covers(self, domain: str) -> bool:
+    def covers(self, domain: str) -> bool | None:
+        """Whether the certificate is valid for `domain`; None when its names are unknown."""
+        if self.sans is None:
+            return None
         return covers_domain(self.subject_cn, self.sans, domain)
 
 
 def serial_hex(serial: int) -> str:
     """Upper-case hex, even length: the form openssl and browsers show."""
+    if serial < 0:
+        return "-" + serial_hex(-serial)
     text = f"{serial:X}"
     return text if len(text) % 2 == 0 else "0" + text
-
-
-def _cn(name: x509.Name) -> str | None:
-    values = name.get_attributes_for_oid(NameOID.COMMON_NAME)
-    if not values:
-        return None
-    value = values[0].value
-    return value.decode() if isinstance(value, bytes) else value
-
-
-def _sans(cert: x509.Certificate) -> tuple[str, ...]:
-    try:
-        ext = cert.extensions.get_extension_for_class(x509.SubjectAlternativeName)
-    except x509.ExtensionNotFound:
-        return ()
-    names: list[str] = list(ext.value.get_values_for_type(x509.DNSName))
-    names += [str(ip) for ip in ext.value.get_values_for_type(x509.IPAddress)]
-    return tuple(names)
 
 
 def key_description(key: object) -> tuple[str, int]:
@@ -78,19 +87,72 @@ def key_description(key: object) -> tuple[str, int]:
     return type(key).__name__.removeprefix("_").replace("PublicKey", ""), 0
 
 
-def certificate_facts(cert: x509.Certificate) -> CertificateFacts:
-    key_type, key_bits = key_description(cert.public_key())
+def certificate_facts(certificate: bytes | x509.Certificate) -> CertificateFacts:
+    """The facts of a certificate given as DER (as load_certificate returns it) or parsed."""
+    if isinstance(certificate, x509.Certificate):
+        certificate = certificate.public_bytes(Encoding.DER)
+    outer = _outer(certificate, "the certificate")
+    sans, note = _sans(outer)
+    key_type, key_bits = _key(outer)
     return CertificateFacts(
-        not_before=cert.not_valid_before_utc,
-        not_after=cert.not_valid_after_utc,
-        subject_cn=_cn(cert.subject),
-        sans=_sans(cert),
-        issuer=cert.issuer.rfc4514_string(),
-        serial=serial_hex(cert.serial_number),
-        sha256=hashlib.sha256(cert.public_bytes(Encoding.DER)).hexdigest(),
+        not_before=outer.not_before,
+        not_after=outer.not_after,
+        subject_cn=common_name(outer.subject),
+        sans=sans,
+        issuer=rfc4514(outer.issuer),
+        serial=serial_hex(outer.serial),
+        sha256=hashlib.sha256(outer.der).hexdigest(),
         key_type=key_type,
         key_bits=key_bits,
+        note=note,
     )
+
+
+def _sans(outer: OuterCertificate) -> tuple[tuple[str, ...] | None, str | None]:
+    """The names, or None and the reason they are unknown."""
+    unknown = "names unknown, so the status follows from the expiry alone"
+    if outer.extensions is None:
+        return None, f"the certificate's extensions cannot be read: {unknown}"
+    found = [e for e in outer.extensions if e.oid == SUBJECT_ALT_NAME]
+    if not found:
+        return (), None
+    if len(found) > 1:
+        return None, f"the certificate has {len(found)} subjectAltName extensions: {unknown}"
+    try:
+        return subject_alt_names(found[0].value), None
+    except DerError as exc:
+        return None, f"the subjectAltName extension cannot be read ({exc}): {unknown}"
+
+
+def _key(outer: OuterCertificate) -> tuple[str, int]:
+    """Type and size; for a key cryptography cannot load, the algorithm's name and 0."""
+    key = _public_key(outer)
+    if key is None:
+        return KEY_ALGORITHMS.get(outer.public_key_algorithm, outer.public_key_algorithm), 0
+    return key_description(key)
+
+
+def certificate_public_key(der: bytes) -> PublicKeyTypes | None:
+    """The key of a certificate (DER); None when cryptography cannot load it.
+
+    A DSA key whose parameters are left to the issuer is such a key: the
+    certificate is still read, but nothing can be checked with its key.
+    """
+    return _public_key(_outer(der, "the certificate"))
+
+
+def _public_key(outer: OuterCertificate) -> PublicKeyTypes | None:
+    try:
+        return serialization.load_der_public_key(outer.public_key_info)
+    except (ValueError, UnsupportedAlgorithm):
+        return None
+
+
+def pem_certificate(der: bytes) -> bytes:
+    """PEM of a certificate's DER, byte for byte as cryptography and OpenSSL write it."""
+    text = base64.b64encode(der)
+    lines = [text[i : i + 64] for i in range(0, len(text), 64)]
+    return b"-----BEGIN CERTIFICATE-----\n" + b"\n".join(lines) + b"\n-----END CERTIFICATE-----\n"
 
 
 def _name_matches(pattern: str, domain: str) -> bool:
@@ -112,34 +174,55 @@ def covers_domain(subject_cn: str | None, sans: tuple[str, ...], domain: str) ->
     return any(_name_matches(name, domain) for name in names)
 
 
-def load_certificate(
-    data: bytes, password: str | None = None, source: str = "data"
-) -> x509.Certificate:
-    """The (first) certificate in PEM, DER or PKCS#12 bytes.
+def load_certificate(data: bytes, password: str | None = None, source: str = "data") -> bytes:
+    """DER of the (first) certificate in PEM, DER or PKCS#12 bytes.
 
-    `password` is only used for PKCS#12 and never appears in an error message.
+    Every PEM certificate label OpenSSL writes counts (`CERTIFICATE`, the legacy
+    `X509 CERTIFICATE`, `TRUSTED CERTIFICATE`). `password` is only used for
+    PKCS#12 and never appears in an error message.
     """
-    if PEM_CERT_MARKER in data:
-        try:
-            return x509.load_pem_x509_certificates(data)[0]
-        except ValueError:
-            raise CertificateError(
-                f"{source}: holds a PEM certificate block that cannot be read; "
-                "it is damaged or truncated: ask for the file again"
-            ) from None
-    if data.lstrip().startswith(b"-----BEGIN"):
-        raise CertificateError(
-            f"{source}: is PEM but holds no certificate (a key or a CSR?): "
-            "give the certificate file"
-        )
+    if PEM_LABEL.search(data):
+        return certificate_ders(data, source)[0]
     try:
-        return x509.load_der_x509_certificate(data)
-    except ValueError:
+        return read_outer_certificate(data).der
+    except DerError:
         pass
     return _load_pkcs12(data, password, source)
 
 
-def _load_pkcs12(data: bytes, password: str | None, source: str) -> x509.Certificate:
+def certificate_ders(data: bytes, source: str) -> list[bytes]:
+    """DER of every certificate block of PEM bytes, in file order (at least one)."""
+    labels = [label for label in PEM_LABEL.findall(data) if label in CERTIFICATE_LABELS]
+    if not labels:
+        raise CertificateError(
+            f"{source}: is PEM but holds no certificate (a key or a CSR?): "
+            "give the certificate file"
+        )
+    blocks = [body for label, body in _PEM_BLOCK.findall(data) if label in CERTIFICATE_LABELS]
+    try:
+        if len(blocks) != len(labels):
+            raise ValueError("a block has no END line")
+        return [
+            read_outer_certificate(base64.b64decode(b"".join(body.split()), validate=True)).der
+            for body in blocks
+        ]
+    except (ValueError, binascii.Error):
+        raise CertificateError(
+            f"{source}: holds a PEM certificate block that cannot be read; "
+            "it is damaged or truncated: ask for the file again"
+        ) from None
+
+
+def _outer(der: bytes, source: str) -> OuterCertificate:
+    try:
+        return read_outer_certificate(der)
+    except DerError as exc:
+        raise CertificateError(
+            f"{source} cannot be read ({exc}): it is damaged or truncated"
+        ) from None
+
+
+def _load_pkcs12(data: bytes, password: str | None, source: str) -> bytes:
     secret = password.encode() if password is not None else None
     try:
         bundle = pkcs12.load_pkcs12(data, secret)
@@ -160,4 +243,4 @@ def _load_pkcs12(data: bytes, password: str | None, source: str) -> x509.Certifi
         ) from None
     if bundle.cert is None:
         raise CertificateError(f"{source}: the PKCS#12 file holds no certificate")
-    return bundle.cert.certificate
+    return bundle.cert.certificate.public_bytes(Encoding.DER)

@@ -74,23 +74,37 @@ class CsrFacts:
 def load_csr(data: bytes) -> x509.CertificateSigningRequest:
     """A CSR from PEM or DER; anything else is refused saying what it is instead."""
     labels = PEM_LABEL.findall(data)
-    if any(label in CSR_LABELS for label in labels):
+    is_pem = any(label in CSR_LABELS for label in labels)
+    if is_pem or not labels:
         try:
-            return x509.load_pem_x509_csr(data)
-        except ValueError:
+            return x509.load_pem_x509_csr(data) if is_pem else x509.load_der_x509_csr(data)
+        except x509.InvalidVersion as exc:
+            # Only version 1 (encoded 0) exists; cryptography says so with its own exception.
             raise CertificateError(
-                "the CSR file holds a PEM CSR block that cannot be read: it is damaged or "
-                "truncated; ask the systems team to attach the .csr file again"
+                f"the CSR says it is of version {exc.parsed_version + 1}, but only version 1 "
+                "exists: ask the systems team to generate the CSR again (openssl req)"
             ) from None
-    if not labels:
-        try:
-            return x509.load_der_x509_csr(data)
         except ValueError:
-            pass
+            if is_pem:
+                raise CertificateError(
+                    "the CSR file holds a PEM CSR block that cannot be read: it is damaged or "
+                    "truncated; ask the systems team to attach the .csr file again"
+                ) from None
     raise CertificateError(
         f"the CSR file is not a CSR: it is {describe_file(data)}; ask the systems team "
         "for the .csr file (PEM starting with '-----BEGIN CERTIFICATE REQUEST-----', or DER)"
     )
+
+
+def _public_key(csr: x509.CertificateSigningRequest) -> PublicKeyTypes:
+    """The CSR's public key; one of a kind no library here knows is a refusal, not a crash."""
+    try:
+        return csr.public_key()
+    except (UnsupportedAlgorithm, ValueError):
+        raise CertificateError(
+            "the CSR's public key is of a kind that cannot be read (neither RSA nor EC): ask "
+            "the systems team for a new CSR and key (RSA 2048 or larger)"
+        ) from None
 
 
 def check_csr(csr_pem: bytes, rules: SubjectRules, domain: str) -> CsrFacts:
@@ -100,6 +114,7 @@ def check_csr(csr_pem: bytes, rules: SubjectRules, domain: str) -> CsrFacts:
     the flow, the tests and anyone using the library without our configuration.
     """
     csr = load_csr(csr_pem)
+    public_key = _public_key(csr)
     if not csr.is_signature_valid:
         raise CertificateError(
             "the CSR's signature is invalid (the file was altered after it was made): "
@@ -127,7 +142,6 @@ def check_csr(csr_pem: bytes, rules: SubjectRules, domain: str) -> CsrFacts:
                 "organisation's CSR data"
             )
         facts_subject[setting] = expected
-    public_key = csr.public_key()
     problem = key_problem(public_key, min_rsa_bits=rules.min_rsa_bits, ec_curves=rules.ec_curves)
     if problem:
         raise CertificateError(f"the CSR's {problem}: ask the systems team for a new CSR and key")
@@ -205,7 +219,7 @@ def _not_a_key(data: bytes) -> CertificateError:
 def check_key_matches_csr(key_pem: bytes, csr_pem: bytes) -> str:
     """The shared public-key fingerprint, once the key is shown to belong to the CSR."""
     key_fingerprint = public_key_fingerprint(load_private_key(key_pem).public_key())
-    csr_fingerprint = public_key_fingerprint(load_csr(csr_pem).public_key())
+    csr_fingerprint = public_key_fingerprint(_public_key(load_csr(csr_pem)))
     if key_fingerprint != csr_fingerprint:
         raise CertificateError(
             "the private key does not belong to the CSR (public key fingerprints differ: "

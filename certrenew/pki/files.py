@@ -23,12 +23,15 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.types import PublicKeyTypes
 from cryptography.hazmat.primitives.serialization import pkcs7
 
+from certrenew.pki.outer import read_outer_certificate
+
 FileKind = Literal["csr", "private_key", "certificate", "pkcs7", "pkcs12", "unknown"]
 
 # A PEM header line; group 1 is its label ("CERTIFICATE", "PRIVATE KEY"...).
 PEM_LABEL = re.compile(rb"-----BEGIN ([A-Z0-9 ]+)-----")
 CSR_LABELS = frozenset({b"CERTIFICATE REQUEST", b"NEW CERTIFICATE REQUEST"})
-_CERT_LABELS = frozenset({b"CERTIFICATE", b"X509 CERTIFICATE", b"TRUSTED CERTIFICATE"})
+# Every label OpenSSL reads a certificate under; "X509 CERTIFICATE" is the legacy one.
+CERTIFICATE_LABELS = frozenset({b"CERTIFICATE", b"X509 CERTIFICATE", b"TRUSTED CERTIFICATE"})
 _PKCS7_LABELS = frozenset({b"PKCS7", b"PKCS #7 SIGNED DATA", b"CMS"})
 
 _KIND_WORDS: dict[FileKind, str] = {
@@ -96,7 +99,7 @@ def looks_like_pkcs12(data: bytes) -> bool:
 def _pem_kind(label: bytes) -> FileKind:
     if label in CSR_LABELS:
         return "csr"
-    if label in _CERT_LABELS:
+    if label in CERTIFICATE_LABELS:
         return "certificate"
     if label in _PKCS7_LABELS:
         return "pkcs7"
@@ -104,11 +107,15 @@ def _pem_kind(label: bytes) -> FileKind:
 
 
 def _der_kind(data: bytes) -> FileKind:
-    """DER carries no label: try each loader in turn; PKCS#12 only by its shape."""
+    """DER carries no label: try each loader in turn; PKCS#12 only by its shape.
+
+    A certificate is recognised by its outer structure alone, as OpenSSL
+    reads it, so one cryptography refuses is still called a certificate.
+    """
     if not data.startswith(b"\x30"):
         return "unknown"
     probes: tuple[tuple[FileKind, Callable[[bytes], object]], ...] = (
-        ("certificate", x509.load_der_x509_certificate),
+        ("certificate", read_outer_certificate),
         ("csr", x509.load_der_x509_csr),
         ("private_key", _probe_der_private_key),
         ("pkcs7", pkcs7.load_der_pkcs7_certificates),
@@ -116,7 +123,7 @@ def _der_kind(data: bytes) -> FileKind:
     for kind, load in probes:
         try:
             load(data)
-        except (ValueError, TypeError, UnsupportedAlgorithm):
+        except (ValueError, TypeError, UnsupportedAlgorithm, x509.InvalidVersion):
             continue
         return kind
     return "pkcs12" if looks_like_pkcs12(data) else "unknown"

@@ -16,11 +16,18 @@ from cryptography import x509
 from cryptography.exceptions import InvalidSignature, UnsupportedAlgorithm
 from cryptography.hazmat.primitives.serialization import Encoding, pkcs7
 
-from certrenew.pki.certs import CertificateFacts, certificate_facts, load_certificate
+from certrenew.pki.certs import (
+    CertificateFacts,
+    certificate_ders,
+    certificate_facts,
+    certificate_public_key,
+    load_certificate,
+    pem_certificate,
+)
 from certrenew.pki.csr import key_problem
 from certrenew.pki.errors import CertificateError
-from certrenew.pki.files import PEM_LABEL, classify_file, describe_file
-from certrenew.pki.files import public_key_fingerprint as fingerprint_of
+from certrenew.pki.files import PEM_LABEL, classify_file, describe_file, public_key_fingerprint
+from certrenew.pki.outer import read_outer_certificate, rfc4514
 
 # What any certificate issued today must at least have (the CSR rules are
 # stricter and configurable; these catch a CA mistake or a foreign file).
@@ -50,13 +57,22 @@ def check_issued_certificate(
     now: datetime | None = None,
     chain: bytes | None = None,
 ) -> IssuedCertificate:
-    """Refuse a certificate that cannot be installed for `domain` with the renewal's key."""
+    """Refuse a certificate that cannot be installed for `domain` with the renewal's key.
+
+    Its facts come from the outer structure (certrenew.pki.outer), so an
+    extension nothing needs here does not stop the renewal; the names must be
+    readable, since they are checked.
+    """
     now = now or datetime.now(UTC)
     given = load_certificates(data, "the certificate file")
     extra = load_certificates(chain, "the chain file") if chain else []
     leaf = _leaf(given, key_fingerprint)
     facts = certificate_facts(leaf)
-    problem = key_problem(leaf.public_key(), min_rsa_bits=MIN_RSA_BITS, ec_curves=EC_CURVES)
+    public_key = certificate_public_key(leaf)
+    if public_key is None:
+        problem: str | None = f"key ({facts.key_type}) cannot be read"
+    else:
+        problem = key_problem(public_key, min_rsa_bits=MIN_RSA_BITS, ec_curves=EC_CURVES)
     if problem:
         raise CertificateError(
             f"the certificate's {problem}: it cannot be installed; the renewal needs a new "
@@ -66,14 +82,14 @@ def check_issued_certificate(
     _check_dates(facts, now, max_lifetime_days)
     ordered = _chain_from(leaf, [c for c in given + extra if c != leaf])
     return IssuedCertificate(
-        leaf_pem=leaf.public_bytes(Encoding.PEM),
+        leaf_pem=pem_certificate(leaf),
         chain_pem=b"".join(c.public_bytes(Encoding.PEM) for c in ordered),
         facts=facts,
     )
 
 
-def load_certificates(data: bytes, source: str) -> list[x509.Certificate]:
-    """Every certificate in PEM, DER or PKCS#7 (PEM or DER) bytes, in file order."""
+def load_certificates(data: bytes, source: str) -> list[bytes]:
+    """DER of every certificate in PEM, DER or PKCS#7 (PEM or DER) bytes, in file order."""
     kind = classify_file(data)
     if kind == "pkcs7":
         loader = pkcs7.load_pem_pkcs7_certificates
@@ -81,14 +97,14 @@ def load_certificates(data: bytes, source: str) -> list[x509.Certificate]:
             loader = pkcs7.load_der_pkcs7_certificates
         try:
             certs = loader(data)
-        except (ValueError, UnsupportedAlgorithm):
+        except (ValueError, UnsupportedAlgorithm, x509.InvalidVersion):
             raise CertificateError(
                 f"{source}: is a PKCS#7 bundle that cannot be read (damaged or truncated): "
                 "ask for the file again"
             ) from None
         if not certs:
             raise CertificateError(f"{source}: is a PKCS#7 bundle without certificates")
-        return certs
+        return [cert.public_bytes(Encoding.DER) for cert in certs]
     if kind == "private_key" and b"CERTIFICATE-----" in data:
         raise CertificateError(
             f"{source}: holds a private key beside the certificate: give the certificate "
@@ -99,26 +115,16 @@ def load_certificates(data: bytes, source: str) -> list[x509.Certificate]:
             f"{source}: is not a certificate: it is {describe_file(data)}; give the .crt, "
             ".cer, .pem or .p7b file the CA sent"
         )
-    first = load_certificate(data, source=source)
-    if not PEM_LABEL.search(data):
-        return [first]
-    try:
-        return x509.load_pem_x509_certificates(data)
-    except ValueError:
-        raise CertificateError(
-            f"{source}: one of its PEM certificate blocks cannot be read; the file is damaged "
-            "or truncated: ask for the file again"
-        ) from None
+    if PEM_LABEL.search(data):
+        return certificate_ders(data, source)
+    return [load_certificate(data, source=source)]
 
 
-def _leaf(certs: list[x509.Certificate], key_fingerprint: str) -> x509.Certificate:
+def _leaf(certs: list[bytes], key_fingerprint: str) -> bytes:
     for cert in certs:
-        if fingerprint_of(cert.public_key()) == key_fingerprint:
+        if _key_fingerprint(cert) == key_fingerprint:
             return cert
-    found = ", ".join(
-        f"'{cert.subject.rfc4514_string()}' (key {fingerprint_of(cert.public_key())[:16]}…)"
-        for cert in certs
-    )
+    found = ", ".join(f"'{_name(cert)}' (key {_key_fingerprint(cert)[:16]}…)" for cert in certs)
     raise CertificateError(
         f"the certificate's public key does not match the key from the CSR ticket (key "
         f"{key_fingerprint[:16]}…; the file holds {found}): {_ASK_AGAIN}, or ask the systems "
@@ -126,7 +132,18 @@ def _leaf(certs: list[x509.Certificate], key_fingerprint: str) -> x509.Certifica
     )
 
 
+def _key_fingerprint(der: bytes) -> str:
+    """As the CSR's is computed; a key cryptography cannot load matches no CSR we accepted."""
+    key = certificate_public_key(der)
+    return public_key_fingerprint(key) if key is not None else "unreadable key"
+
+
 def _check_names(facts: CertificateFacts, domain: str) -> None:
+    if facts.sans is None:
+        raise CertificateError(
+            f"the certificate's list of names cannot be checked: {facts.note}; "
+            f"browsers cannot check it either: ask the CA to issue it again for {domain}"
+        )
     if facts.covers(domain):
         return
     if facts.sans:
@@ -156,22 +173,24 @@ def _check_dates(facts: CertificateFacts, now: datetime, max_lifetime_days: int)
         )
 
 
-def _chain_from(leaf: x509.Certificate, others: list[x509.Certificate]) -> list[x509.Certificate]:
+def _chain_from(leaf: bytes, others: list[bytes]) -> list[x509.Certificate]:
     """The given chain certificates ordered leaf-upwards; each must sign the one before.
 
     A chain may stop below the root. A certificate that is no link of the
     leaf's chain means the wrong chain was sent, which the server would serve.
+    Signatures are checked with cryptography, so only here must every
+    certificate be one it reads.
     """
-    remaining = list(dict.fromkeys(others))
+    remaining = [_parsed(c) for c in dict.fromkeys(others)]
     ordered: list[x509.Certificate] = []
-    current = leaf
-    while remaining and current.issuer != current.subject:
+    current = _parsed(leaf) if remaining else None
+    while current is not None and remaining and current.issuer != current.subject:
         issuer = next((c for c in remaining if c.subject == current.issuer), None)
         if issuer is None:
             break
         try:
             current.verify_directly_issued_by(issuer)
-        except (ValueError, TypeError, InvalidSignature):
+        except (ValueError, TypeError, InvalidSignature, UnsupportedAlgorithm):
             raise CertificateError(
                 f"the chain does not link: '{_name(current)}' names '{_name(issuer)}' as its "
                 "issuer but is not signed by that certificate; ask the CA for the right "
@@ -183,14 +202,27 @@ def _chain_from(leaf: x509.Certificate, others: list[x509.Certificate]) -> list[
     if remaining:
         strays = ", ".join(f"'{_name(c)}'" for c in remaining)
         raise CertificateError(
-            f"the chain does not link: {strays} did not issue '{_name(current)}' nor any "
-            "certificate above it; ask the CA for the intermediate certificates of this "
+            f"the chain does not link: {strays} did not issue '{_name(current or leaf)}' nor "
+            "any certificate above it; ask the CA for the intermediate certificates of this "
             "certificate"
         )
     return ordered
 
 
-def _name(cert: x509.Certificate) -> str:
+def _parsed(der: bytes) -> x509.Certificate:
+    try:
+        return x509.load_der_x509_certificate(der)
+    except (ValueError, x509.InvalidVersion) as exc:
+        raise CertificateError(
+            f"the certificate '{_name(der)}' breaks the X.509 encoding rules ({exc}), so its "
+            "place in the chain cannot be checked; ask the CA to issue it again, or give the "
+            "certificate without its chain"
+        ) from None
+
+
+def _name(cert: x509.Certificate | bytes) -> str:
+    if isinstance(cert, bytes):
+        return rfc4514(read_outer_certificate(cert).subject)
     return cert.subject.rfc4514_string()
 
 

@@ -35,5 +35,6 @@ class NoticeChannelContract:
 
     def test_different_notices_all_arrive(self, channel: NoticeChannel) -> None:
         channel.deliver(NOTICE)
-        channel.deliver(Notice("expiry-seu-0a1b-warning", "Caducitat", "Caduca aviat.", ("a@b",)))
+        later = Notice("expiry-seu-0a1b-warning", "Caducitat", "Caduca aviat.", ("a@example.cat",))
+        channel.deliver(later)
         assert len(self.delivered(channel)) == 2

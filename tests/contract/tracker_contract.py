@@ -113,3 +113,12 @@ class TrackerContract:
         with pytest.raises(TicketNotFound) as caught:
             tracker.get_ticket(f"{self.project}-999999")
         assert f"{self.project}-999999" in str(caught.value)
+
+    def test_reference_leads_a_person_to_the_ticket(self, tracker: TicketTracker) -> None:
+        ticket = tracker.create_ticket(new_ticket(self.project))
+        reference = tracker.reference(ticket.key)
+        assert ticket.key in reference
+        if ticket.url.startswith("http"):
+            assert f"[{ticket.key}]({ticket.url})" == reference  # a link to the web page
+        else:
+            assert f"`certrenew tickets {ticket.key}`" in reference  # the command that shows it

@@ -1,0 +1,145 @@
+"""Where notices land in the tests: a real SMTP server and a JSON webhook receiver on loopback.
+
+`MailServer` is aiosmtpd with the relay's security (STARTTLS, TLS from the
+first byte, or none) and a login it checks; it keeps each message as it
+arrived, envelope and all. `WebhookReceiver` takes JSON POSTs, checks a bearer
+token and keeps each body. Both can be told to refuse (`failing = True`), as
+a relay or a receiver that is down, so the tests see a notice kept pending
+and delivered on the next try.
+"""
+
+from __future__ import annotations
+
+import email
+import email.policy
+import json
+import ssl
+import threading
+from dataclasses import dataclass, field
+from email.message import EmailMessage
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any, Literal, Self
+
+from aiosmtpd.controller import Controller
+from aiosmtpd.smtp import SMTP, AuthResult, Envelope, LoginPassword, Session
+
+from certrenew.lab.stack import free_port
+
+
+@dataclass(frozen=True)
+class ArrivedMail:
+    mail_from: str
+    rcpt_tos: tuple[str, ...]
+    message: EmailMessage
+
+
+@dataclass
+class MailServer:
+    """An SMTP relay on 127.0.0.1 that answers to `localhost` with the given TLS context."""
+
+    tls: ssl.SSLContext | None
+    security: Literal["starttls", "tls", "none"] = "starttls"
+    user: str | None = None
+    password: str | None = None
+    arrived: list[ArrivedMail] = field(default_factory=list)
+    failing: bool = False
+    port: int = 0
+    _controller: Controller | None = None
+
+    def start(self) -> Self:
+        self.port = free_port()
+        self._controller = Controller(  # implicit TLS + AUTH warns; the session is TLS all the same
+            self,
+            hostname="127.0.0.1",
+            port=self.port,
+            server_hostname="localhost",
+            ssl_context=self.tls if self.security == "tls" else None,
+            tls_context=self.tls if self.security == "starttls" else None,
+            require_starttls=self.security == "starttls",
+            authenticator=self._authenticate if self.user else None,
+            auth_required=bool(self.user),
+            # aiosmtpd counts only STARTTLS as TLS: on implicit TLS it would hide AUTH.
+            auth_require_tls=self.security == "starttls",
+        )
+        self._controller.start()
+        return self
+
+    def stop(self) -> None:
+        if self._controller is not None:
+            self._controller.stop()
+
+    def _authenticate(
+        self, server: SMTP, session: Session, envelope: Envelope, mechanism: str, data: Any
+    ) -> AuthResult:
+        ok = (
+            isinstance(data, LoginPassword)
+            and data.login.decode() == self.user
+            and data.password.decode() == self.password
+        )
+        return AuthResult(success=ok, handled=False)  # refused: aiosmtpd answers 535
+
+    async def handle_RCPT(
+        self, server: SMTP, session: Session, envelope: Envelope, address: str, options: list[str]
+    ) -> str:
+        if self.failing:
+            return "451 4.3.0 relay unavailable, try again later"
+        envelope.rcpt_tos.append(address)
+        return "250 OK"
+
+    async def handle_DATA(self, server: SMTP, session: Session, envelope: Envelope) -> str:
+        content = envelope.original_content or b""
+        message = email.message_from_bytes(content, policy=email.policy.default)
+        assert isinstance(message, EmailMessage)
+        self.arrived.append(ArrivedMail(str(envelope.mail_from), tuple(envelope.rcpt_tos), message))
+        return "250 OK"
+
+
+@dataclass
+class WebhookReceiver:
+    """An HTTP endpoint on 127.0.0.1 that keeps every JSON body POSTed with the right token."""
+
+    token: str | None = None
+    arrived: list[dict[str, Any]] = field(default_factory=list)
+    failing: bool = False
+    port: int = 0
+    _server: ThreadingHTTPServer | None = None
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}/hooks/certrenew"
+
+    def start(self) -> Self:
+        receiver = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_POST(self) -> None:
+                body = self.rfile.read(int(self.headers.get("Content-Length", 0)))
+                expected = f"Bearer {receiver.token}" if receiver.token else None
+                if receiver.failing:
+                    self._answer(503, "receiver down")
+                elif expected and self.headers.get("Authorization") != expected:
+                    self._answer(401, "wrong or missing token")
+                elif self.path != "/hooks/certrenew":
+                    self._answer(404, "no such hook")
+                else:
+                    receiver.arrived.append(json.loads(body))
+                    self._answer(200, "ok")
+
+            def _answer(self, status: int, text: str) -> None:
+                self.send_response(status)
+                self.send_header("Content-Type", "text/plain")
+                self.end_headers()
+                self.wfile.write(text.encode())
+
+            def log_message(self, format: str, *args: Any) -> None:
+                pass
+
+        self._server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.port = int(self._server.server_address[1])
+        threading.Thread(target=self._server.serve_forever, daemon=True).start()
+        return self
+
+    def stop(self) -> None:
+        if self._server is not None:
+            self._server.shutdown()
+            self._server.server_close()
