@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, date, datetime
-from typing import Literal
+from typing import Literal, cast, get_args
 from uuid import uuid4
 
 TriggerKind = Literal["event", "alert", "command", "run"]
@@ -45,7 +45,7 @@ class Trigger:
     def from_dict(cls, data: dict[str, str]) -> Trigger:
         kind = data.get("kind", "run")
         return cls(
-            kind=kind if kind in ("event", "alert", "command", "run") else "run",  # type: ignore[arg-type]
+            kind=cast(TriggerKind, kind if kind in get_args(TriggerKind) else "run"),
             source=str(data.get("source", "")),
             at=str(data.get("at", "")),
             id=str(data.get("id", "")),

@@ -18,6 +18,7 @@ claim waits as "pending" and the run posts it as soon as it opens the ticket.
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Iterator
 from contextlib import suppress
 from dataclasses import dataclass
@@ -30,7 +31,7 @@ from prefect.runtime import flow_run
 
 from certrenew.adapters.wiring import RenewalContext, build_tracker
 from certrenew.config import Settings
-from certrenew.errors import CertRenewError, Transient
+from certrenew.errors import PERSON_FIXABLE, CertRenewError, Transient
 from certrenew.retry import RetryPolicy, retrying
 from certrenew.tasks.context import RENEWAL_FLOW, RENEWAL_LABEL, run_page
 from certrenew.tasks.tickets import comment_once, post_once
@@ -48,6 +49,8 @@ from certrenew.triggers import (
 if TYPE_CHECKING:
     from prefect.client.orchestration import SyncPrefectClient
     from prefect.client.schemas.objects import FlowRun, Variable
+
+log = logging.getLogger("certrenew.guard")
 
 RENEWAL_DEPLOYMENT = f"{RENEWAL_FLOW}/renew-certificate"
 
@@ -285,18 +288,27 @@ def record_trigger(
     # Read again: the run may have opened its ticket since it was found open, and a
     # pending note is posted by the run only when it (re)opens that ticket.
     ticket = owner_ticket(settings, client.read_flow_run(run.id))
+    posted = False
     if ticket is not None:
-        post_once(
-            build_tracker(settings),
-            ticket,
-            also_triggered_step(day),
-            comments.also_triggered(trigger.source, trigger.at),
-            run_url=url,
-        )
-    state = POSTED if ticket else PENDING
+        try:
+            post_once(
+                build_tracker(settings),
+                ticket,
+                also_triggered_step(day),
+                comments.also_triggered(trigger.source, trigger.at),
+                run_url=url,
+            )
+            posted = True
+        except PERSON_FIXABLE as exc:  # the tracker is down: the run posts it on its next entry
+            log.warning("note for %s not posted on %s yet: %s", name, ticket, exc)
+    state = POSTED if posted else PENDING
     client.update_variable(VariableUpdate(name=claim, value={**trigger.as_dict(), "state": state}))
     forget_earlier_claims(client, str(run.id), day)
-    where = f"noted on {ticket}" if ticket else "noted for its ticket, once the run opens it"
+    where = (
+        f"noted on {ticket}"
+        if posted
+        else f"noted for {ticket or 'its ticket'}; the run posts it when it next opens that ticket"
+    )
     return Admission(
         name, False, str(run.id), url, f"already being renewed ({url}); {where}", ticket
     )
