@@ -23,6 +23,9 @@ TRIGGER_CONTEXT = "certrenew.trigger"
 # Claims of "a second trigger was recorded today" live in Prefect variables
 # named `<prefix><run id hex>-<yyyymmdd>`: creating one is atomic on the server.
 CLAIM_PREFIX = "certrenew-also-"
+# The day's note still to post, beside its claim: whoever deletes it (the
+# request that claimed the day, or the run) posts the note; a delete succeeds once.
+NOTE_PREFIX = "certrenew-note-"
 
 
 def _now() -> str:
@@ -71,11 +74,12 @@ def also_triggered_step(day: date) -> str:
     return f"also-triggered-{day:%Y-%m-%d}"
 
 
-def trigger_claim(run_id: str, day: date) -> str:
-    """The Prefect variable that says a day's note on run `run_id` is taken care of."""
-    return f"{CLAIM_PREFIX}{run_id.replace('-', '')}-{day:%Y%m%d}"
+def trigger_claim(run_id: str, day: date, prefix: str = CLAIM_PREFIX) -> str:
+    """The Prefect variable that says a day's note on run `run_id` is taken care of
+    (with `NOTE_PREFIX`: the note itself, until it is posted)."""
+    return f"{claims_of(run_id, prefix)}{day:%Y%m%d}"
 
 
-def claims_of(run_id: str) -> str:
-    """The common start of every claim of run `run_id`."""
-    return f"{CLAIM_PREFIX}{run_id.replace('-', '')}-"
+def claims_of(run_id: str, prefix: str = CLAIM_PREFIX) -> str:
+    """The common start of every claim (or note) of run `run_id`."""
+    return f"{prefix}{run_id.replace('-', '')}-"
