@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, date, datetime
-from typing import Literal
+from typing import Literal, cast, get_args
 from uuid import uuid4
 
 TriggerKind = Literal["event", "alert", "command", "run"]
@@ -23,6 +23,9 @@ TRIGGER_CONTEXT = "certrenew.trigger"
 # Claims of "a second trigger was recorded today" live in Prefect variables
 # named `<prefix><run id hex>-<yyyymmdd>`: creating one is atomic on the server.
 CLAIM_PREFIX = "certrenew-also-"
+# The day's note still to post, beside its claim: whoever deletes it (the
+# request that claimed the day, or the run) posts the note; a delete succeeds once.
+NOTE_PREFIX = "certrenew-note-"
 
 
 def _now() -> str:
@@ -45,7 +48,7 @@ class Trigger:
     def from_dict(cls, data: dict[str, str]) -> Trigger:
         kind = data.get("kind", "run")
         return cls(
-            kind=kind if kind in ("event", "alert", "command", "run") else "run",  # type: ignore[arg-type]
+            kind=cast(TriggerKind, kind if kind in get_args(TriggerKind) else "run"),
             source=str(data.get("source", "")),
             at=str(data.get("at", "")),
             id=str(data.get("id", "")),
@@ -71,11 +74,12 @@ def also_triggered_step(day: date) -> str:
     return f"also-triggered-{day:%Y-%m-%d}"
 
 
-def trigger_claim(run_id: str, day: date) -> str:
-    """The Prefect variable that says a day's note on run `run_id` is taken care of."""
-    return f"{CLAIM_PREFIX}{run_id.replace('-', '')}-{day:%Y%m%d}"
+def trigger_claim(run_id: str, day: date, prefix: str = CLAIM_PREFIX) -> str:
+    """The Prefect variable that says a day's note on run `run_id` is taken care of
+    (with `NOTE_PREFIX`: the note itself, until it is posted)."""
+    return f"{claims_of(run_id, prefix)}{day:%Y%m%d}"
 
 
-def claims_of(run_id: str) -> str:
-    """The common start of every claim of run `run_id`."""
-    return f"{CLAIM_PREFIX}{run_id.replace('-', '')}-"
+def claims_of(run_id: str, prefix: str = CLAIM_PREFIX) -> str:
+    """The common start of every claim (or note) of run `run_id`."""
+    return f"{prefix}{run_id.replace('-', '')}-"

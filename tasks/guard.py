@@ -13,11 +13,13 @@ A request that finds a renewal open is recorded on that renewal's
 service-owner ticket, at most once per day. "Once" is decided the same way:
 creating the day's claim (a Prefect variable, unique by name) succeeds for one
 request only. When the ticket is not open yet (the run has just started), the
-claim waits as "pending" and the run posts it as soon as it opens the ticket.
+note waits in a second variable and the run posts it as soon as it opens the
+ticket (`record_trigger` says why it is posted exactly once).
 """
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Iterator
 from contextlib import suppress
 from dataclasses import dataclass
@@ -28,14 +30,16 @@ from typing import TYPE_CHECKING, Any
 from prefect import get_client
 from prefect.runtime import flow_run
 
+from certrenew.adapters.tracker import TicketTracker
 from certrenew.adapters.wiring import RenewalContext, build_tracker
 from certrenew.config import Settings
-from certrenew.errors import CertRenewError, Transient
+from certrenew.errors import PERSON_FIXABLE, CertRenewError, Transient
 from certrenew.retry import RetryPolicy, retrying
 from certrenew.tasks.context import RENEWAL_FLOW, RENEWAL_LABEL, run_page
-from certrenew.tasks.tickets import comment_once, post_once
+from certrenew.tasks.tickets import post_once
 from certrenew.templates import comments
 from certrenew.triggers import (
+    NOTE_PREFIX,
     TRIGGER_CONTEXT,
     Trigger,
     also_triggered_step,
@@ -49,9 +53,9 @@ if TYPE_CHECKING:
     from prefect.client.orchestration import SyncPrefectClient
     from prefect.client.schemas.objects import FlowRun, Variable
 
-RENEWAL_DEPLOYMENT = f"{RENEWAL_FLOW}/renew-certificate"
+log = logging.getLogger("certrenew.guard")
 
-CLAIMED, PENDING, POSTED = "claimed", "pending", "posted"
+RENEWAL_DEPLOYMENT = f"{RENEWAL_FLOW}/renew-certificate"
 
 
 @dataclass(frozen=True)
@@ -266,46 +270,81 @@ def record_trigger(
     trigger: Trigger,
     today: date | None = None,
 ) -> Admission:
-    """Note on the open renewal's ticket that `trigger` asked too: the day's first asker only."""
-    from prefect.client.schemas.actions import VariableCreate, VariableUpdate
+    """Note on the open renewal's ticket that `trigger` asked too: the day's first asker only.
+
+    The first asker of the day creates the day's claim and the note to post. The
+    note is posted by whoever deletes it first: this request when the run's
+    ticket is open, else the run right after it opens the ticket. Either the
+    request sees the ticket or the run, which looks after opening it, sees the
+    note; a delete succeeds once, so the note is posted once.
+    """
+    from prefect.client.schemas.actions import VariableCreate
     from prefect.exceptions import ObjectAlreadyExists
 
     day = today or datetime.now(UTC).date()
     name = str(run.parameters.get("name", ""))
     url = run_page(str(run.id), settings.renewal.flow_ui_url if settings.renewal else None)
-    claim = trigger_claim(str(run.id), day)
     try:
         client.create_variable(
-            VariableCreate(name=claim, value={**trigger.as_dict(), "state": CLAIMED})
+            VariableCreate(name=trigger_claim(str(run.id), day), value=trigger.as_dict())
         )
     except ObjectAlreadyExists:
         return Admission(
             name, False, str(run.id), url, f"already being renewed ({url}); noted today already"
         )
-    # Read again: the run may have opened its ticket since it was found open, and a
-    # pending note is posted by the run only when it (re)opens that ticket.
-    ticket = owner_ticket(settings, client.read_flow_run(run.id))
-    if ticket is not None:
-        post_once(
-            build_tracker(settings),
-            ticket,
-            also_triggered_step(day),
-            comments.also_triggered(trigger.source, trigger.at),
-            run_url=url,
-        )
-    state = POSTED if ticket else PENDING
-    client.update_variable(VariableUpdate(name=claim, value={**trigger.as_dict(), "state": state}))
+    note = trigger_claim(str(run.id), day, NOTE_PREFIX)
+    client.create_variable(VariableCreate(name=note, value=trigger.as_dict()))
     forget_earlier_claims(client, str(run.id), day)
-    where = f"noted on {ticket}" if ticket else "noted for its ticket, once the run opens it"
+    # Read the run again: it may have opened its ticket since it was found open.
+    ticket = owner_ticket(settings, client.read_flow_run(run.id))
+    posted = ticket is not None and _post_note(
+        client, note, build_tracker(settings), ticket, trigger, day, url
+    )
+    where = (
+        f"noted on {ticket}"
+        if posted
+        else f"noted for {ticket or 'its ticket'}; the run posts it as it opens that ticket"
+    )
     return Admission(
         name, False, str(run.id), url, f"already being renewed ({url}); {where}", ticket
     )
 
 
-def _claims(client: SyncPrefectClient, run_id: str) -> list[Variable]:
+def _post_note(
+    client: SyncPrefectClient,
+    note: str,
+    tracker: TicketTracker,
+    ticket: str,
+    trigger: Trigger,
+    day: date,
+    run_url: str,
+) -> bool:
+    """Take the note (delete it) and post it; False when someone else took it first."""
+    from prefect.client.schemas.actions import VariableCreate
+    from prefect.exceptions import ObjectNotFound
+
+    try:
+        client.delete_variable_by_name(note)
+    except ObjectNotFound:
+        return False
+    try:
+        post_once(
+            tracker,
+            ticket,
+            also_triggered_step(day),
+            comments.also_triggered(trigger.source, trigger.at),
+            run_url=run_url,
+        )
+    except PERSON_FIXABLE as exc:  # the tracker failed: put the note back for the run
+        log.warning("note on %s not posted yet: %s", ticket, exc)
+        client.create_variable(VariableCreate(name=note, value=trigger.as_dict()))
+        return False
+    return True
+
+
+def _variables(client: SyncPrefectClient, prefix: str) -> list[Variable]:
     from prefect.client.schemas.objects import Variable
 
-    prefix = claims_of(run_id)
     response = client.request(
         "POST",
         "/variables/filter",
@@ -320,12 +359,11 @@ def _claim_day(variable: Variable) -> date:
 
 
 def forget_earlier_claims(client: SyncPrefectClient, run_id: str, day: date) -> None:
-    """Posted claims of earlier days have done their job; keep the variables list short."""
+    """Claims of earlier days have done their job; keep the variables list short."""
     from prefect.exceptions import ObjectNotFound
 
-    for variable in _claims(client, run_id):
-        value = variable.value
-        if isinstance(value, dict) and value.get("state") == POSTED and _claim_day(variable) < day:
+    for variable in _variables(client, claims_of(run_id)):
+        if _claim_day(variable) < day:
             with suppress(ObjectNotFound):  # another request forgot it first
                 client.delete_variable_by_name(variable.name)
 
@@ -336,7 +374,7 @@ def post_pending_triggers(ctx: RenewalContext, ticket: str) -> None:
     Called by the flow right after it opens the service-owner ticket, on every
     (re)entry; each day's note is posted once, marked with its day. A note is
     no reason to stop a renewal: when the tracker or the Prefect API fails
-    here, the notes stay pending for the run's next entry.
+    here, the notes wait for the run's next entry.
     """
     from prefect import get_run_logger
 
@@ -355,20 +393,18 @@ def post_pending_triggers(ctx: RenewalContext, ticket: str) -> None:
 
 
 def _post_pending(ctx: RenewalContext, ticket: str, run_id: str) -> None:
-    from prefect.client.schemas.actions import VariableUpdate
-
     with get_client(sync_client=True) as client:
-        for variable in _claims(client, run_id):
+        for variable in _variables(client, claims_of(run_id, NOTE_PREFIX)):
             value = variable.value
-            if not (isinstance(value, dict) and value.get("state") == PENDING):
-                continue
-            asked = Trigger.from_dict({k: str(v) for k, v in value.items()})
-            comment_once(
-                ctx,
-                ticket,
-                also_triggered_step(_claim_day(variable)),
-                comments.also_triggered(asked.source, asked.at),
+            asked = Trigger.from_dict(
+                {k: str(v) for k, v in value.items()} if isinstance(value, dict) else {}
             )
-            client.update_variable(
-                VariableUpdate(name=variable.name, value={**value, "state": POSTED})
+            _post_note(
+                client,
+                variable.name,
+                ctx.tracker,
+                ticket,
+                asked,
+                _claim_day(variable),
+                ctx.run_url,
             )
