@@ -74,7 +74,8 @@ class Process:
 class LocalStack:
     """`prefect server start` on loopback plus the serving process for the renewal flow.
 
-    Given the `api_url` of a server that already runs, only the serving process starts.
+    Given the `api_url` of a server that already runs, only the serving process starts;
+    with `serving=False`, only the server.
     """
 
     def __init__(
@@ -83,10 +84,12 @@ class LocalStack:
         config: Path | None,
         api_url: str | None = None,
         serve_args: tuple[str, ...] = (),
+        serving: bool = True,
     ) -> None:
         self.home = home
         self.config = config
         self.serve_args = serve_args
+        self.serving = serving  # False: the server only (workers run the flows)
         self.port = free_port()
         self.own_server = api_url is None
         self.api_url = api_url or f"http://127.0.0.1:{self.port}/api"
@@ -127,7 +130,8 @@ class LocalStack:
                 self.home / "server.log",
             )
             self._wait_healthy(timeout)
-        self.serve()
+        if self.serving:
+            self.serve()
         return self
 
     def serve(self) -> Process:

@@ -1,0 +1,171 @@
+"""Scale-out as the README describes it: a Prefect server on PostgreSQL, process workers.
+
+A throw-away PostgreSQL cluster on loopback holds the server's database; the
+project's `prefect.yaml` deploys both flows to a process work pool; two
+workers (two "machines": each its own Prefect home) share one result storage
+folder. Detection runs on a worker, its event starts the renewal, and the
+renewal goes to retirement with its runs started by both workers: worker A
+runs it until it waits for the CA choice, then A is stopped (maintenance) and
+worker B carries on from the results A stored. People answer through the API.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any, cast
+
+import pytest
+
+from certrenew.config import load_settings
+from certrenew.deployments.demo import DEMO_TIMINGS
+from certrenew.lab.inventory import write_inventory
+from certrenew.lab.postgres import PostgresCluster
+from certrenew.lab.stack import LocalStack, Process
+from certrenew.renewal import renewal_id
+from certrenew.tasks.context import RENEWAL_FLOW
+from certrenew.tasks.forms import Question, pause_key
+from tests.fixtures_renewal import RenewalLab, RenewalRun, example_config
+from tests.test_renewal_flow import served_serial
+
+pytestmark = pytest.mark.prefect
+
+PROJECT = Path(__file__).resolve().parent.parent
+POOL = "certrenew"
+
+
+class Workers:
+    def __init__(self, stack: LocalStack, config: Path, shared: Path) -> None:
+        self.stack, self.config, self.shared = stack, config, shared
+        self.running: dict[str, Process] = {}
+
+    def start(self, name: str) -> Process:
+        home = self.stack.home.parent / name
+        env = self.stack.env | {
+            "PREFECT_HOME": str(home),
+            "PREFECT_LOCAL_STORAGE_PATH": str(self.shared),
+            "PREFECT_LOGGING_LEVEL": "INFO",
+            "PREFECT_WORKER_QUERY_SECONDS": "2",
+            "CERTRENEW_CONFIG": str(self.config),
+        }
+        args = [sys.executable, "-m", "prefect", "worker", "start", "--pool", POOL]
+        worker = Process([*args, "--name", name, "--type", "process"], env, home / "worker.log")
+        self.running[name] = worker
+        return worker
+
+    def stop(self, name: str) -> None:
+        self.running[name].stop()
+
+    def ran(self, name: str, run_id: object) -> bool:
+        log = self.stack.home.parent / name / "worker.log"
+        return str(run_id) in log.read_text(errors="replace")
+
+
+def prefect(stack: LocalStack, *args: str) -> None:
+    done = subprocess.run(
+        [sys.executable, "-m", "prefect", "--no-prompt", *args],
+        env=stack.env,
+        cwd=PROJECT,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert done.returncode == 0, f"prefect {' '.join(args)}:\n{done.stdout}\n{done.stderr}"
+
+
+@pytest.fixture
+def scaled_out(tmp_path: Path) -> Iterator[tuple[RenewalLab, Workers]]:
+    from prefect.settings import PREFECT_API_URL, temporary_settings
+
+    inventory = tmp_path / "inventory.yaml"
+    write_inventory(inventory, [])
+    config = example_config(
+        tmp_path / "certrenew.toml",
+        inventory=str(inventory),
+        data_dir=str(tmp_path / "data"),
+        renewal=DEMO_TIMINGS,
+    )
+    stack = LocalStack(tmp_path / "server", None, serving=False)
+    lab = RenewalLab(load_settings(config), config, inventory, stack.home)
+    workers = Workers(stack, config, tmp_path / "shared-results")
+    with PostgresCluster() as database:
+        stack.env["PREFECT_SERVER_DATABASE_CONNECTION_URL"] = database.url
+        try:
+            with stack, temporary_settings({PREFECT_API_URL: stack.api_url}):
+                prefect(stack, "work-pool", "create", POOL, "--type", "process")
+                prefect(stack, "deploy", "--all")
+                try:
+                    yield lab, workers
+                finally:
+                    for worker in workers.running.values():  # before their server
+                        worker.stop()
+        finally:
+            for server in lab.servers:
+                server.stop()
+
+
+def the_renewal_run(name: str, timeout: float = 240) -> RenewalRun:
+    """The renewal run the detection's event started for certificate `name`."""
+    from prefect import get_client
+    from prefect.client.schemas.filters import FlowFilter, FlowFilterName
+
+    deadline = time.monotonic() + timeout
+    with get_client(sync_client=True) as client:
+        while time.monotonic() < deadline:
+            runs = client.read_flow_runs(
+                flow_filter=FlowFilter(name=FlowFilterName(any_=[RENEWAL_FLOW]))
+            )
+            mine = [run for run in runs if run.parameters.get("name") == name]
+            if mine:
+                return RenewalRun(mine[0].id)
+            time.sleep(1)
+    raise AssertionError(f"no renewal run of {name} was started by the detection's event")
+
+
+def test_a_renewal_from_event_to_retirement_on_two_workers_and_postgresql(scaled_out) -> None:
+    from prefect.deployments import run_deployment
+
+    lab, workers = scaled_out
+    domain, server = lab.serve_certificate("scaled")
+    rid = renewal_id(domain, served_serial(lab, "scaled"))
+    people = lab.people(domain, server)
+    tracker = lab.tracker()
+
+    workers.start("worker-a")
+    detection = cast(
+        Any,
+        run_deployment(
+            "detect-expiring-certificates/detect-expiring", parameters={}, timeout=0
+        ),
+    )
+    run = the_renewal_run("scaled")
+    run.answer_each(people, rid, pause_key(Question.CSR, 1))
+    run.wait_paused(Question.CA_CHOICE)
+
+    # Worker A goes down for maintenance; worker B carries on from A's stored results.
+    workers.stop("worker-a")
+    workers.start("worker-b")
+    run.answer_each(
+        people,
+        rid,
+        Question.CA_CHOICE,
+        Question.CA_REQUEST,
+        pause_key(Question.CERTIFICATE, 1),
+        pause_key(Question.INSTALL, 1),
+    )
+    workers.start("worker-a")  # back: both serve the last step
+    run.answer_each(people, rid, Question.RETIRE)
+    final = run.wait_final()
+    assert final.is_completed(), final
+
+    assert workers.ran("worker-a", detection.id) and workers.ran("worker-a", run.id)
+    assert workers.ran("worker-b", run.id)
+    assert any(workers.shared.rglob("*")), "the steps' results are in the shared storage"
+    for kind in ("csr", "owner", "install"):
+        [ticket] = tracker.find_tickets(f"{rid}-{kind}")
+        assert tracker.get_ticket(ticket.key).status == "Done", kind
+    assert os.path.exists(lab.settings.outbox_path() / f"{rid}-revoked.eml")
