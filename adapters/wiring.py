@@ -22,6 +22,7 @@ from certrenew.adapters.ca import CaRoute
 from certrenew.adapters.notice import NoticeChannel
 from certrenew.adapters.tracker import TicketTracker
 from certrenew.config import (
+    CaRouteSettings,
     CsrSettings,
     NoticeSettings,
     RenewalSettings,
@@ -65,6 +66,10 @@ class RenewalContext:
     def ca_route(self, ca: str) -> CaRoute:
         return self.ca_routes[ca]
 
+    def route_of_old(self, current_ca: str | None) -> CaRoute | None:
+        """The route of the CA that issued the certificate being replaced (inventory `ca`)."""
+        return self.ca_routes.get(current_ca) if current_ca else None
+
 
 def renewal_context(
     settings: Settings,
@@ -76,12 +81,9 @@ def renewal_context(
     run_url: str = "",
 ) -> RenewalContext:
     """Everything a renewal needs, or a ConfigError naming the missing section, at the start."""
-    subject, ca_request, renewal = settings.for_renewal()
+    subject, routes, renewal = settings.for_renewal()
     if ca_routes is None:
-        from certrenew.adapters.ca.portal import PortalRoute
-
-        portal = PortalRoute(ca_request)
-        ca_routes = {ca: portal for ca in renewal.cas}
+        ca_routes = {ca: build_ca_route(section) for ca, section in routes.items()}
     return RenewalContext(
         inventory=settings.inventory,
         scan=settings.scan,
@@ -98,6 +100,13 @@ def renewal_context(
         ca_routes=ca_routes,
         run_url=run_url,
     )
+
+
+def build_ca_route(section: CaRouteSettings) -> CaRoute:
+    """The route a `[ca_routes.<CA>]` section describes, by its `kind`."""
+    from certrenew.adapters.ca.portal import PortalRoute
+
+    return PortalRoute(section)
 
 
 def build_tracker(settings: Settings) -> TicketTracker:

@@ -180,12 +180,23 @@ class LocalArchiveSettings(Section):
 class CaRequestSettings(Section):
     """The CA portal form (CESICAT via Remedy in the runbook): every value ready to copy.
 
-    `{domain}` in a value is replaced by the renewed domain.
+    `{domain}` in a value is replaced by the renewed domain. As `[ca_request]`
+    it is the route of every CA without a `[ca_routes.<CA>]` section of its own.
     """
 
     portal: str
     section: str
     fields: dict[str, str]
+
+
+class PortalRouteSettings(CaRequestSettings):
+    """`[ca_routes.<CA>] kind = "portal"`: a person files the request in the CA's web form."""
+
+    kind: Literal["portal"] = "portal"
+
+
+# One section per CA route; `kind` says which module serves it (certrenew.adapters.ca).
+CaRouteSettings = PortalRouteSettings
 
 
 class RenewalSettings(Section):
@@ -248,6 +259,7 @@ class Settings(BaseSettings):
     sharepoint: SharePointSettings = SharePointSettings()
     local_archive: LocalArchiveSettings = LocalArchiveSettings()
     ca_request: CaRequestSettings | None = None
+    ca_routes: dict[str, CaRouteSettings] = {}
     renewal: RenewalSettings | None = None
     notices: NoticeSettings = NoticeSettings()
     roles: RolesSettings = RolesSettings()
@@ -291,24 +303,34 @@ class Settings(BaseSettings):
     def outbox_path(self) -> Path:
         return self.notices.outbox or self.data_dir / "outbox"
 
-    def for_renewal(self) -> tuple[CsrSettings, CaRequestSettings, RenewalSettings]:
-        """The sections a renewal cannot do without, or one message naming what is missing."""
+    def for_renewal(self) -> tuple[CsrSettings, dict[str, CaRouteSettings], RenewalSettings]:
+        """The sections a renewal cannot do without, or one message naming what is missing.
+
+        Every CA offered in `[renewal] cas` needs a route: its own
+        `[ca_routes.<CA>]` section, else the `[ca_request]` portal form.
+        """
         missing = [
-            name
-            for name, value in (
-                ("csr", self.csr),
-                ("ca_request", self.ca_request),
-                ("renewal", self.renewal),
-            )
-            if value is None
+            name for name, value in (("csr", self.csr), ("renewal", self.renewal)) if value is None
         ]
         if missing:
             raise ConfigError(
                 f"the configuration has no [{'], ['.join(missing)}] section: renewals need it; "
                 "copy it from examples/certrenew.toml"
             )
-        assert self.csr and self.ca_request and self.renewal
-        return self.csr, self.ca_request, self.renewal
+        assert self.csr and self.renewal
+        routes: dict[str, CaRouteSettings] = {}
+        for ca in self.renewal.cas:
+            if ca in self.ca_routes:
+                routes[ca] = self.ca_routes[ca]
+            elif self.ca_request is not None:
+                routes[ca] = PortalRouteSettings(**self.ca_request.model_dump())
+            else:
+                raise ConfigError(
+                    f"the CA '{ca}' offered in [renewal] cas has no route: add a "
+                    f"[ca_routes.{ca}] section (see examples/certrenew.toml) or a [ca_request] "
+                    "portal form used by every CA without one"
+                )
+        return self.csr, routes, self.renewal
 
 
 def read_secret(value: SecretStr | None, file: Path | None, name: str) -> str | None:

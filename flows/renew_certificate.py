@@ -20,6 +20,7 @@ from typing import Any
 
 from prefect import flow
 
+from certrenew.adapters.ca import PersonRoute
 from certrenew.adapters.wiring import RenewalContext
 from certrenew.renewal import (
     CaChoice,
@@ -33,6 +34,7 @@ from certrenew.renewal import (
 )
 from certrenew.tasks import forms
 from certrenew.tasks.archiving import archive_artifacts, find_previous_csr
+from certrenew.tasks.ca import certificate_order, revoke_instructions
 from certrenew.tasks.context import (
     RENEWAL_FLOW,
     context_for_this_run,
@@ -281,14 +283,15 @@ def request_certificate_from_ca(
             f"{approved_by} {'approved' if approved else 'did not approve'} the urgent request."
         )
     channel = "**Urgent channel**, approved by " + approved_by + ".\n\n" if approved else ""
+    route = ctx.ca_route(ca.ca)
+    assert isinstance(route, PersonRoute)
     answer = support_staff(ctx, start)(
         forms.CaRequestAnswer,
         Question.CA_REQUEST,
         forms.form_text(
             f"File the certificate request for {start.domain} at {ca.ca}",
             so_far=story,
-            now=channel
-            + ctx.ca_route(ca.ca).request_instructions(start.domain, csr.csr_pem, csr.source),
+            now=channel + route.request_instructions(certificate_order(start, csr)),
             after="The request number is commented on the tickets; then the flow waits for "
             "the certificate the CA mails back.",
         ),
@@ -388,8 +391,7 @@ def retire_old_certificate(
                 f"The new certificate (serial `{issued.serial}`, valid until "
                 f"{issued.not_after:%Y-%m-%d}) is in service: {served}.",
             ],
-            now=f"Revoke the old certificate (serial `{start.old.serial}`) at its CA, or "
-            "decide to let it expire, so its expiry reminders stop; then say which.",
+            now=revoke_instructions(ctx.route_of_old(start.current_ca), start.old.serial),
             after="Revoked: the revocation notice is sent. Either way the outcome is "
             "commented on every ticket and the tickets are closed: the renewal is done.",
         ),

@@ -93,6 +93,18 @@ def load_csr(data: bytes) -> x509.CertificateSigningRequest:
     )
 
 
+def csr_names(csr_pem: bytes) -> tuple[str, ...]:
+    """The DNS names a CSR asks for: its Common Name first, then its SANs, each once."""
+    csr = load_csr(csr_pem)
+    names = [cn] if (cn := _attribute(csr.subject, NameOID.COMMON_NAME)) else []
+    try:
+        sans = csr.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
+        names += sans.get_values_for_type(x509.DNSName)
+    except x509.ExtensionNotFound:
+        pass
+    return tuple(dict.fromkeys(_dns_fold(name) for name in names))
+
+
 def check_csr(csr_pem: bytes, rules: SubjectRules, domain: str) -> CsrFacts:
     """Refuse a CSR the CA would reject or that carries the wrong organisation data.
 
