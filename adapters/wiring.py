@@ -104,6 +104,10 @@ def renewal_context(
 
 def build_ca_route(section: CaRouteSettings) -> CaRoute:
     """The route a `[ca_routes.<CA>]` section describes, by its `kind`."""
+    if section.kind == "acme":
+        from certrenew.adapters.ca.acme import AcmeRoute
+
+        return AcmeRoute(section)
     from certrenew.adapters.ca.portal import PortalRoute
 
     return PortalRoute(section)

@@ -16,7 +16,7 @@ import os
 import tomllib
 import warnings
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Literal
+from typing import TYPE_CHECKING, Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, model_validator
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
@@ -30,7 +30,9 @@ CONFIG_ENV = "CERTRENEW_CONFIG"
 
 # Keys that hold secrets: accepted from the environment only. A TOML file
 # names a file holding the secret instead (`<key>_file`).
-SECRET_KEYS = frozenset({"token", "password", "cert_password", "key_passphrase"})
+SECRET_KEYS = frozenset(
+    {"token", "password", "cert_password", "key_passphrase", "eab_hmac_key", "master_password"}
+)
 
 
 class Section(BaseModel):
@@ -195,8 +197,54 @@ class PortalRouteSettings(CaRequestSettings):
     kind: Literal["portal"] = "portal"
 
 
+class AcmeRouteSettings(Section):
+    """`[ca_routes.<CA>] kind = "acme"`: the CA speaks ACME (RFC 8555), no person involved.
+
+    The account is bound to the organisation's account at the CA with External
+    Account Binding (key id and HMAC key from the CA); the account key lives in
+    `account_key_file` (made on first use, readable by the owner only).
+    """
+
+    kind: Literal["acme"]
+    directory_url: str
+    account_key_file: Path
+    email: str | None = Field(None, description="contact for the ACME account")
+    eab_kid: str | None = None
+    eab_hmac_key: SecretStr | None = None
+    eab_hmac_key_file: Path | None = None
+    challenge: Literal["http-01", "dns-01"] = "http-01"
+    webroot: Path | None = Field(
+        None, description="http-01: the folder served as http://<domain>/ by the web server"
+    )
+    hook: list[str] = Field(
+        [], description="command that publishes (deploy) and removes (clean) a challenge"
+    )
+    key: Literal["generate", "csr"] = Field(
+        "generate",
+        description="generate: the flow makes the key (straight to the archive); "
+        "csr: the systems team's CSR and key, as on other routes",
+    )
+    ca_bundle: Path | None = Field(None, description="CA bundle for a CA behind a private CA")
+    timeout_seconds: float = Field(300, gt=0, description="validation and issuance, at most")
+
+    @property
+    def portal(self) -> str:
+        return f"ACME ({self.directory_url})"
+
+    def secret_eab_hmac_key(self) -> str | None:
+        return read_secret(self.eab_hmac_key, self.eab_hmac_key_file, "eab_hmac_key")
+
+    @model_validator(mode="after")
+    def _challenge_has_a_way(self) -> AcmeRouteSettings:
+        if self.challenge == "dns-01" and not self.hook:
+            raise ValueError("dns-01 needs a hook command that publishes the TXT record")
+        if self.challenge == "http-01" and not (self.webroot or self.hook):
+            raise ValueError("http-01 needs a webroot folder or a hook command")
+        return self
+
+
 # One section per CA route; `kind` says which module serves it (certrenew.adapters.ca).
-CaRouteSettings = PortalRouteSettings
+CaRouteSettings = Annotated[PortalRouteSettings | AcmeRouteSettings, Field(discriminator="kind")]
 
 
 class RenewalSettings(Section):
@@ -323,7 +371,7 @@ class Settings(BaseSettings):
             if ca in self.ca_routes:
                 routes[ca] = self.ca_routes[ca]
             elif self.ca_request is not None:
-                routes[ca] = PortalRouteSettings(**self.ca_request.model_dump())
+                routes[ca] = PortalRouteSettings(**self.ca_request.model_dump(), kind="portal")
             else:
                 raise ConfigError(
                     f"the CA '{ca}' offered in [renewal] cas has no route: add a "
@@ -371,6 +419,10 @@ _PATH_KEYS = {
 }
 
 
+# Paths in any [ca_routes.<CA>] section.
+_ROUTE_PATH_KEYS = ("account_key_file", "eab_hmac_key_file", "webroot", "ca_bundle")
+
+
 def _resolve_paths(data: dict[str, Any], base: Path) -> None:
     """Relative paths in the file are relative to the file, not to the caller's cwd."""
     for section, keys in _PATH_KEYS.items():
@@ -382,6 +434,11 @@ def _resolve_paths(data: dict[str, Any], base: Path) -> None:
         for key in keys:
             if isinstance(node.get(key), str):
                 node[key] = str((base / node[key]).resolve())
+    routes = data.get("ca_routes")
+    for route in routes.values() if isinstance(routes, dict) else ():
+        for key in _ROUTE_PATH_KEYS:
+            if isinstance(route, dict) and isinstance(route.get(key), str):
+                route[key] = str((base / route[key]).resolve())
 
 
 def config_path(explicit: Path | None = None) -> Path | None:

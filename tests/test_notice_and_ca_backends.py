@@ -12,7 +12,7 @@ from certrenew.adapters.ca import CertificateOrder
 from certrenew.adapters.ca.portal import PortalRoute
 from certrenew.adapters.notice import NoticeChannel
 from certrenew.adapters.notice.outbox import Outbox
-from certrenew.config import load_settings
+from certrenew.config import PortalRouteSettings, load_settings
 from tests.contract.ca_route_contract import PersonRouteContract
 from tests.contract.notice_contract import NoticeChannelContract
 
@@ -44,7 +44,9 @@ class TestOutbox(NoticeChannelContract):
 class TestPortalRoute(PersonRouteContract):
     @pytest.fixture
     def route(self) -> PortalRoute:
-        return PortalRoute(load_settings(EXAMPLE).ca_routes["CESICAT"])
+        form = load_settings(EXAMPLE).ca_routes["CESICAT"]
+        assert isinstance(form, PortalRouteSettings)
+        return PortalRoute(form)
 
     def test_every_configured_field_is_shown_with_the_domain_filled_in(
         self, route: PortalRoute

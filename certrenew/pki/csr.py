@@ -14,7 +14,7 @@ from dataclasses import dataclass
 
 from cryptography import x509
 from cryptography.exceptions import UnsupportedAlgorithm
-from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from cryptography.hazmat.primitives.asymmetric.types import PrivateKeyTypes, PublicKeyTypes
 from cryptography.x509.oid import NameOID
@@ -91,6 +91,33 @@ def load_csr(data: bytes) -> x509.CertificateSigningRequest:
         f"the CSR file is not a CSR: it is {describe_file(data)}; ask the systems team "
         "for the .csr file (PEM starting with '-----BEGIN CERTIFICATE REQUEST-----', or DER)"
     )
+
+
+def make_key_and_csr(rules: SubjectRules, names: Collection[str]) -> tuple[bytes, bytes]:
+    """A new RSA key (PKCS#8 PEM, unencrypted) and a CSR for `names` with the rules' subject.
+
+    The first name is the Common Name; every name is a SAN. For routes on which
+    the flow makes the key itself (ACME): the caller stores the key at once.
+    """
+    key = rsa.generate_private_key(public_exponent=65537, key_size=rules.min_rsa_bits)
+    first, *_ = names
+    subject = [
+        x509.NameAttribute(oid, getattr(rules, setting)) for setting, oid, _ in SUBJECT_FIELDS
+    ]
+    csr = (
+        x509.CertificateSigningRequestBuilder()
+        .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, first), *subject]))
+        .add_extension(
+            x509.SubjectAlternativeName([x509.DNSName(name) for name in names]), critical=False
+        )
+        .sign(key, hashes.SHA256())
+    )
+    key_pem = key.private_bytes(
+        serialization.Encoding.PEM,
+        serialization.PrivateFormat.PKCS8,
+        serialization.NoEncryption(),
+    )
+    return key_pem, csr.public_bytes(serialization.Encoding.PEM)
 
 
 def csr_names(csr_pem: bytes) -> tuple[str, ...]:
@@ -175,16 +202,17 @@ def key_problem(
     return f"key type {key_type} is not accepted by the CA ({allowed})"
 
 
-def load_private_key(key_pem: bytes) -> PrivateKeyTypes:
-    """An unencrypted private key from PEM or DER; refusals name what was given instead."""
+def load_private_key(key_pem: bytes, passphrase: bytes | None = None) -> PrivateKeyTypes:
+    """A private key from PEM or DER, unencrypted or under `passphrase`; refusals name what
+    was given instead."""
     labels = PEM_LABEL.findall(key_pem)
     is_pem = bool(labels)
     if is_pem and not any(is_private_key_label(label) for label in labels):
         raise _not_a_key(key_pem)
     try:
         if is_pem:
-            return serialization.load_pem_private_key(key_pem, password=None)
-        return serialization.load_der_private_key(key_pem, password=None)
+            return serialization.load_pem_private_key(key_pem, password=passphrase)
+        return serialization.load_der_private_key(key_pem, password=passphrase)
     except TypeError:
         raise CertificateError(
             "the private key is encrypted with a passphrase: ask the systems team for the "
@@ -214,9 +242,10 @@ def _not_a_key(data: bytes) -> CertificateError:
     )
 
 
-def check_key_matches_csr(key_pem: bytes, csr_pem: bytes) -> str:
+def check_key_matches_csr(key_pem: bytes, csr_pem: bytes, passphrase: bytes | None = None) -> str:
     """The shared public-key fingerprint, once the key is shown to belong to the CSR."""
-    key_fingerprint = public_key_fingerprint(load_private_key(key_pem).public_key())
+    key = load_private_key(key_pem, passphrase)
+    key_fingerprint = public_key_fingerprint(key.public_key())
     csr_fingerprint = public_key_fingerprint(load_csr(csr_pem).public_key())
     if key_fingerprint != csr_fingerprint:
         raise CertificateError(
