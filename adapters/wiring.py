@@ -20,6 +20,7 @@ from pydantic import SecretStr
 from certrenew.adapters.archive import Archive
 from certrenew.adapters.ca import CaRoute
 from certrenew.adapters.notice import NoticeChannel
+from certrenew.adapters.password_safe import PasswordSafe
 from certrenew.adapters.tracker import TicketTracker
 from certrenew.config import (
     CaRouteSettings,
@@ -47,6 +48,15 @@ class ArchiveSetup:
 
 
 @dataclass(frozen=True)
+class PasswordSafeSetup:
+    """The password safe and where in it the renewal's passwords go."""
+
+    safe: PasswordSafe
+    group: str
+    title: str  # with {domain}, {kind}, {ca}
+
+
+@dataclass(frozen=True)
 class RenewalContext:
     """What every renewal step gets; nothing in it is read from settings again."""
 
@@ -62,6 +72,8 @@ class RenewalContext:
     notice_channels: tuple[NoticeChannel, ...]
     ca_routes: Mapping[str, CaRoute]
     run_url: str = ""
+    # The team's password safe, when configured (the .p12 route needs it).
+    password_safe: PasswordSafeSetup | None = None
 
     def ca_route(self, ca: str) -> CaRoute:
         return self.ca_routes[ca]
@@ -99,6 +111,7 @@ def renewal_context(
         ),
         ca_routes=ca_routes,
         run_url=run_url,
+        password_safe=build_password_safe(settings),
     )
 
 
@@ -108,9 +121,24 @@ def build_ca_route(section: CaRouteSettings) -> CaRoute:
         from certrenew.adapters.ca.acme import AcmeRoute
 
         return AcmeRoute(section)
+    if section.kind == "p12":
+        from certrenew.adapters.ca.p12 import P12Route
+
+        return P12Route(section)
     from certrenew.adapters.ca.portal import PortalRoute
 
     return PortalRoute(section)
+
+
+def build_password_safe(settings: Settings) -> PasswordSafeSetup | None:
+    """The KeePass database of `[password_safe]`; None when no path is configured."""
+    section = settings.password_safe
+    if section.path is None:
+        return None
+    from certrenew.adapters.password_safe.keepass import KeePassSafe
+
+    safe = KeePassSafe(section.path, section.secret_master_password(), section.key_file)
+    return PasswordSafeSetup(safe, section.group, section.title)
 
 
 def build_tracker(settings: Settings) -> TicketTracker:

@@ -243,8 +243,51 @@ class AcmeRouteSettings(Section):
         return self
 
 
+class P12RouteSettings(CaRequestSettings):
+    """`[ca_routes.<CA>] kind = "p12"`: the CA hands out a `.p12` with its key and a password.
+
+    EACAT/Firmaprofessional in the runbook: a person requests the certificate at
+    the subscriber portal (the form values, as for a portal route), downloads the
+    `.p12` and gives it to the flow with its password. The `.p12` is archived
+    under the root folder of its certificate kind (the inventory's
+    `certificate_kind`), and the password goes to the password safe only.
+    """
+
+    kind: Literal["p12"]
+    max_lifetime_days: int | None = Field(
+        None, ge=1, description="longest lifetime accepted on this route (default: [renewal])"
+    )
+    folders: dict[str, str] = Field(
+        min_length=1, description="archive root folder per certificate kind, e.g. seal = ..."
+    )
+
+
 # One section per CA route; `kind` says which module serves it (certrenew.adapters.ca).
-CaRouteSettings = Annotated[PortalRouteSettings | AcmeRouteSettings, Field(discriminator="kind")]
+CaRouteSettings = Annotated[
+    PortalRouteSettings | AcmeRouteSettings | P12RouteSettings, Field(discriminator="kind")
+]
+
+
+class PasswordSafeSettings(Section):
+    """The team's password safe: a KeePass (KDBX4) database, for the passwords of `.p12` files.
+
+    The master password comes from the environment
+    (`CERTRENEW_PASSWORD_SAFE__MASTER_PASSWORD`) or `master_password_file`; a key
+    file may be used with it or instead. `title` may use `{domain}`, `{kind}`
+    (the certificate kind) and `{ca}`.
+    """
+
+    path: Path | None = None
+    master_password: SecretStr | None = None
+    master_password_file: Path | None = None
+    key_file: Path | None = None
+    group: str = "Certificats"
+    title: str = "{domain} ({kind}, {ca})"
+
+    def secret_master_password(self) -> str | None:
+        return read_secret(
+            self.master_password, self.master_password_file, "password_safe.master_password"
+        )
 
 
 class RenewalSettings(Section):
@@ -308,6 +351,7 @@ class Settings(BaseSettings):
     local_archive: LocalArchiveSettings = LocalArchiveSettings()
     ca_request: CaRequestSettings | None = None
     ca_routes: dict[str, CaRouteSettings] = {}
+    password_safe: PasswordSafeSettings = PasswordSafeSettings()
     renewal: RenewalSettings | None = None
     notices: NoticeSettings = NoticeSettings()
     roles: RolesSettings = RolesSettings()
@@ -416,6 +460,7 @@ _PATH_KEYS = {
     ("sharepoint",): ("cert_path", "cert_password_file", "ca_bundle", "key_passphrase_file"),
     ("local_archive",): ("path",),
     ("notices",): ("outbox",),
+    ("password_safe",): ("path", "master_password_file", "key_file"),
 }
 
 

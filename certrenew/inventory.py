@@ -82,6 +82,8 @@ class CertificateEntry(_Model):
     domain: str = Field(min_length=1)
     owner: str | None = None
     ca: str | None = None
+    # device, application, seal, ...: where a .p12 route archives it ([ca_routes.<CA>] folders).
+    certificate_kind: str | None = None
     endpoints: list[Endpoint] = []
     files: list[CertificateFile] = []
     warn_days: int | None = Field(None, ge=0)

@@ -79,3 +79,8 @@ class AutomaticRoute(CaRoute, Protocol):
     def revoke(self, certificate_pem: bytes) -> None:
         """Revoke a certificate this route issued, as superseded."""
         ...
+
+
+def is_automatic(route: CaRoute | None) -> bool:
+    """A route that files, collects and revokes without a person."""
+    return isinstance(route, AutomaticRoute)

@@ -209,10 +209,14 @@ def load_private_key(key_pem: bytes, passphrase: bytes | None = None) -> Private
     is_pem = bool(labels)
     if is_pem and not any(is_private_key_label(label) for label in labels):
         raise _not_a_key(key_pem)
+    load = serialization.load_pem_private_key if is_pem else serialization.load_der_private_key
     try:
-        if is_pem:
-            return serialization.load_pem_private_key(key_pem, password=passphrase)
-        return serialization.load_der_private_key(key_pem, password=passphrase)
+        try:
+            return load(key_pem, password=None)
+        except TypeError:
+            if passphrase is None:
+                raise
+            return load(key_pem, password=passphrase)
     except TypeError:
         raise CertificateError(
             "the private key is encrypted with a passphrase: ask the systems team for the "
