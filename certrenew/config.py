@@ -210,7 +210,8 @@ class AcmeRouteSettings(Section):
     account_key_file: Path
     email: str | None = Field(None, description="contact for the ACME account")
     eab_kid: str | None = None
-    eab_hmac_key: SecretStr | None = None
+    # A file only: the environment cannot address a section named after a CA
+    # (its variable names are folded to lower case).
     eab_hmac_key_file: Path | None = None
     challenge: Literal["http-01", "dns-01"] = "http-01"
     webroot: Path | None = Field(
@@ -232,7 +233,7 @@ class AcmeRouteSettings(Section):
         return f"ACME ({self.directory_url})"
 
     def secret_eab_hmac_key(self) -> str | None:
-        return read_secret(self.eab_hmac_key, self.eab_hmac_key_file, "eab_hmac_key")
+        return read_secret(None, self.eab_hmac_key_file, "eab_hmac_key")
 
     @model_validator(mode="after")
     def _challenge_has_a_way(self) -> AcmeRouteSettings:

@@ -96,3 +96,23 @@ def test_the_shipped_example_routes_cesicat_through_remedy() -> None:
     routes = renewal_context(settings).ca_routes
     assert set(routes) == set(settings.renewal.cas if settings.renewal else ())
     assert routes["CESICAT"].portal == "Remedy (CTTI)"
+
+
+def test_secrets_of_routes_and_the_password_safe_are_refused_in_the_file(tmp_path: Path) -> None:
+    for section, key in (("ca_routes.ACME", "eab_hmac_key"), ("password_safe", "master_password")):
+        path = write(tmp_path, f'[{section}]\n{key} = "s3cret-value"\n')
+        with pytest.raises(ConfigError, match=f"{key}_file") as refused:
+            load_settings(path)
+        assert "s3cret-value" not in str(refused.value)
+
+
+def test_relative_paths_of_a_route_are_relative_to_the_file(tmp_path: Path) -> None:
+    path = write(
+        tmp_path,
+        '[renewal]\ncas = ["ACME"]\n[ca_routes.ACME]\nkind = "acme"\n'
+        'directory_url = "https://acme.example/dir"\naccount_key_file = "keys/account.key"\n'
+        'webroot = "www"\n',
+    )
+    route = load_settings(path).ca_routes["ACME"]
+    assert route.account_key_file == (tmp_path / "keys/account.key").resolve()
+    assert route.webroot == (tmp_path / "www").resolve()
