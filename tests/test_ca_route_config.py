@@ -8,7 +8,7 @@ import pytest
 
 from certrenew.adapters.ca.portal import PortalRoute
 from certrenew.adapters.wiring import renewal_context
-from certrenew.config import load_settings
+from certrenew.config import AcmeRouteSettings, load_settings
 from certrenew.errors import ConfigError
 
 CSR = """
@@ -114,5 +114,6 @@ def test_relative_paths_of_a_route_are_relative_to_the_file(tmp_path: Path) -> N
         'webroot = "www"\n',
     )
     route = load_settings(path).ca_routes["ACME"]
+    assert isinstance(route, AcmeRouteSettings)
     assert route.account_key_file == (tmp_path / "keys/account.key").resolve()
     assert route.webroot == (tmp_path / "www").resolve()
