@@ -59,6 +59,7 @@ class Pebble:
     management_url: str
     ca_bundle: Path
     eab_required: bool
+    dns_management_url: str  # pebble-challtestsrv: POST /set-txt, /clear-txt (dns-01 hooks)
 
     def revoked(self, serial: str) -> bool:
         """What Pebble's management interface says about a certificate it issued."""
@@ -91,6 +92,7 @@ def running_pebble(
     listener.private_key_pem.write_to_path(str(key))
     authority.cert_pem.write_to_path(str(bundle))
     acme_port, management_port, dns_port = free_port(), free_port(), free_port()
+    dns_management_port = free_port()
     config: dict[str, Any] = {
         "listenAddress": f"127.0.0.1:{acme_port}",
         "managementListenAddress": f"127.0.0.1:{management_port}",
@@ -111,7 +113,7 @@ def running_pebble(
             "pebble-challtestsrv",
             "-defaultIPv4", "127.0.0.1", "-defaultIPv6", "",
             "-dns01", f"127.0.0.1:{dns_port}", "-http01", "", "-https01", "",
-            "-tlsalpn01", "", "-management", f"127.0.0.1:{free_port()}",
+            "-tlsalpn01", "", "-management", f"127.0.0.1:{dns_management_port}",
         ],
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
@@ -127,6 +129,7 @@ def running_pebble(
         f"https://127.0.0.1:{management_port}",
         bundle,
         eab_required,
+        f"http://127.0.0.1:{dns_management_port}",
     )
     try:
         _wait_for(running)

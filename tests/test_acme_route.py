@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -121,3 +122,50 @@ class TestAcmeRouteWithValidationOff(AcmeOrders):
 
     def revoked(self, serial: str) -> bool:
         return self.pebble.revoked(serial)
+
+
+# A dns-01 hook as a DNS team would write one: publish and remove the TXT record
+# through their DNS server's API (here pebble-challtestsrv's management interface).
+DNS_HOOK = """
+import json, os, sys, urllib.request
+action = {"deploy": "set-txt", "clean": "clear-txt"}[sys.argv[1]]
+body = {"host": os.environ["CERTRENEW_ACME_NAME"] + "."}
+if action == "set-txt":
+    body["value"] = os.environ["CERTRENEW_ACME_VALUE"]
+request = urllib.request.Request(
+    os.environ["DNS_API"] + "/" + action, data=json.dumps(body).encode(), method="POST"
+)
+urllib.request.urlopen(request).read()
+"""
+
+
+def test_dns_01_through_a_hook_is_validated_for_real(
+    validating_pebble: tuple[Pebble, Path],
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    pebble, _ = validating_pebble
+    hook = tmp_path / "dns_hook.py"
+    hook.write_text(DNS_HOOK)
+    monkeypatch.setenv("DNS_API", pebble.dns_management_url)
+    route = route_for(
+        pebble, tmp_path, tmp_path / "unused", challenge="dns-01", hook=[sys.executable, str(hook)]
+    )
+    _, csr = make_key_and_csr(RULES, NAMES)
+    delivered = route.collect(
+        route.request(CertificateOrder(NAMES[0], NAMES, csr.decode(), "generated"))
+    )
+    assert b"BEGIN CERTIFICATE" in delivered
+
+
+def test_a_failing_hook_says_which_and_why(
+    validating_pebble: tuple[Pebble, Path], tmp_path: Path
+) -> None:
+    pebble, _ = validating_pebble
+    route = route_for(
+        pebble, tmp_path, tmp_path / "unused", challenge="dns-01",
+        hook=[sys.executable, "-c", "import sys; sys.exit('no DNS API today')"],
+    )  # fmt: skip
+    _, csr = make_key_and_csr(RULES, NAMES)
+    with pytest.raises(CaError, match=r"hook .* failed .*no DNS API today"):
+        route.request(CertificateOrder(NAMES[0], NAMES, csr.decode(), "generated"))
