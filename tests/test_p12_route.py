@@ -123,3 +123,21 @@ def test_keepass_with_the_wrong_master_password_names_the_setting(tmp_path: Path
     KeePassSafe(path, "master-Pw", None).store("G", "t", "p", "n")
     with pytest.raises(ConfigError, match="master_password"):
         KeePassSafe(path, "wrong", None).store("G", "t", "p", "n")
+
+
+def test_the_inventory_lines_to_change_are_named_by_file_and_line(tmp_path: Path) -> None:
+    from certrenew.tasks.ca import inventory_lines
+
+    inventory = tmp_path / "inventory.yaml"
+    inventory.write_text(
+        "certificates:\n"
+        "  - name: segell\n"
+        "    domain: segell.example.cat\n"
+        "    files:\n"
+        "      - {path: certs/seal.p12, password_env: SEAL_P12_PASSWORD}\n",
+        encoding="utf-8",
+    )
+    assert inventory_lines(inventory, ("certs/seal.p12",)) == [
+        "inventory.yaml line 5: `- {path: certs/seal.p12, password_env: SEAL_P12_PASSWORD}`"
+    ]
+    assert inventory_lines(tmp_path / "missing.yaml", ("x.p12",)) == []
