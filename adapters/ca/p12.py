@@ -9,43 +9,23 @@ under `SEGELL` in the runbook (configuration: `folders`).
 
 from __future__ import annotations
 
-from certrenew.adapters.ca import CertificateOrder
+from certrenew.adapters.ca.portal import PortalRoute
 from certrenew.config import P12RouteSettings
 from certrenew.errors import CaError
-from certrenew.templates import render
 
 
-class P12Route:
-    """PersonRoute whose certificate comes back as a `.p12` with its key."""
+class P12Route(PortalRoute):
+    """PersonRoute whose certificate comes back as a `.p12` with its key.
+
+    Requested like at any portal (the form's values, shown ready to copy); the
+    order carries no CSR, so the instructions say to download the `.p12` instead.
+    """
 
     brings_key = True  # no CSR from the systems team on this route
 
     def __init__(self, settings: P12RouteSettings) -> None:
+        super().__init__(settings)
         self.settings = settings
-
-    @property
-    def portal(self) -> str:
-        return self.settings.portal
-
-    def request_instructions(self, order: CertificateOrder) -> str:
-        fields = [
-            (name, value.replace("{domain}", order.domain))
-            for name, value in self.settings.fields.items()
-        ]
-        return render(
-            "ca_request",
-            ca_request=self.settings,
-            fields=fields,
-            csr_file="",
-            csr_source="",
-            csr_pem="",
-        )
-
-    def revoke_instructions(self, serial: str) -> str:
-        return (
-            f"Revoke the old certificate (serial `{serial}`) in **{self.settings.portal}**, "
-            "or decide to let it expire, so its expiry reminders stop; then say which."
-        )
 
     def max_lifetime_days(self, default: int) -> int:
         """Device and seal certificates live longer than TLS ones: the route may say how long."""
