@@ -20,8 +20,10 @@ from pydantic import SecretStr
 from certrenew.adapters.archive import Archive
 from certrenew.adapters.ca import CaRoute
 from certrenew.adapters.notice import NoticeChannel
+from certrenew.adapters.password_safe import PasswordSafe
 from certrenew.adapters.tracker import TicketTracker
 from certrenew.config import (
+    CaRouteSettings,
     CsrSettings,
     NoticeSettings,
     RenewalSettings,
@@ -46,6 +48,15 @@ class ArchiveSetup:
 
 
 @dataclass(frozen=True)
+class PasswordSafeSetup:
+    """The password safe and where in it the renewal's passwords go."""
+
+    safe: PasswordSafe
+    group: str
+    title: str  # with {domain}, {kind}, {ca}
+
+
+@dataclass(frozen=True)
 class RenewalContext:
     """What every renewal step gets; nothing in it is read from settings again."""
 
@@ -61,9 +72,15 @@ class RenewalContext:
     notice_channels: tuple[NoticeChannel, ...]
     ca_routes: Mapping[str, CaRoute]
     run_url: str = ""
+    # The team's password safe, when configured (the .p12 route needs it).
+    password_safe: PasswordSafeSetup | None = None
 
     def ca_route(self, ca: str) -> CaRoute:
         return self.ca_routes[ca]
+
+    def route_of_old(self, current_ca: str | None) -> CaRoute | None:
+        """The route of the CA that issued the certificate being replaced (inventory `ca`)."""
+        return self.ca_routes.get(current_ca) if current_ca else None
 
 
 def renewal_context(
@@ -76,12 +93,9 @@ def renewal_context(
     run_url: str = "",
 ) -> RenewalContext:
     """Everything a renewal needs, or a ConfigError naming the missing section, at the start."""
-    subject, ca_request, renewal = settings.for_renewal()
+    subject, routes, renewal = settings.for_renewal()
     if ca_routes is None:
-        from certrenew.adapters.ca.portal import PortalRoute
-
-        portal = PortalRoute(ca_request)
-        ca_routes = {ca: portal for ca in renewal.cas}
+        ca_routes = {ca: build_ca_route(section) for ca, section in routes.items()}
     return RenewalContext(
         inventory=settings.inventory,
         scan=settings.scan,
@@ -97,7 +111,34 @@ def renewal_context(
         ),
         ca_routes=ca_routes,
         run_url=run_url,
+        password_safe=build_password_safe(settings),
     )
+
+
+def build_ca_route(section: CaRouteSettings) -> CaRoute:
+    """The route a `[ca_routes.<CA>]` section describes, by its `kind`."""
+    if section.kind == "acme":
+        from certrenew.adapters.ca.acme import AcmeRoute
+
+        return AcmeRoute(section)
+    if section.kind == "p12":
+        from certrenew.adapters.ca.p12 import P12Route
+
+        return P12Route(section)
+    from certrenew.adapters.ca.portal import PortalRoute
+
+    return PortalRoute(section)
+
+
+def build_password_safe(settings: Settings) -> PasswordSafeSetup | None:
+    """The KeePass database of `[password_safe]`; None when no path is configured."""
+    section = settings.password_safe
+    if section.path is None:
+        return None
+    from certrenew.adapters.password_safe.keepass import KeePassSafe
+
+    safe = KeePassSafe(section.path, section.secret_master_password(), section.key_file)
+    return PasswordSafeSetup(safe, section.group, section.title)
 
 
 def build_tracker(settings: Settings) -> TicketTracker:

@@ -21,7 +21,7 @@ import os
 import tomllib
 import warnings
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Literal, get_origin
+from typing import TYPE_CHECKING, Annotated, Any, Literal, get_origin
 
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, model_validator
 from pydantic.fields import FieldInfo
@@ -42,7 +42,9 @@ CONFIG_ENV = "CERTRENEW_CONFIG"
 
 # Keys that hold secrets: accepted from the environment only. A TOML file
 # names a file holding the secret instead (`<key>_file`).
-SECRET_KEYS = frozenset({"token", "password", "cert_password", "key_passphrase"})
+SECRET_KEYS = frozenset(
+    {"token", "password", "cert_password", "key_passphrase", "eab_hmac_key", "master_password"}
+)
 # No single wait (a scan target, a request) is worth more than an hour.
 MAX_TIMEOUT_SECONDS = 3600
 
@@ -202,12 +204,113 @@ class LocalArchiveSettings(Section):
 class CaRequestSettings(Section):
     """The CA portal form (CESICAT via Remedy in the runbook): every value ready to copy.
 
-    `{domain}` in a value is replaced by the renewed domain.
+    `{domain}` in a value is replaced by the renewed domain. As `[ca_request]`
+    it is the route of every CA without a `[ca_routes.<CA>]` section of its own.
     """
 
     portal: str
     section: str
     fields: dict[str, str]
+
+
+class PortalRouteSettings(CaRequestSettings):
+    """`[ca_routes.<CA>] kind = "portal"`: a person files the request in the CA's web form."""
+
+    kind: Literal["portal"] = "portal"
+
+
+class AcmeRouteSettings(Section):
+    """`[ca_routes.<CA>] kind = "acme"`: the CA speaks ACME (RFC 8555), no person involved.
+
+    The account is bound to the organisation's account at the CA with External
+    Account Binding (key id and HMAC key from the CA); the account key lives in
+    `account_key_file` (made on first use, readable by the owner only).
+    """
+
+    kind: Literal["acme"]
+    directory_url: str
+    account_key_file: Path
+    email: str | None = Field(None, description="contact for the ACME account")
+    eab_kid: str | None = None
+    # A file only: the environment cannot address a section named after a CA
+    # (its variable names are folded to lower case).
+    eab_hmac_key_file: Path | None = None
+    challenge: Literal["http-01", "dns-01"] = "http-01"
+    webroot: Path | None = Field(
+        None, description="http-01: the folder served as http://<domain>/ by the web server"
+    )
+    hook: list[str] = Field(
+        [], description="command that publishes (deploy) and removes (clean) a challenge"
+    )
+    key: Literal["generate", "csr"] = Field(
+        "generate",
+        description="generate: the flow makes the key (straight to the archive); "
+        "csr: the systems team's CSR and key, as on other routes",
+    )
+    ca_bundle: Path | None = Field(None, description="CA bundle for a CA behind a private CA")
+    timeout_seconds: float = Field(300, gt=0, description="validation and issuance, at most")
+
+    @property
+    def portal(self) -> str:
+        return f"ACME ({self.directory_url})"
+
+    def secret_eab_hmac_key(self) -> str | None:
+        return read_secret(None, self.eab_hmac_key_file, "eab_hmac_key")
+
+    @model_validator(mode="after")
+    def _challenge_has_a_way(self) -> AcmeRouteSettings:
+        if self.challenge == "dns-01" and not self.hook:
+            raise ValueError("dns-01 needs a hook command that publishes the TXT record")
+        if self.challenge == "http-01" and not (self.webroot or self.hook):
+            raise ValueError("http-01 needs a webroot folder or a hook command")
+        return self
+
+
+class P12RouteSettings(CaRequestSettings):
+    """`[ca_routes.<CA>] kind = "p12"`: the CA hands out a `.p12` with its key and a password.
+
+    EACAT/Firmaprofessional in the runbook: a person requests the certificate at
+    the subscriber portal (the form values, as for a portal route), downloads the
+    `.p12` and gives it to the flow with its password. The `.p12` is archived
+    under the root folder of its certificate kind (the inventory's
+    `certificate_kind`), and the password goes to the password safe only.
+    """
+
+    kind: Literal["p12"]
+    max_lifetime_days: int | None = Field(
+        None, ge=1, description="longest lifetime accepted on this route (default: [renewal])"
+    )
+    folders: dict[str, str] = Field(
+        min_length=1, description="archive root folder per certificate kind, e.g. seal = ..."
+    )
+
+
+# One section per CA route; `kind` says which module serves it (certrenew.adapters.ca).
+CaRouteSettings = Annotated[
+    PortalRouteSettings | AcmeRouteSettings | P12RouteSettings, Field(discriminator="kind")
+]
+
+
+class PasswordSafeSettings(Section):
+    """The team's password safe: a KeePass (KDBX4) database, for the passwords of `.p12` files.
+
+    The master password comes from the environment
+    (`CERTRENEW_PASSWORD_SAFE__MASTER_PASSWORD`) or `master_password_file`; a key
+    file may be used with it or instead. `title` may use `{domain}`, `{kind}`
+    (the certificate kind) and `{ca}`.
+    """
+
+    path: Path | None = None
+    master_password: SecretStr | None = None
+    master_password_file: Path | None = None
+    key_file: Path | None = None
+    group: str = "Certificats"
+    title: str = "{domain} ({kind}, {ca})"
+
+    def secret_master_password(self) -> str | None:
+        return read_secret(
+            self.master_password, self.master_password_file, "password_safe.master_password"
+        )
 
 
 class RenewalSettings(Section):
@@ -365,6 +468,8 @@ class Settings(BaseSettings):
     sharepoint: SharePointSettings = SharePointSettings()
     local_archive: LocalArchiveSettings = LocalArchiveSettings()
     ca_request: CaRequestSettings | None = None
+    ca_routes: dict[str, CaRouteSettings] = {}
+    password_safe: PasswordSafeSettings = PasswordSafeSettings()
     renewal: RenewalSettings | None = None
     notices: NoticeSettings = NoticeSettings()
     roles: RolesSettings = RolesSettings()
@@ -410,24 +515,34 @@ class Settings(BaseSettings):
     def outbox_path(self) -> Path:
         return self.notices.outbox or self.data_dir / "outbox"
 
-    def for_renewal(self) -> tuple[CsrSettings, CaRequestSettings, RenewalSettings]:
-        """The sections a renewal cannot do without, or one message naming what is missing."""
+    def for_renewal(self) -> tuple[CsrSettings, dict[str, CaRouteSettings], RenewalSettings]:
+        """The sections a renewal cannot do without, or one message naming what is missing.
+
+        Every CA offered in `[renewal] cas` needs a route: its own
+        `[ca_routes.<CA>]` section, else the `[ca_request]` portal form.
+        """
         missing = [
-            name
-            for name, value in (
-                ("csr", self.csr),
-                ("ca_request", self.ca_request),
-                ("renewal", self.renewal),
-            )
-            if value is None
+            name for name, value in (("csr", self.csr), ("renewal", self.renewal)) if value is None
         ]
         if missing:
             raise ConfigError(
                 f"the configuration has no [{'], ['.join(missing)}] section: renewals need it; "
                 "copy it from examples/certrenew.toml"
             )
-        assert self.csr and self.ca_request and self.renewal
-        return self.csr, self.ca_request, self.renewal
+        assert self.csr and self.renewal
+        routes: dict[str, CaRouteSettings] = {}
+        for ca in self.renewal.cas:
+            if ca in self.ca_routes:
+                routes[ca] = self.ca_routes[ca]
+            elif self.ca_request is not None:
+                routes[ca] = PortalRouteSettings(**self.ca_request.model_dump(), kind="portal")
+            else:
+                raise ConfigError(
+                    f"the CA '{ca}' offered in [renewal] cas has no route: add a "
+                    f"[ca_routes.{ca}] section (see examples/certrenew.toml) or a [ca_request] "
+                    "portal form used by every CA without one"
+                )
+        return self.csr, routes, self.renewal
 
 
 class _Environment(EnvSettingsSource):
@@ -501,7 +616,12 @@ _PATH_KEYS = {
     ("notices", "smtp"): ("password_file",),
     ("notices", "webhook"): ("token_file",),
     ("intake",): ("token_file",),
+    ("password_safe",): ("path", "master_password_file", "key_file"),
 }
+
+
+# Paths in any [ca_routes.<CA>] section.
+_ROUTE_PATH_KEYS = ("account_key_file", "eab_hmac_key_file", "webroot", "ca_bundle")
 
 
 def _resolve_paths(data: dict[str, Any], base: Path) -> None:
@@ -515,6 +635,11 @@ def _resolve_paths(data: dict[str, Any], base: Path) -> None:
         for key in keys:
             if isinstance(node.get(key), str):
                 node[key] = str((base / node[key]).resolve())
+    routes = data.get("ca_routes")
+    for route in routes.values() if isinstance(routes, dict) else ():
+        for key in _ROUTE_PATH_KEYS:
+            if isinstance(route, dict) and isinstance(route.get(key), str):
+                route[key] = str((base / route[key]).resolve())
 
 
 def config_path(explicit: Path | None = None) -> Path | None:

@@ -19,6 +19,7 @@ __all__ = [
     "ArchiveConflict",
     "ArchiveError",
     "AuthenticationError",
+    "CaError",
     "CertRenewError",
     "CertificateError",
     "ConfigError",
@@ -66,6 +67,10 @@ class AuthenticationError(CertRenewError):
 
 class ServiceUnavailable(CertRenewError):
     """An outside system is down or throttling; the step can be retried later."""
+
+
+class CaError(CertRenewError):
+    """The CA refused or failed a request made through its route (ACME)."""
 
 
 class ProbeError(CertRenewError):

@@ -125,6 +125,8 @@ class CertificateEntry(_Model):
         None, description="the owner's mailbox for notices (`owner` is their tracker login)"
     )
     ca: str | None = None
+    # device, application, seal, ...: where a .p12 route archives it ([ca_routes.<CA>] folders).
+    certificate_kind: str | None = None
     endpoints: list[Endpoint] = []
     files: list[CertificateFile] = []
     warn_days: int | None = Field(None, ge=0)

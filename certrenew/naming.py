@@ -41,9 +41,9 @@ def renewal_folder(root: str, ca: str, year: int, domain: str) -> str:
 
 
 def renewal_file_names(domain: str) -> dict[str, str]:
-    """The runbook's file names: `<domain>.csr`, `.key`, `.crt`, and the chain beside them."""
+    """The runbook's file names: `<domain>.csr`, `.key`, `.crt`, `.p12`, and the chain."""
     base = domain_name(domain)
-    names = {kind: f"{base}.{kind}" for kind in ("csr", "key", "crt")}
+    names = {kind: f"{base}.{kind}" for kind in ("csr", "key", "crt", "p12")}
     names["chain"] = f"{base}.chain.pem"
     for name in names.values():
         check_archive_name(name, name)

@@ -32,6 +32,7 @@ class ServedCertificate:
     sha256: str
     subject_cn: str | None
     days_left: int
+    sans: tuple[str, ...] = ()  # the names a renewal orders again where the route makes the CSR
 
 
 @dataclass(frozen=True)
@@ -48,6 +49,7 @@ class RenewalStart:
     files: tuple[str, ...]
     already_renewed: bool = False
     note: str = ""
+    certificate_kind: str | None = None  # inventory: device, application, seal, ...
 
     def label(self, kind: str) -> str:
         """The label that finds this renewal's ticket of `kind` again."""
@@ -105,6 +107,15 @@ class ArchiveRecord:
     location: str
     files: tuple[str, ...]
     key_protected: bool = False
+
+
+@dataclass(frozen=True)
+class DeliveredP12:
+    """A `.p12` accepted, archived, its password in the password safe (none of it here)."""
+
+    issued: IssuedRecord
+    archived: ArchiveRecord
+    password_safe: str  # where the password is, in people's words
 
 
 @dataclass(frozen=True)

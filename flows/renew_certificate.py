@@ -20,11 +20,14 @@ from typing import Any
 
 from prefect import flow
 
+from certrenew.adapters.ca import PersonRoute, is_automatic
 from certrenew.adapters.wiring import RenewalContext
 from certrenew.renewal import (
+    ArchiveRecord,
     CaChoice,
     CaRequest,
     CsrRecord,
+    DeliveredP12,
     IssuedRecord,
     RenewalStart,
     RenewalTickets,
@@ -33,6 +36,19 @@ from certrenew.renewal import (
 )
 from certrenew.tasks import forms
 from certrenew.tasks.archiving import archive_artifacts, find_previous_csr
+from certrenew.tasks.ca import (
+    AUTOMATIC,
+    automatic_route,
+    brings_own_key,
+    certificate_order,
+    collect_issued_certificate,
+    collect_p12,
+    generate_key_and_csr,
+    order_certificate,
+    p12_route,
+    revoke_instructions,
+    revoke_old_certificate,
+)
 from certrenew.tasks.context import (
     RENEWAL_FLOW,
     context_for_this_run,
@@ -79,25 +95,46 @@ def renew_certificate(
         return {"domain": start.domain, "renewal": start.id, "stopped": f"in progress: {other}"}
 
     report = RenewalReport(ctx, start)
+    # The inventory's CA decides when its route needs no person (ACME) or brings its
+    # own key (ACME generating it, a .p12): then no CSR ticket and no CA question.
+    planned = ctx.ca_routes.get(start.current_ca or "")
+    own_key = brings_own_key(planned)
     owner_ticket = open_service_owner_ticket(ctx, start)  # step 2, asked first: it takes days
     post_pending_triggers(ctx, owner_ticket)  # requests that came while it was not open yet
-    reused = offer_csr_reuse(ctx, start, owner_ticket)
-    csr_ticket = None if reused else open_csr_ticket(ctx, start)  # step 1
+    reused = None if own_key or is_automatic(planned) else offer_csr_reuse(ctx, start, owner_ticket)
+    csr_ticket = None if reused or own_key else open_csr_ticket(ctx, start)  # step 1
     tickets = report.tickets = RenewalTickets(owner=owner_ticket, csr=csr_ticket)
     if reused:
         record_csr_reuse(ctx, start, tickets.owner, reused.source)
     report.publish("waiting for the CSR and key, and for the service owner's CA")
-    csr = reused or wait_for_csr_and_key(ctx, start, tickets)  # step 1, answered
+    csr: CsrRecord | None = None
+    if own_key and is_automatic(planned):
+        csr = generate_key_and_csr(ctx, start, start.current_ca or "", tickets.owner)
+    elif not own_key:
+        csr = reused or wait_for_csr_and_key(ctx, start, tickets)  # step 1, answered
     ca = wait_for_ca_choice(ctx, start, tickets, csr)  # step 2, answered
     report.publish("filing the request at the CA", ca=f"{ca.ca} (by {ca.answered_by})")
-    request = request_certificate_from_ca(ctx, start, csr, ca, tickets, urgent)  # step 3
-    report.publish(
-        "waiting for the certificate the CA mails back",
-        ca_request=f"`{request.request_number}` (filed by {request.requested_by})",
-        urgent=f"approved by {request.approved_by}" if request.urgent else "",
-    )
-    issued = wait_for_certificate(ctx, start, csr, tickets)  # step 4
-    archived = archive_artifacts(ctx, start, csr, issued, ca.ca, tickets)  # step 5
+    archived: ArchiveRecord | None = None
+    if automatic_route(ctx, ca.ca):
+        assert csr is not None
+        request = order_certificate(ctx, start, csr, ca.ca, tickets)  # step 3, no person
+        issued = collect_issued_certificate(ctx, start, csr, tickets, request)  # step 4
+    else:
+        request = request_certificate_from_ca(ctx, start, csr, ca, tickets, urgent)  # step 3
+        report.publish(
+            "waiting for the certificate the CA mails back",
+            ca_request=f"`{request.request_number}` (filed by {request.requested_by})",
+            urgent=f"approved by {request.approved_by}" if request.urgent else "",
+        )
+        if p12_route(ctx, ca.ca):
+            delivered = wait_for_p12(ctx, start, ca.ca, tickets)  # steps 4 and 5
+            issued, archived = delivered.issued, delivered.archived
+        else:
+            assert csr is not None
+            issued = wait_for_certificate(ctx, start, csr, tickets)  # step 4
+    if archived is None:
+        assert csr is not None
+        archived = archive_artifacts(ctx, start, csr, issued, ca.ca, tickets)  # step 5
     tickets = report.tickets = replace(  # step 6
         tickets, install=open_install_ticket(ctx, start, tickets, archived, issued)
     )
@@ -210,10 +247,15 @@ def wait_for_csr_and_key(
 
 
 def wait_for_ca_choice(
-    ctx: RenewalContext, start: RenewalStart, tickets: RenewalTickets, csr: CsrRecord
+    ctx: RenewalContext, start: RenewalStart, tickets: RenewalTickets, csr: CsrRecord | None
 ) -> CaChoice:
     """Step 2: the CA the service owner named, from the ticket or entered by support staff."""
     ticket = tickets.owner
+    planned = ctx.ca_routes.get(start.current_ca or "")
+    if is_automatic(planned) or brings_own_key(planned):
+        choice = CaChoice(start.current_ca or "", "the inventory")
+        record_ca_choice(ctx, start, ticket, choice.ca, choice.answered_by)
+        return choice
     named = read_ca_answer(ctx, start, ticket)
     if named:
         choice = CaChoice(named, f"{ticket} (comment)")
@@ -225,7 +267,9 @@ def wait_for_ca_choice(
                 f"Which CA renews {start.domain}?",
                 so_far=[
                     *renewal_story(ctx, start, tickets),
-                    f"The CSR and key are in hand ({csr.source}).",
+                    f"The CSR and key are in hand ({csr.source})."
+                    if csr
+                    else "The CA makes the key.",
                     f"No answer naming one of {', '.join(ctx.renewal.cas)} can be read on "
                     f"{ctx.tracker.reference(ticket)} yet. "
                     f"Current CA: {start.current_ca or 'unknown'}.",
@@ -245,7 +289,7 @@ def wait_for_ca_choice(
 def request_certificate_from_ca(
     ctx: RenewalContext,
     start: RenewalStart,
-    csr: CsrRecord,
+    csr: CsrRecord | None,
     ca: CaChoice,
     tickets: RenewalTickets,
     urgent: bool,
@@ -283,14 +327,15 @@ def request_certificate_from_ca(
             f"{approved_by} {'approved' if approved else 'did not approve'} the urgent request."
         )
     channel = "**Urgent channel**, approved by " + approved_by + ".\n\n" if approved else ""
+    route = ctx.ca_route(ca.ca)
+    assert isinstance(route, PersonRoute)
     answer = support_staff(ctx, start)(
         forms.CaRequestAnswer,
         Question.CA_REQUEST,
         forms.form_text(
             f"File the certificate request for {start.domain} at {ca.ca}",
             so_far=story,
-            now=channel
-            + ctx.ca_route(ca.ca).request_instructions(start.domain, csr.csr_pem, csr.source),
+            now=channel + route.request_instructions(certificate_order(start, csr)),
             after="The request number is commented on the tickets; then the flow waits for "
             "the certificate the CA mails back.",
         ),
@@ -321,6 +366,37 @@ def wait_for_certificate(
         ),
         support_staff(ctx, start),
     )
+
+
+def wait_for_p12(
+    ctx: RenewalContext, start: RenewalStart, ca: str, tickets: RenewalTickets
+) -> DeliveredP12:
+    """Steps 4 and 5 on a .p12 route: the file and its password, checked and put away.
+
+    Prefect keeps a form's answers in its database; once the password is in the
+    password safe, every stored answer to this question is blanked there.
+    """
+    delivered = forms.ask_until_valid(
+        lambda pasted, attempt: collect_p12(ctx, start, ca, tickets, pasted, attempt),
+        DeliveredP12,
+        forms.P12Answer,
+        Question.P12,
+        lambda problem: forms.form_text(
+            f"Waiting for the .p12 of {start.domain}",
+            so_far=[*renewal_story(ctx, start, tickets), f"The request was filed at {ca}."],
+            problem=problem,
+            now="Download the `.p12` from the CA's subscriber portal. Give its path on the "
+            "machine running the flow, or attach it to "
+            + " or ".join(map(ctx.tracker.reference, tickets.before_install()))
+            + " and leave the path empty; enter its password.",
+            after="The file is opened and checked (one key, its certificate, the domain, "
+            "the dates); then it is archived and its password goes to the password safe, "
+            "and only there.",
+        ),
+        support_staff(ctx, start),
+    )
+    forms.forget_answers(Question.P12, forms.P12Answer.secret_fields)
+    return delivered
 
 
 def verify_installation(
@@ -372,14 +448,22 @@ def retire_old_certificate(
 ) -> Retirement:
     """Step 8: only now, revoke or retire the old certificate; notice, close the tickets.
 
-    The revocation notice goes out only when the old certificate was revoked at
-    its CA; a certificate retired without revocation (left to expire) gets none.
+    On an automatic route the route revokes the old certificate itself (as
+    superseded) when the archive holds it; otherwise a person says what was
+    done. The revocation notice goes out only when the old certificate was
+    revoked at its CA; a certificate retired without revocation gets none.
     """
     served = (
         f"confirmed by {verification.confirmed_by}"
         if verification.confirmed_by
         else "served by " + ", ".join(verification.served_new)
     )
+    if automatic_route(ctx, start.current_ca) and revoke_old_certificate(ctx, start):
+        retired_at = now_text()
+        send_revocation_notice(ctx, start, issued, tickets, AUTOMATIC, retired_at)
+        body = comments.retired(start.old.serial, AUTOMATIC, retired_at, True)
+        close_tickets(ctx, start, tickets, body, AUTOMATIC)
+        return Retirement(True, AUTOMATIC, retired_at, revoked=True)
     answer = support_staff(ctx, start)(
         forms.RetireAnswer,
         Question.RETIRE,
@@ -390,8 +474,7 @@ def retire_old_certificate(
                 f"The new certificate (serial `{issued.serial}`, valid until "
                 f"{issued.not_after:%Y-%m-%d}) is in service: {served}.",
             ],
-            now=f"Revoke the old certificate (serial `{start.old.serial}`) at its CA, or "
-            "decide to let it expire, so its expiry reminders stop; then say which.",
+            now=revoke_instructions(ctx.route_of_old(start.current_ca), start.old.serial),
             after="Revoked: the revocation notice is sent. Either way the outcome is "
             "commented on every ticket and the tickets are closed: the renewal is done.",
         ),
@@ -399,21 +482,32 @@ def retire_old_certificate(
     retired_at = now_text()
     revoked = answer.outcome is forms.RetireOutcome.REVOKED
     if revoked:
-        send_notice(
-            ctx.notice_channels,
-            f"{start.id}-revoked",
-            "revocation_notice",
-            ctx.notices.recipients_for("revocation", owner_mailbox(ctx.inventory, start.name)),
-            name=start.name,
-            kind="SSL",
-            revoked_at=retired_at,
-            domain=start.domain,
-            serial=start.old.serial,
-            new_serial=issued.serial,
-            new_not_after=issued.not_after.isoformat(),
-            confirmed_by=answer.who(),
-            tickets=tickets.every(),
-        )
+        send_revocation_notice(ctx, start, issued, tickets, answer.who(), retired_at)
     body = comments.retired(start.old.serial, answer.who(), retired_at, revoked)
     close_tickets(ctx, start, tickets, body, answer.who())
     return Retirement(True, answer.who(), retired_at, revoked)
+
+
+def send_revocation_notice(
+    ctx: RenewalContext,
+    start: RenewalStart,
+    issued: IssuedRecord,
+    tickets: RenewalTickets,
+    revoked_by: str,
+    revoked_at: str,
+) -> None:
+    send_notice(
+        ctx.notice_channels,
+        f"{start.id}-revoked",
+        "revocation_notice",
+        ctx.notices.recipients_for("revocation", owner_mailbox(ctx.inventory, start.name)),
+        name=start.name,
+        kind="SSL",
+        revoked_at=revoked_at,
+        domain=start.domain,
+        serial=start.old.serial,
+        new_serial=issued.serial,
+        new_not_after=issued.not_after.isoformat(),
+        confirmed_by=revoked_by,
+        tickets=tickets.every(),
+    )

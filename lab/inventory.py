@@ -5,14 +5,16 @@ from __future__ import annotations
 from pathlib import Path
 
 
-def inventory_entry(name: str, domain: str, address: str, owner: str = "demo-owner") -> str:
+def inventory_entry(
+    name: str, domain: str, address: str, owner: str = "demo-owner", ca: str = "CESICAT"
+) -> str:
     """One inventory entry (YAML) for a certificate served at `address` (host:port)."""
     host, port = address.rsplit(":", 1)
     return (
         f"  - name: {name}\n"
         f"    domain: {domain}\n"
         f"    owner: {owner}\n"
-        "    ca: CESICAT\n"
+        f"    ca: {ca}\n"
         f'    endpoints: [{{host: "{host.strip("[]")}", port: {port}, server_name: {domain}}}]\n'
     )
 

@@ -80,7 +80,9 @@ def _key_bytes(ctx: RenewalContext, csr: CsrRecord, folder: str, key_name: str) 
             )
     else:
         data = archive.read_file(source.location, source.name)
-    if check_key_matches_csr(data, csr.csr_pem.encode()) != csr.key_fingerprint:
+    passphrase = ctx.archive.key_passphrase
+    secret = passphrase.get_secret_value().encode() if passphrase else None
+    if check_key_matches_csr(data, csr.csr_pem.encode(), secret) != csr.key_fingerprint:
         raise CertificateError(
             f"the key now at {source.location} is not the one accepted with the CSR: "
             "ask the systems team for the key generated with that CSR"

@@ -34,6 +34,7 @@ from certrenew.config import load_settings
 from certrenew.errors import (
     ArchiveError,
     AuthenticationError,
+    CaError,
     CertificateError,
     NothingServed,
     ServiceUnavailable,
@@ -50,6 +51,7 @@ RECOVERABLE: tuple[type[Exception], ...] = (
     AuthenticationError,
     TrackerError,
     ArchiveError,
+    CaError,
     CertificateError,
     NothingServed,
 )

@@ -64,11 +64,13 @@ def confirm(ctx: RenewalContext, name: str, force: bool) -> RenewalStart:
             sha256=newest.sha256,
             subject_cn=newest.subject_cn,
             days_left=days_left,
+            sans=tuple(newest.sans or ()),  # unknown when unreadable: none to reorder
         ),
         endpoints=tuple(e.target for e in entry.endpoints),
         files=tuple(str(f.path) for f in entry.files),
         already_renewed=fresh,
         note=note,
+        certificate_kind=entry.certificate_kind,
     )
 
 

@@ -40,6 +40,7 @@ class Question(StrEnum):
     URGENT_APPROVAL = "urgent-approval"
     CA_REQUEST = "ca-request"
     CERTIFICATE = "certificate"
+    P12 = "p12"
     INSTALL = "install"
     RETIRE = "retire"
     WAIT = "wait"
@@ -165,6 +166,29 @@ class CertificateAnswer(PersonAnswer):
     answered_by: str = _login()
 
 
+class P12Answer(PersonAnswer):
+    """The .p12 the CA handed out, and its password.
+
+    Prefect stores a form's answer in its database; the password field is blanked
+    there as soon as the password is in the password safe (`forget_answers`).
+    """
+
+    secret_fields: ClassVar[tuple[str, ...]] = ("p12_password",)
+    p12_path: str = Field(
+        "",
+        title="Path of the .p12 on the machine running the flow",
+        description="Or leave empty when the .p12 is attached to the renewal's ticket.",
+    )
+    p12_password: str = Field(
+        "",
+        title="Password of the .p12",
+        description="Goes to the team's password safe only; blanked in this form's stored "
+        "answer as soon as it is there.",
+        json_schema_extra={"format": "password"},
+    )
+    answered_by: str = _login()
+
+
 class InstallAnswer(PersonAnswer):
     who_field: ClassVar[str] = "confirmed_by"
     action: InstallAction = Field(title="What now")
@@ -245,6 +269,40 @@ def ask_until_valid(
             if isinstance(value, str) and value.strip() and name != answer.who_field
         }
     raise AssertionError("unreachable")
+
+
+def forget_answers(question: Question, fields: Sequence[str]) -> int:
+    """Blank `fields` in every stored answer of this run to `question`; how many changed.
+
+    Prefect keeps a resumed form's input under `suspended-<pause key>-response`
+    and reads it again on every replay of the run, so the answer stays, with the
+    secret fields empty: a replay still finds it, and the step that used the
+    secret returns its stored result without needing it again.
+    """
+    from prefect.input.actions import (
+        create_flow_run_input,
+        delete_flow_run_input,
+        read_flow_run_input,
+    )
+    from prefect.input.run_input import keyset_from_base_key
+    from prefect.runtime import flow_run
+
+    current = flow_run.get_id()
+    assert current, "forget_answers runs inside a flow run"
+    run_id = UUID(current)
+    changed = 0
+    for attempt in count(1):
+        key = keyset_from_base_key(f"suspended-{pause_key(question, attempt)}")["response"]
+        stored = read_flow_run_input(key, flow_run_id=run_id)
+        if not isinstance(stored, dict):
+            return changed
+        if any(stored.get(name) for name in fields):
+            delete_flow_run_input(key, flow_run_id=run_id)
+            create_flow_run_input(
+                key, {**stored, **dict.fromkeys(fields, "")}, flow_run_id=run_id
+            )
+            changed += 1
+    return changed
 
 
 def wait_for_fix(step: str, key: str, problem: Exception) -> None:

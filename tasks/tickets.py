@@ -13,11 +13,12 @@ from typing import Literal, TypeVar
 
 from cryptography.hazmat.primitives.serialization import Encoding
 
+from certrenew.adapters.ca import is_automatic
 from certrenew.adapters.tracker import Attachment, NewTicket, Ticket, TicketTracker, ensure_ticket
 from certrenew.adapters.wiring import RenewalContext
 from certrenew.errors import CertificateError
 from certrenew.pki.csr import check_csr, check_key_matches_csr, load_csr
-from certrenew.pki.issued import check_issued_certificate
+from certrenew.pki.issued import IssuedCertificate, check_issued_certificate
 from certrenew.renewal import (
     ArchiveRecord,
     CsrRecord,
@@ -114,6 +115,7 @@ def open_csr_ticket(ctx: RenewalContext, start: RenewalStart) -> str:
 @renewal_step("open-service-owner-ticket")
 def open_service_owner_ticket(ctx: RenewalContext, start: RenewalStart) -> str:
     """Step 2: ask the domain's service owner which CA renews it."""
+    automatic = is_automatic(ctx.route_of_old(start.current_ca))
     key = _open_ticket(
         ctx,
         start,
@@ -121,8 +123,14 @@ def open_service_owner_ticket(ctx: RenewalContext, start: RenewalStart) -> str:
         cas=ctx.renewal.cas,
         current_ca=start.current_ca,
         days_left=start.old.days_left,
+        automatic=automatic,
     ).key
-    say(f"opened {key} asking the service owner which CA renews {start.domain}")
+    say(
+        f"opened {key} telling the service owner {start.domain} renews through "
+        f"{start.current_ca} by itself"
+        if automatic
+        else f"opened {key} asking the service owner which CA renews {start.domain}"
+    )
     return key
 
 
@@ -263,16 +271,37 @@ def check_issued(
         except CertificateError as exc:
             problems.append(f"{source}: {exc}")
             continue
-        return IssuedRecord(
-            cert_pem=issued.leaf_pem.decode(),
-            chain_pem=issued.chain_pem.decode(),
-            serial=issued.facts.serial,
-            not_before=issued.facts.not_before,
-            not_after=issued.facts.not_after,
-            sha256=issued.facts.sha256,
-            source=source,
-        )
+        return issued_record(issued, source)
     return problems[0] if problems else None
+
+
+def issued_record(issued: IssuedCertificate, source: str) -> IssuedRecord:
+    """What the renewal keeps of an accepted certificate (public data only)."""
+    return IssuedRecord(
+        cert_pem=issued.leaf_pem.decode(),
+        chain_pem=issued.chain_pem.decode(),
+        serial=issued.facts.serial,
+        not_before=issued.facts.not_before,
+        not_after=issued.facts.not_after,
+        sha256=issued.facts.sha256,
+        source=source,
+    )
+
+
+def certificate_accepted(
+    ctx: RenewalContext, tickets: RenewalTickets, outcome: IssuedRecord
+) -> None:
+    """Say on the main ticket and in the run's log that the new certificate passed every check."""
+    comment_once(
+        ctx,
+        tickets.main,
+        "certificate-received",
+        comments.certificate_received(outcome.serial, outcome.not_after, outcome.source),
+    )
+    say(
+        f"took the new certificate from {outcome.source}: serial {outcome.serial}, valid "
+        f"until {outcome.not_after:%Y-%m-%d}; commented on {tickets.main}"
+    )
 
 
 @renewal_step("collect-certificate")
@@ -291,16 +320,7 @@ def collect_certificate(
         ctx.renewal.attachment_poll_seconds,
     )
     if isinstance(outcome, IssuedRecord):
-        comment_once(
-            ctx,
-            tickets.main,
-            "certificate-received",
-            comments.certificate_received(outcome.serial, outcome.not_after, outcome.source),
-        )
-        say(
-            f"took the new certificate from {outcome.source}: serial {outcome.serial}, valid "
-            f"until {outcome.not_after:%Y-%m-%d}; commented on {tickets.main}"
-        )
+        certificate_accepted(ctx, tickets, outcome)
         return outcome
     if outcome is None:
         outcome = (

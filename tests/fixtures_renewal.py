@@ -62,7 +62,9 @@ class RenewalRun:
             if question and question.key == key:
                 return question.description
             time.sleep(0.5)
-        raise AssertionError(f"run never asked '{key}'; last state {self.state()}")
+        asked = open_question(self.id)
+        waiting = f"; it asks '{asked.key}': {asked.description[-600:]}" if asked else ""
+        raise AssertionError(f"run never asked '{key}'; last state {self.state()}{waiting}")
 
     def resume(self, **answer: Any) -> None:
         from prefect.flow_runs import resume_flow_run

@@ -30,6 +30,7 @@ def test_folder_files_and_label_spell_a_wildcard_the_same_way() -> None:
         "csr": "wildcard.example.cat.csr",
         "key": "wildcard.example.cat.key",
         "crt": "wildcard.example.cat.crt",
+        "p12": "wildcard.example.cat.p12",
         "chain": "wildcard.example.cat.chain.pem",
     }
     assert renewal_slug(domain) == "wildcard.example.cat"

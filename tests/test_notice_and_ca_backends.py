@@ -8,11 +8,12 @@ from pathlib import Path
 
 import pytest
 
+from certrenew.adapters.ca import CertificateOrder
 from certrenew.adapters.ca.portal import PortalRoute
 from certrenew.adapters.notice import NoticeChannel
 from certrenew.adapters.notice.outbox import Outbox
-from certrenew.config import load_settings
-from tests.contract.ca_route_contract import CaRouteContract
+from certrenew.config import PortalRouteSettings, load_settings
+from tests.contract.ca_route_contract import PersonRouteContract
 from tests.contract.notice_contract import NoticeChannelContract
 
 EXAMPLE = Path(__file__).parent.parent / "examples" / "certrenew.toml"
@@ -40,17 +41,19 @@ class TestOutbox(NoticeChannelContract):
         assert not list(channel.folder.glob("*.tmp"))
 
 
-class TestPortalRoute(CaRouteContract):
+class TestPortalRoute(PersonRouteContract):
     @pytest.fixture
     def route(self) -> PortalRoute:
-        form = load_settings(EXAMPLE).ca_request
-        assert form is not None
+        form = load_settings(EXAMPLE).ca_routes["CESICAT"]
+        assert isinstance(form, PortalRouteSettings)
         return PortalRoute(form)
 
     def test_every_configured_field_is_shown_with_the_domain_filled_in(
         self, route: PortalRoute
     ) -> None:
-        text = route.request_instructions("seu.example.cat", "CSR", "SIS-1")
+        text = route.request_instructions(
+            CertificateOrder("seu.example.cat", ("seu.example.cat",), "CSR", "SIS-1")
+        )
         for name in route.form.fields:
             assert name.replace("|", "\\|") in text
         assert "{domain}" not in text

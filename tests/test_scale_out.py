@@ -90,7 +90,7 @@ def scaled_out(tmp_path: Path) -> Iterator[tuple[RenewalLab, Workers]]:
         renewal=DEMO_TIMINGS,
     )
     stack = LocalStack(tmp_path / "server", None, serving=False)
-    lab = RenewalLab(load_settings(config), config, inventory, stack.home)
+    lab = RenewalLab(load_settings(config), config, inventory, stack.home, ui_url=stack.ui_url)
     workers = Workers(stack, config, tmp_path / "shared-results")
     with PostgresCluster() as database:
         stack.env["PREFECT_SERVER_DATABASE_CONNECTION_URL"] = database.url

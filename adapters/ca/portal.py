@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+from certrenew.adapters.ca import CertificateOrder
 from certrenew.config import CaRequestSettings
 from certrenew.naming import renewal_file_names
 from certrenew.templates import render
 
 
 class PortalRoute:
-    """CaRoute for a CA reached through a web form (CESICAT via Remedy in the runbook)."""
+    """PersonRoute for a CA reached through a web form (CESICAT via Remedy in the runbook)."""
 
     def __init__(self, form: CaRequestSettings) -> None:
         self.form = form
@@ -17,7 +18,8 @@ class PortalRoute:
     def portal(self) -> str:
         return self.form.portal
 
-    def request_instructions(self, domain: str, csr_pem: str, csr_source: str) -> str:
+    def request_instructions(self, order: CertificateOrder) -> str:
+        domain = order.domain
         fields = [
             (name, value.replace("{domain}", domain)) for name, value in self.form.fields.items()
         ]
@@ -26,6 +28,12 @@ class PortalRoute:
             ca_request=self.form,
             fields=fields,
             csr_file=renewal_file_names(domain)["csr"],
-            csr_source=csr_source,
-            csr_pem=csr_pem.strip(),
+            csr_source=order.csr_source,
+            csr_pem=order.csr_pem.strip(),
+        )
+
+    def revoke_instructions(self, serial: str) -> str:
+        return (
+            f"Revoke the old certificate (serial `{serial}`) in **{self.form.portal}**, "
+            "or decide to let it expire, so its expiry reminders stop; then say which."
         )

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 
 from cryptography import x509
 from cryptography.exceptions import UnsupportedAlgorithm
-from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from cryptography.hazmat.primitives.asymmetric.types import PrivateKeyTypes, PublicKeyTypes
 from cryptography.x509.oid import NameOID
@@ -107,6 +107,45 @@ def _public_key(csr: x509.CertificateSigningRequest) -> PublicKeyTypes:
         ) from None
 
 
+def make_key_and_csr(rules: SubjectRules, names: Collection[str]) -> tuple[bytes, bytes]:
+    """A new RSA key (PKCS#8 PEM, unencrypted) and a CSR for `names` with the rules' subject.
+
+    The first name is the Common Name; every name is a SAN. For routes on which
+    the flow makes the key itself (ACME): the caller stores the key at once.
+    """
+    key = rsa.generate_private_key(public_exponent=65537, key_size=rules.min_rsa_bits)
+    first, *_ = names
+    subject = [
+        x509.NameAttribute(oid, getattr(rules, setting)) for setting, oid, _ in SUBJECT_FIELDS
+    ]
+    csr = (
+        x509.CertificateSigningRequestBuilder()
+        .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, first), *subject]))
+        .add_extension(
+            x509.SubjectAlternativeName([x509.DNSName(name) for name in names]), critical=False
+        )
+        .sign(key, hashes.SHA256())
+    )
+    key_pem = key.private_bytes(
+        serialization.Encoding.PEM,
+        serialization.PrivateFormat.PKCS8,
+        serialization.NoEncryption(),
+    )
+    return key_pem, csr.public_bytes(serialization.Encoding.PEM)
+
+
+def csr_names(csr_pem: bytes) -> tuple[str, ...]:
+    """The DNS names a CSR asks for: its Common Name first, then its SANs, each once."""
+    csr = load_csr(csr_pem)
+    names = [cn] if (cn := _attribute(csr.subject, NameOID.COMMON_NAME)) else []
+    try:
+        sans = csr.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
+        names += sans.get_values_for_type(x509.DNSName)
+    except x509.ExtensionNotFound:
+        pass
+    return tuple(dict.fromkeys(_dns_fold(name) for name in names))
+
+
 def check_csr(csr_pem: bytes, rules: SubjectRules, domain: str) -> CsrFacts:
     """Refuse a CSR the CA would reject or that carries the wrong organisation data.
 
@@ -177,16 +216,21 @@ def key_problem(
     return f"key type {key_type} is not accepted by the CA ({allowed})"
 
 
-def load_private_key(key_pem: bytes) -> PrivateKeyTypes:
-    """An unencrypted private key from PEM or DER; refusals name what was given instead."""
+def load_private_key(key_pem: bytes, passphrase: bytes | None = None) -> PrivateKeyTypes:
+    """A private key from PEM or DER, unencrypted or under `passphrase`; refusals name what
+    was given instead."""
     labels = PEM_LABEL.findall(key_pem)
     is_pem = bool(labels)
     if is_pem and not any(is_private_key_label(label) for label in labels):
         raise _not_a_key(key_pem)
+    load = serialization.load_pem_private_key if is_pem else serialization.load_der_private_key
     try:
-        if is_pem:
-            return serialization.load_pem_private_key(key_pem, password=None)
-        return serialization.load_der_private_key(key_pem, password=None)
+        try:
+            return load(key_pem, password=None)
+        except TypeError:
+            if passphrase is None:
+                raise
+            return load(key_pem, password=passphrase)
     except TypeError:
         raise CertificateError(
             "the private key is encrypted with a passphrase: ask the systems team for the "
@@ -216,9 +260,10 @@ def _not_a_key(data: bytes) -> CertificateError:
     )
 
 
-def check_key_matches_csr(key_pem: bytes, csr_pem: bytes) -> str:
+def check_key_matches_csr(key_pem: bytes, csr_pem: bytes, passphrase: bytes | None = None) -> str:
     """The shared public-key fingerprint, once the key is shown to belong to the CSR."""
-    key_fingerprint = public_key_fingerprint(load_private_key(key_pem).public_key())
+    key = load_private_key(key_pem, passphrase)
+    key_fingerprint = public_key_fingerprint(key.public_key())
     csr_fingerprint = public_key_fingerprint(_public_key(load_csr(csr_pem)))
     if key_fingerprint != csr_fingerprint:
         raise CertificateError(
