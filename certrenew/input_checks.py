@@ -13,7 +13,7 @@ import errno
 from pathlib import Path
 from typing import Any, get_args
 
-from pydantic import BaseModel, ValidationInfo, field_validator
+from pydantic import BaseModel, model_validator
 
 from certrenew.errors import CertRenewError
 
@@ -62,12 +62,18 @@ def read_text(path: Path, what: str, error: type[CertRenewError], missing: str) 
 class PersonWritten(BaseModel):
     """A model read from a file a person wrote: `true` is never a number."""
 
-    @field_validator("*", mode="before")
+    # On the model, not on each field: pydantic allows no field validator on the field
+    # that tells a union's members apart (a CA route's `kind`).
+    @model_validator(mode="before")
     @classmethod
-    def _numbers_are_not_booleans(cls, value: Any, info: ValidationInfo) -> Any:
-        if isinstance(value, bool) and info.field_name is not None:
-            annotation = cls.model_fields[info.field_name].annotation
-            accepted = {annotation, *get_args(annotation)}
+    def _numbers_are_not_booleans(cls, data: Any) -> Any:
+        if not isinstance(data, dict):
+            return data
+        for name, value in data.items():
+            field = cls.model_fields.get(name) if isinstance(name, str) else None
+            if field is None or not isinstance(value, bool):
+                continue
+            accepted = {field.annotation, *get_args(field.annotation)}
             if bool not in accepted and accepted & {int, float}:
-                raise ValueError(f"{str(value).lower()} is not a number: write a number")
-        return value
+                raise ValueError(f"{name}: {str(value).lower()} is not a number: write a number")
+        return data

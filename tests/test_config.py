@@ -198,7 +198,7 @@ def test_the_command_line_takes_a_plain_list_too(monkeypatch: pytest.MonkeyPatch
         ),
         ("[jira]\ntimeout_seconds = -inf\n", "jira.timeout_seconds: Input should be a finite"),
         ("[scan]\ntimeout_seconds = 1e300\n", "scan.timeout_seconds: Input should be less than"),
-        ("[scan]\nconcurrency = true\n", "scan.concurrency: true is not a number"),
+        ("[scan]\nconcurrency = true\n", "scan: concurrency: true is not a number"),
         ("[renewal]\ncas = ['X']\nmax_lifetime_days = false\n", "false is not a number"),
     ],
 )

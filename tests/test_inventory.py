@@ -151,8 +151,8 @@ def entries(*endpoint: str) -> str:
         ("'https://seu.example.cat:8443'", "endpoints[0]: 'https://seu.example.cat:8443' is a URL"),
         ("{host: 'seu example.cat'}", "endpoints[0].host: 'seu example.cat' holds a space"),
         ("{host: '[::1]'}", "endpoints[0].host: '[::1]' is not a host name or an IP address"),
-        ("{host: 'seu.example.cat', port: true}", "endpoints[0].port: true is not a number"),
-        ("{host: 'seu.example.cat', port: false}", "endpoints[0].port: false is not a number"),
+        ("{host: 'seu.example.cat', port: true}", "endpoints[0]: port: true is not a number"),
+        ("{host: 'seu.example.cat', port: false}", "endpoints[0]: port: false is not a number"),
     ],
 )
 def test_hosts_and_ports_are_checked_where_they_are_written(endpoint: str, expected: str) -> None:
@@ -183,7 +183,7 @@ def test_good_hosts_still_load() -> None:
 
 def test_a_threshold_given_as_true_is_refused() -> None:
     with pytest.raises(
-        InventoryError, match=r"inv.yaml:1: defaults.warn_days: true is not a number"
+        InventoryError, match=r"inv.yaml:1: defaults: warn_days: true is not a number"
     ):
         parse_inventory("defaults: {warn_days: true}\ncertificates: []\n", "inv.yaml")
 
