@@ -23,7 +23,7 @@ test: $(STAMP)
 
 # The property-based parser tests with 10,000 generated inputs per parser (CI runs 300).
 fuzz: $(STAMP)
-	CERTRENEW_HYPOTHESIS_PROFILE=fuzz $(BIN)/pytest -m fuzz $(ARGS)
+	CERTRENEW_HYPOTHESIS_PROFILE=fuzz $(BIN)/pytest -m fuzz --timeout=3600 $(ARGS)
 
 bench: $(STAMP)
 	$(BIN)/python -m benchmarks $(ARGS)

@@ -104,7 +104,7 @@ def build_tracker(settings: Settings) -> TicketTracker:
     if settings.tracker == "jira":
         from certrenew.adapters.tracker.jira import JiraTracker
 
-        return JiraTracker.from_settings(settings.jira)
+        return JiraTracker.from_settings(settings.jira, settings.data_dir / "jira-creates")
     from certrenew.adapters.tracker.local import LocalTracker
 
     return LocalTracker(settings.data_dir / "tickets.sqlite3")

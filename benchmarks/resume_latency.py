@@ -156,14 +156,14 @@ def main(argv: list[str] | None = None) -> None:
         prog="python -m benchmarks.resume_latency", description=__doc__
     )
     parser.add_argument("--repeat", type=int, default=3)
-    parser.add_argument("--poll", type=float, nargs="+", default=[2.0, 0.5])
+    parser.add_argument("--poll", type=int, nargs="+", default=[10, 1])
     args = parser.parse_args(argv)
     results: dict[str, list[Renewal]] = defaultdict(list)
     for _ in range(args.repeat):
         for poll in args.poll:  # interleaved: each variant meets the same machine load
-            label = f"runner poll {poll:g} s"
+            label = f"runner poll {poll} s"
             with tempfile.TemporaryDirectory(prefix="certrenew-bench-") as tmp:
-                env = {"PREFECT_RUNNER_POLL_FREQUENCY": f"{poll:g}"}
+                env = {"PREFECT_RUNNER_POLL_FREQUENCY": str(poll)}
                 results[label].append(one_renewal(Path(tmp), env))
     print(f"{os.cpu_count()} cores; medians of {args.repeat} renewals per variant (seconds)")
     for label, renewals in results.items():

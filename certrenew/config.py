@@ -135,6 +135,10 @@ class JiraSettings(Section):
     retry_attempts: int = Field(4, ge=0, le=20)
     retry_base_delay_seconds: float = Field(1.0, gt=0)
     retry_max_delay_seconds: float = Field(60.0, gt=0)
+    # How far Jira's search may lag behind a write. When the answer to a create is
+    # lost, the label search is repeated until this long after the request's timeout
+    # before the ticket is opened again: exactly once holds for any lag up to it.
+    search_lag_seconds: float = Field(60.0, ge=0, le=3600)
 
     def secret_token(self) -> str | None:
         return read_secret(self.token, self.token_file, "jira.token")
@@ -302,6 +306,45 @@ class NoticeSettings(Section):
         return tuple(dict.fromkeys(address.strip() for address in chosen if address.strip()))
 
 
+class IntakeSettings(Section):
+    """`certrenew serve`'s HTTP port: monitors' alerts in, Prometheus metrics out.
+
+    Loopback by default: put it behind the organisation's reverse proxy, or set
+    `address` to listen elsewhere. Alerts need the bearer token (`token` from
+    the environment, or `token_file`); without one, every alert is refused.
+    """
+
+    address: str = "127.0.0.1"
+    port: int = Field(9717, ge=0, le=65535, description="0: no HTTP port")
+    token: SecretStr | None = None
+    token_file: Path | None = None
+    max_body_bytes: int = Field(1024 * 1024, ge=1024, description="larger alert bodies get 413")
+    probe_interval_seconds: float = Field(
+        300, gt=0, description="how often the certificates are read for the metrics"
+    )
+
+    def secret_token(self) -> str | None:
+        return read_secret(self.token, self.token_file, "intake.token")
+
+
+class RecoverySettings(Section):
+    """How a renewal run whose process died is noticed and carried on.
+
+    `certrenew serve` runs every renewal with heartbeats every
+    `heartbeat_seconds` and installs two automations on the Prefect server: a
+    run silent for `missed_heartbeats` heartbeats is marked Crashed, and a
+    crashed renewal run is scheduled again, to replay its stored steps.
+    """
+
+    enabled: bool = True
+    heartbeat_seconds: int = Field(
+        60, ge=30, description="how often a running renewal tells the server it is alive"
+    )
+    missed_heartbeats: int = Field(
+        3, ge=2, description="a run silent this many heartbeats is taken for crashed"
+    )
+
+
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(
         env_prefix="CERTRENEW_",
@@ -325,6 +368,8 @@ class Settings(BaseSettings):
     renewal: RenewalSettings | None = None
     notices: NoticeSettings = NoticeSettings()
     roles: RolesSettings = RolesSettings()
+    intake: IntakeSettings = IntakeSettings()
+    recovery: RecoverySettings = RecoverySettings()
 
     @classmethod
     def settings_customise_sources(
@@ -455,6 +500,7 @@ _PATH_KEYS = {
     ("notices",): ("outbox",),
     ("notices", "smtp"): ("password_file",),
     ("notices", "webhook"): ("token_file",),
+    ("intake",): ("token_file",),
 }
 
 

@@ -239,7 +239,7 @@ def result_for(target: Target, thresholds: Thresholds, der: bytes, now: datetime
         sha256=facts.sha256,
         covers_domain=covers,
         error=None,
-        note=facts.note,
+        note=f"{facts.note}: names unknown, status from the expiry alone" if facts.note else None,
     )
 
 

@@ -126,6 +126,7 @@ def expiry_table(
                 "covers_domain": r.covers_domain,
                 "renewal": renewal,
                 "error": r.error,
+                "note": r.note,
             }
         )
     return rows

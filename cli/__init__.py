@@ -408,18 +408,37 @@ def renew(
     ] = False,
     config: ConfigOption = None,
 ) -> None:
-    """Start the renewal runbook for one certificate (needs `certrenew serve` running)."""
+    """Start the renewal runbook for one certificate (needs `certrenew serve` running).
+
+    When the certificate is already being renewed, nothing new starts: the
+    request is noted on that renewal's ticket (once a day) and its page printed.
+    """
     from certrenew.config import config_path
-    from certrenew.deployments.serve import start_renewal
     from certrenew.inventory import load_inventory
+    from certrenew.tasks.guard import admit_renewal
+    from certrenew.tasks.prefect_api import require_prefect_api
+    from certrenew.triggers import Trigger
 
     settings = settings_from(config)
     entry = load_inventory(settings.inventory).get(name)
     path = config_path(config)
-    url = start_renewal(entry.name, str(path.resolve()) if path else None, force, urgent)
-    Console(highlight=False, soft_wrap=True).print(
-        Text.assemble("renewal of ", (printable(entry.name), "bold"), f" started: {printable(url)}")
+    require_prefect_api()
+    trigger = Trigger("command", f"`certrenew renew` ({_login(None)})")
+    admission = admit_renewal(
+        settings,
+        entry.name,
+        trigger,
+        config=str(path.resolve()) if path else None,
+        force=force,
+        urgent=urgent,
     )
+    shown = printable(entry.name)
+    console = Console(highlight=False, soft_wrap=True)
+    if admission.started:
+        started = f" started: {admission.run_url}"
+        console.print(Text.assemble("renewal of ", (shown, "bold"), started))
+    else:
+        console.print(f"{shown}: nothing new started, {printable(admission.note)}", markup=False)
 
 
 @app.command("history")
@@ -449,6 +468,59 @@ def history(
         sys.stdout.write(json.dumps(found.as_dict(), indent=2, ensure_ascii=False) + "\n")
     else:
         Console(highlight=False).print(history_view(found))
+
+
+@app.command("status")
+def status(
+    as_json: Annotated[
+        bool, typer.Option("--json", help="print a JSON array, one object per open renewal")
+    ] = False,
+    config: ConfigOption = None,
+) -> None:
+    """Every open renewal: its step, since when, and its state (crashed ones included).
+
+    Reads the Prefect API (PREFECT_API_URL).
+    """
+    import json
+
+    from rich.table import Table
+
+    from certrenew.tasks.prefect_api import require_prefect_api
+    from certrenew.tasks.status import open_renewals
+
+    settings = settings_from(config)
+    require_prefect_api()
+    found = open_renewals(settings.renewal.flow_ui_url if settings.renewal else None)
+    if as_json:
+        sys.stdout.write(json.dumps([r.as_dict() for r in found], indent=2) + "\n")
+        return
+    if not found:
+        Console().print("no open renewal")
+        return
+    table = Table("certificate", "step", "since (UTC)", "state", "run")
+    for renewal in found:
+        table.add_row(
+            Text(printable(renewal.certificate)),
+            Text(printable(renewal.step)),
+            f"{renewal.since:%Y-%m-%d %H:%M}",
+            Text(printable(renewal.state)),
+            Text(printable(renewal.url or renewal.run)),
+        )
+    Console(highlight=False, soft_wrap=True).print(table)
+
+
+@app.command("recovery")
+def recovery(config: ConfigOption = None) -> None:
+    """Install the automations that resume crashed renewal runs (`serve` does it too).
+
+    For installs where workers, not `certrenew serve`, run the renewals.
+    """
+    from certrenew.deployments.recovery import install_recovery
+
+    names = install_recovery(settings_from(config).recovery)
+    Console(highlight=False).print(
+        "\n".join(f"installed: {name}" for name in names) or "recovery off: automations removed"
+    )
 
 
 @app.command("serve")

@@ -2,79 +2,50 @@
 
 A suspended run holds no process: when a person resumes it, this serving
 process starts it again. Renewals start from `certrenew renew NAME`, or by
-themselves from the detection flow's `certificate.expiring` events.
+themselves from the detection flow's `certificate.expiring` events, which
+this process hears (certrenew.deployments.listen); both go through the guard
+that keeps one renewal per certificate (certrenew.tasks.guard).
 """
 
 from __future__ import annotations
 
 import argparse
+import logging
 import os
+import sys
+from pathlib import Path
 from typing import TYPE_CHECKING, cast
 
 from prefect import serve
 from prefect.deployments.runner import RunnerDeployment
-from prefect.events import DeploymentEventTrigger
-from prefect.settings import PREFECT_API_URL, PREFECT_UI_URL
 
-from certrenew.config import CONFIG_ENV
-from certrenew.errors import CertRenewError
-from certrenew.flows.detect_expiring import (
-    EXPIRING_EVENT,
-    RESOURCE_PREFIX,
-    detect_expiring_certificates,
-)
+from certrenew.config import CONFIG_ENV, Settings, load_settings
+from certrenew.deployments.intake import HttpPort, Intake, intake_app
+from certrenew.deployments.listen import start_listening
+from certrenew.deployments.metrics import Metrics, start_probing
+from certrenew.deployments.recovery import install_recovery
+from certrenew.flows.detect_expiring import detect_expiring_certificates
 from certrenew.flows.renew_certificate import renew_certificate
-from certrenew.tasks.prefect_api import require_prefect_api, unreachable
+from certrenew.tasks.guard import unfinished_renewal_runs
+from certrenew.tasks.prefect_api import require_prefect_api
 
 if TYPE_CHECKING:
     from prefect.client.schemas.objects import FlowRun
 
+log = logging.getLogger("certrenew.serve")
+
 
 def renewal_deployment(config: str | None) -> RunnerDeployment:
+    """The renewal, started only through the guard (events, alerts and `certrenew renew`)."""
     # Called from sync code: the deployment itself, not the coroutine async_dispatch allows for.
     return cast(
         RunnerDeployment,
         renew_certificate.to_deployment(
             name="renew-certificate",
             parameters={"config": config},
-            triggers=[
-                DeploymentEventTrigger(
-                    expect={EXPIRING_EVENT},
-                    match={"prefect.resource.id": f"{RESOURCE_PREFIX}*"},
-                    parameters={"name": "{{ event.payload.name }}", "config": config},
-                )
-            ],
             description="The certificate renewal runbook, steps 0-8.",
         ),
     )
-
-
-def start_renewal(name: str, config: str | None, force: bool, urgent: bool) -> str:
-    """Create a renewal run on the served deployment; returns its page in the Prefect UI."""
-    import httpx
-    from prefect.deployments import run_deployment
-    from prefect.exceptions import ObjectNotFound
-
-    require_prefect_api()
-    try:
-        # Called from sync code: the flow run itself, not the coroutine async_dispatch allows for.
-        run = cast(
-            "FlowRun",
-            run_deployment(
-                f"{renew_certificate.name}/renew-certificate",
-                parameters={"name": name, "config": config, "force": force, "urgent": urgent},
-                timeout=0,
-            ),
-        )
-    except ObjectNotFound:
-        raise CertRenewError(
-            f"no renewal deployment on the Prefect server at {PREFECT_API_URL.value() or '(none)'}"
-            ": start `certrenew serve` there, and set PREFECT_API_URL to that server here"
-        ) from None
-    except httpx.TransportError as exc:  # the server went away after answering its health check
-        raise unreachable(exc) from None
-    ui = PREFECT_UI_URL.value()
-    return f"{ui}/runs/flow-run/{run.id}" if ui else str(run.id)
 
 
 def detection_deployment(config: str | None, cron: str) -> RunnerDeployment:
@@ -96,9 +67,75 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument(
         "--detect-cron", default="0 7 * * *", help="when detection runs (cron, server time zone)"
     )
+    parser.add_argument(
+        "--poll-seconds",
+        type=int,
+        default=int(os.environ.get("PREFECT_RUNNER_POLL_FREQUENCY", "1")),
+        help="how often runs to start or resume are looked for: a person who answered a "
+        "form waits up to this long before the run goes on (Prefect's default is 10)",
+    )
     args = parser.parse_args(argv)
     require_prefect_api()
-    serve(renewal_deployment(args.config), detection_deployment(args.config, args.detect_cron))
+    _log_to_stderr()
+    prepare_recovery(args.config)
+    settings = load_settings(Path(args.config) if args.config else None)
+    start_listening(settings, args.config)
+    start_http_port(settings, args.config)
+    from prefect.settings import PREFECT_RUNNER_POLL_FREQUENCY, temporary_settings
+
+    with temporary_settings({PREFECT_RUNNER_POLL_FREQUENCY: max(1, args.poll_seconds)}):
+        serve(renewal_deployment(args.config), detection_deployment(args.config, args.detect_cron))
+
+
+def start_http_port(settings: Settings, config: str | None) -> HttpPort | None:
+    """Alerts in and metrics out on `[intake] address:port` (none with port 0)."""
+    intake = settings.intake
+    if intake.port == 0:
+        return None
+    if not intake.secret_token():
+        log.warning(
+            "no intake token: every alert is refused until CERTRENEW_INTAKE__TOKEN (or "
+            "intake.token_file) is set and certrenew serve restarted"
+        )
+    metrics = Metrics(read_runs=_unfinished_renewal_runs)
+    app = intake_app(
+        Intake(settings, config, counted=metrics.count_alert),
+        metrics.scrape,
+        refused=metrics.count_refusal,
+    )
+    port = HttpPort(app, intake.address, intake.port).start()
+    start_probing(settings, metrics.probes)
+    return port
+
+
+def _unfinished_renewal_runs() -> list[FlowRun]:
+    from prefect import get_client
+
+    with get_client(sync_client=True) as client:
+        return list(unfinished_renewal_runs(client))
+
+
+def _log_to_stderr() -> None:
+    """What the guard and the intake did with each request goes to this process's log."""
+    logger = logging.getLogger("certrenew")
+    if not logger.handlers:
+        handler = logging.StreamHandler(sys.stderr)
+        handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+        logger.addHandler(handler)
+        logger.setLevel(logging.INFO)
+        logger.propagate = False
+
+
+def prepare_recovery(config: str | None) -> None:
+    """Heartbeats on for the runs this process starts, and the recovery automations installed.
+
+    The runs are child processes: they read the heartbeat frequency from the
+    environment they inherit.
+    """
+    settings = load_settings(Path(config) if config else None).recovery
+    if settings.enabled:
+        os.environ["PREFECT_FLOWS_HEARTBEAT_FREQUENCY"] = str(settings.heartbeat_seconds)
+    install_recovery(settings)
 
 
 if __name__ == "__main__":

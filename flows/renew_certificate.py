@@ -42,6 +42,7 @@ from certrenew.tasks.context import (
 )
 from certrenew.tasks.endpoints import confirm_expiry, now_text, verify_served_certificate
 from certrenew.tasks.forms import Question
+from certrenew.tasks.guard import post_pending_triggers
 from certrenew.tasks.notices import owner_mailbox, send_notice
 from certrenew.tasks.people import PersonAsker, Role
 from certrenew.tasks.report import RenewalReport
@@ -79,6 +80,7 @@ def renew_certificate(
 
     report = RenewalReport(ctx, start)
     owner_ticket = open_service_owner_ticket(ctx, start)  # step 2, asked first: it takes days
+    post_pending_triggers(ctx, owner_ticket)  # requests that came while it was not open yet
     reused = offer_csr_reuse(ctx, start, owner_ticket)
     csr_ticket = None if reused else open_csr_ticket(ctx, start)  # step 1
     tickets = report.tickets = RenewalTickets(owner=owner_ticket, csr=csr_ticket)

@@ -10,7 +10,11 @@ records attachments added and deleted and links made in each issue's changelog
 exchange in `exchanges` for assertions and injects failures on demand: an HTTP
 status (401, 403, 404, 429 with Retry-After, 5xx), a dropped connection before
 the request is handled, or a lost answer after it was (the issue exists, the
-client never hears about it).
+client never hears about it). On command it leaves out of its answers the fields
+Atlassian's OpenAPI description does not mark required (`omit_optional`), and
+its search lags behind creates as Jira's index does (`search_lag_seconds`: an
+issue shows in searches only that long after it was created; reading it by key
+works at once).
 
 Runs on 127.0.0.1, port chosen by the OS, in a daemon thread. For trying the
 product by hand (e.g. `certrenew demo --unattended` with `tracker = "jira"`):
@@ -34,6 +38,8 @@ from email.policy import HTTP
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any, cast
 from urllib.parse import parse_qsl, quote, urlsplit
+
+from certrenew.lab.jira_optional import OptionalFields
 
 API = "/rest/api/2"
 EPOCH = datetime(2026, 11, 23, 9, 0, tzinfo=UTC)
@@ -185,8 +191,11 @@ class JiraServer:
         self.attachments: dict[str, StoredAttachment] = {}
         self.exchanges: list[Exchange] = []
         self.faults: list[Fault] = []
+        self.search_lag_seconds = 0.0
         # Rewrites a JSON answer before it is sent: how the tests make Jira say something wrong.
         self.tamper: Callable[[str, str, Any], Any] | None = None
+        # Leaves out optional fields on command (`omit_optional`).
+        self.optional_fields: OptionalFields | None = None
         self._lock = threading.RLock()
         self._ids = iter(range(10000, 1_000_000))
         self._last_moment = EPOCH
@@ -233,6 +242,16 @@ class JiraServer:
     ) -> None:
         """Handle the request, then close the connection: it happened, the client cannot know."""
         self.faults.append(Fault("lose_response", method, path, times=times))
+
+    def omit_optional(
+        self, description: dict[str, Any], omit: Callable[[str], bool] = lambda _: True
+    ) -> OptionalFields:
+        """From now on, answer without the optional fields `omit` selects (all by default).
+
+        `description` is Atlassian's OpenAPI description, which says what is optional.
+        """
+        self.optional_fields = OptionalFields(description, omit)
+        return self.optional_fields
 
     def calls(self, method: str, path: str = "") -> list[Exchange]:
         with self._lock:
@@ -296,6 +315,8 @@ class JiraServer:
                     return status, extra, payload
                 if self.tamper is not None:
                     payload = self.tamper(method, path, payload)
+                if self.optional_fields is not None:
+                    payload = self.optional_fields(method, path, status, payload)
                 data = b"" if payload is None else json.dumps(payload).encode()
                 return status, {"Content-Type": "application/json;charset=UTF-8", **extra}, data
         return _json(404, error(f"No resource at {path}"))
@@ -516,10 +537,12 @@ class JiraServer:
                 "Unbounded JQL queries are not allowed here. Please add a search restriction "
                 "to your query."
             )
+        indexed_until = datetime.now(UTC) - timedelta(seconds=self.search_lag_seconds)
         found = [
             i
             for i in self.issues.values()
-            if all(_matches(i, name, value) for name, value in conditions)
+            if i.created <= indexed_until
+            and all(_matches(i, name, value) for name, value in conditions)
         ]
         if order is not None:
             name, descending = order
@@ -1081,8 +1104,17 @@ def main() -> None:
     parser = argparse.ArgumentParser(description="A Jira-compatible server on 127.0.0.1")
     parser.add_argument("--cloud", action="store_true", help="answer as Jira Cloud")
     parser.add_argument("--port", type=int, default=0)
+    parser.add_argument(
+        "--search-lag", type=float, default=0.0, help="seconds before a new issue is searchable"
+    )
+    parser.add_argument(
+        "--lose-create-answers", type=int, default=0, help="the first N creates lose their answer"
+    )
     args = parser.parse_args()
     server = JiraServer("Cloud" if args.cloud else "Server", port=args.port)
+    server.search_lag_seconds = args.search_lag
+    if args.lose_create_answers:
+        server.lose_response(r"/issue$", "POST", times=args.lose_create_answers)
     print(
         f"CERTRENEW_TRACKER=jira CERTRENEW_JIRA__URL={server.url} "
         f"CERTRENEW_JIRA__TOKEN={server.token}",

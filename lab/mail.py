@@ -48,7 +48,7 @@ class MailServer:
 
     def start(self) -> Self:
         self.port = free_port()
-        self._controller = Controller(  # implicit TLS + AUTH warns; the session is TLS all the same
+        self._controller = Controller(
             self,
             hostname="127.0.0.1",
             port=self.port,
@@ -58,7 +58,8 @@ class MailServer:
             require_starttls=self.security == "starttls",
             authenticator=self._authenticate if self.user else None,
             auth_required=bool(self.user),
-            # aiosmtpd counts only STARTTLS as TLS: on implicit TLS it would hide AUTH.
+            # aiosmtpd counts only STARTTLS as TLS: on implicit TLS it would hide AUTH
+            # (and warns that AUTH is allowed without TLS: the session is TLS all the same).
             auth_require_tls=self.security == "starttls",
         )
         self._controller.start()
@@ -99,6 +100,7 @@ class WebhookReceiver:
     """An HTTP endpoint on 127.0.0.1 that keeps every JSON body POSTed with the right token."""
 
     token: str | None = None
+    tls: ssl.SSLContext | None = None  # HTTPS as `localhost` when set
     arrived: list[dict[str, Any]] = field(default_factory=list)
     failing: bool = False
     port: int = 0
@@ -106,6 +108,8 @@ class WebhookReceiver:
 
     @property
     def url(self) -> str:
+        if self.tls is not None:
+            return f"https://localhost:{self.port}/hooks/certrenew"
         return f"http://127.0.0.1:{self.port}/hooks/certrenew"
 
     def start(self) -> Self:
@@ -135,6 +139,8 @@ class WebhookReceiver:
                 pass
 
         self._server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        if self.tls is not None:
+            self._server.socket = self.tls.wrap_socket(self._server.socket, server_side=True)
         self.port = int(self._server.server_address[1])
         threading.Thread(target=self._server.serve_forever, daemon=True).start()
         return self

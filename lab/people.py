@@ -6,6 +6,7 @@ through what a person would use: the ticket tracker and the run's resume form.
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -44,6 +45,18 @@ class DemoPeople:
     def tracker(self) -> TicketTracker:
         return build_tracker(self.settings)
 
+    def ticket_key(self, tracker: TicketTracker, label: str) -> str:
+        """The ticket a person finds by its label, looking again while Jira's search lags."""
+        patience = self.settings.jira.search_lag_seconds if self.settings.tracker == "jira" else 0
+        deadline = time.monotonic() + patience
+        while True:
+            found = tracker.find_tickets(label)
+            if found:
+                return found[0].key
+            if time.monotonic() >= deadline:
+                raise CertRenewError(f"no ticket labelled {label} in the tracker")
+            time.sleep(0.5)
+
     def attach_csr_and_key(self, tracker: TicketTracker, ticket: str) -> None:
         """The systems team generates a CSR and key and attaches both to the CSR ticket."""
         assert self.settings.csr
@@ -78,16 +91,16 @@ class DemoPeople:
         if kind == Question.CSR_REUSE:
             return {"choice": "Ask the systems team for a new CSR", "answered_by": SUPPORT}
         if kind == Question.CSR:
-            self.attach_csr_and_key(tracker, tracker.find_tickets(f"{renewal}-csr")[0].key)
+            self.attach_csr_and_key(tracker, self.ticket_key(tracker, f"{renewal}-csr"))
             return {"answered_by": SUPPORT}
         if kind == Question.CA_CHOICE:
-            self.name_the_ca(tracker, tracker.find_tickets(f"{renewal}-owner")[0].key)
+            self.name_the_ca(tracker, self.ticket_key(tracker, f"{renewal}-owner"))
             return {"ca": "CESICAT", "answered_by": SUPPORT}
         if kind == Question.CA_REQUEST:
             self.log("support staff: filed the request in the CA portal, number REQ000123")
             return {"request_number": "REQ000123", "requested_by": SUPPORT}
         if kind == Question.CERTIFICATE:
-            ticket = tracker.find_tickets(f"{renewal}-csr")[0].key
+            ticket = self.ticket_key(tracker, f"{renewal}-csr")
             tracker.add_attachment(ticket, f"{self.domain}.crt", self.sign())
             self.log(f"CA: signed the CSR; support staff attached the .crt to {ticket}")
             return {"answered_by": SUPPORT}

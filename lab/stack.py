@@ -7,6 +7,7 @@ started with its own PREFECT_HOME so nothing touches the user's ~/.prefect.
 from __future__ import annotations
 
 import os
+import secrets
 import socket
 import subprocess
 import sys
@@ -34,7 +35,6 @@ def prefect_env(home: Path, api_url: str) -> dict[str, str]:
             "PREFECT_API_URL": api_url,
             "PREFECT_UI_URL": api_url.removesuffix("/api"),
             "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
-            "PREFECT_RUNNER_POLL_FREQUENCY": "2",
             "PREFECT_LOGGING_LEVEL": env.get("PREFECT_LOGGING_LEVEL", "WARNING"),
             # Quiet processes, but every step's line in the run's Logs tab.
             "PREFECT_LOGGING_LOGGERS_PREFECT_FLOW_RUNS_LEVEL": "INFO",
@@ -91,8 +91,18 @@ class LocalStack:
         self.own_server = api_url is None
         self.api_url = api_url or f"http://127.0.0.1:{self.port}/api"
         self.env = prefect_env(home, self.api_url)
+        # The serving process's HTTP port (alerts in, metrics out): a free one, with a
+        # token of its own, so stacks running side by side never meet.
+        self.intake_port = free_port()
+        self.intake_token = secrets.token_urlsafe(24)
+        self.env["CERTRENEW_INTAKE__PORT"] = str(self.intake_port)
+        self.env["CERTRENEW_INTAKE__TOKEN"] = self.intake_token
         self.server: Process | None = None
         self.runner: Process | None = None
+
+    @property
+    def intake_url(self) -> str:
+        return f"http://127.0.0.1:{self.intake_port}"
 
     @property
     def ui_url(self) -> str:
@@ -117,12 +127,17 @@ class LocalStack:
                 self.home / "server.log",
             )
             self._wait_healthy(timeout)
+        self.serve()
+        return self
+
+    def serve(self) -> Process:
+        """Start the serving process (again, after it died)."""
         args = [sys.executable, "-m", "certrenew.deployments.serve"]
         if self.config:
             args += ["--config", str(self.config)]
         args += self.serve_args
         self.runner = Process(args, self.env, self.home / "serve.log")
-        return self
+        return self.runner
 
     def _wait_healthy(self, timeout: float) -> None:
         assert self.server

@@ -15,7 +15,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from enum import StrEnum
 from itertools import count
-from typing import Any, ClassVar, Final, Protocol, TypeVar
+from typing import Any, ClassVar, Final, Protocol, TypeVar, cast
 from uuid import UUID
 
 from prefect.flow_runs import suspend_flow_run
@@ -269,9 +269,31 @@ def ask(form: type[R], key: str, description: str) -> R:
     `key` must be unique per question and attempt: on resume the flow runs again
     from the top, and a key already answered returns that answer at once.
     """
+    answered = stored_answer(form, key)
+    if answered is not None:
+        return answered
     return suspend_flow_run(
         wait_for_input=form.with_initial_data(description=description), key=key, timeout=None
     )
+
+
+def stored_answer(form: type[R], key: str) -> R | None:
+    """The answer this run already got to `key`, read from the run's saved input.
+
+    Prefect itself skips a pause it has seen, but forgets the pauses it has seen
+    when a run leaves a terminal state: a crashed run started again (by the
+    recovery automation, or Retry in the UI) would ask every question anew. The
+    answers are kept with the run, so they are read from there.
+    """
+    from prefect.input.actions import read_flow_run_input
+    from prefect.input.run_input import keyset_from_paused_state
+    from prefect.states import Suspended
+
+    keyset = keyset_from_paused_state(Suspended(pause_key=key))
+    if read_flow_run_input(keyset["response"]) is None:
+        return None
+    # Called from sync code: the answer itself, not the coroutine async_dispatch allows for.
+    return cast(R, form.load(keyset))
 
 
 @dataclass(frozen=True)

@@ -1,6 +1,9 @@
-"""Notices (expiry reminders, escalations, revocation notices): rendered once, delivered on every
-channel. A transport that fails is logged and left pending for the next detection run to retry;
-it never fails the step that sent the notice."""
+"""Notices (expiry reminders, escalations, revocation notices): rendered once, delivered on
+every channel.
+
+A transport that fails is logged and left pending for the next detection run
+to retry; it never fails the step that sent the notice.
+"""
 
 from __future__ import annotations
 

@@ -69,6 +69,8 @@ def send_reminders(
         plan = plan_reminders(
             newest.not_after_datetime, entry.thresholds(inventory.defaults), standing, now
         )
+        if plan.reminder is None and not plan.escalate:
+            continue
         tickets = _tickets(tracker, standing.renewal)
         facts = {
             "name": decision.name,
@@ -176,7 +178,7 @@ def make_urgent(standing: Standing) -> None:
 
 
 def _comment(
-    tracker: TicketTracker, ticket: str, standing: Standing, days_left: int, not_after: object
+    tracker: TicketTracker, ticket: str, standing: Standing, days_left: int, not_after: str | None
 ) -> None:
     try:
         body = comments.escalated(days_left, not_after, standing)

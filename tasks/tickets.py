@@ -50,13 +50,14 @@ def comment_once(ctx: RenewalContext, key: str, step: str, body: str, actor: str
 
 
 def post_once(
-    tracker: TicketTracker, key: str, step: str, body: str, actor: str, run_url: str
-) -> None:
-    """`comment_once` for callers outside a renewal run (the detection's escalation)."""
+    tracker: TicketTracker, key: str, step: str, body: str, actor: str = "", run_url: str = ""
+) -> bool:
+    """`comment_once` for callers outside a renewal run (the guard); True when posted."""
     marker = step_marker(step)
     if any(marker in existing for existing in tracker.comments(key)):
-        return
+        return False
     tracker.add_comment(key, f"{body}\n\n{step_footer(step, actor, run_url)}\n")
+    return True
 
 
 # None is "no answer yet" and stays inside T: typed `T | None`, mypy would solve T for a

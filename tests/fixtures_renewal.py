@@ -115,6 +115,9 @@ class RenewalLab:
     ca: LocalCA = field(default_factory=lambda: LocalCA("renewal test CA"))
     entries: list[str] = field(default_factory=list)
     servers: list[TLSServer] = field(default_factory=list)
+    # The serving process's HTTP port (alerts in, metrics out) and its bearer token.
+    intake_url: str = ""
+    intake_token: str = ""
 
     def serve_certificate(self, name: str, days: float = 5) -> tuple[str, TLSServer]:
         """A TLS endpoint serving `<name>.test.example.cat`, added to the inventory."""
@@ -190,7 +193,17 @@ def served_renewal_lab(
         **config,
     )
     stack = LocalStack(root / "prefect", path, api_url=api_url)
-    lab = RenewalLab(load_settings(path), path, inventory, stack.home, ui_url=stack.ui_url)
+    # Tests add certificates as they go: the metrics read them again every second.
+    stack.env["CERTRENEW_INTAKE__PROBE_INTERVAL_SECONDS"] = "1"
+    lab = RenewalLab(
+        load_settings(path),
+        path,
+        inventory,
+        stack.home,
+        ui_url=stack.ui_url,
+        intake_url=stack.intake_url,
+        intake_token=stack.intake_token,
+    )
     try:
         with stack, temporary_settings({PREFECT_API_URL: stack.api_url}):
             wait_for_deployment()

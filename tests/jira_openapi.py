@@ -36,6 +36,7 @@ from openapi_core import Config, OpenAPI
 from openapi_core.testing import MockRequest, MockResponse
 from openapi_schema_validator import OAS30Validator
 
+from certrenew.lab.jira_optional import Operations
 from certrenew.lab.jira_server import Exchange, parse_multipart
 
 SPEC_ENV = "CERTRENEW_JIRA_OPENAPI"
@@ -75,13 +76,8 @@ class JiraSpec:
         self.openapi = OpenAPI.from_dict(self.document, config=config)
 
     @cached_property
-    def _templates(self) -> list[tuple[re.Pattern[str], str]]:
-        found = []
-        for template in self.document["paths"]:
-            pattern = re.sub(r"\\{[^}]+\\}", "[^/]+", re.escape(template))
-            found.append((re.compile(pattern + "$"), template))
-        # Literal segments win over parameters: /issue/createmeta before /issue/{key}.
-        return sorted(found, key=lambda item: item[1].count("{"))
+    def _operations(self) -> Operations:
+        return Operations(self.document)
 
     @cached_property
     def _error_validator(self) -> OAS30Validator:
@@ -89,10 +85,7 @@ class JiraSpec:
         return OAS30Validator(schema)
 
     def operation(self, method: str, path: str) -> dict[str, Any] | None:
-        for pattern, template in self._templates:
-            if pattern.match(path):
-                return self.document["paths"][template].get(method.lower())
-        return None
+        return self._operations.find(method, path)
 
     def problems(self, exchange: Exchange) -> list[str]:
         where = f"{exchange.method} {exchange.path} -> {exchange.status}"

@@ -99,15 +99,19 @@ def forge(
     extensions: tuple[bytes, ...] = (),
     not_before: bytes = tlv(0x17, b"250301083000Z"),
     not_after: bytes = tlv(0x17, b"270301083000Z"),
+    subject: bytes | None = None,
 ) -> bytes:
-    """DER of a v3 certificate signed with ECDSA by ISSUER_KEY, whatever its parts say."""
+    """DER of a v3 certificate signed with ECDSA by ISSUER_KEY, whatever its parts say.
+
+    `subject`, when given, is the subject's DER as it is (any attribute, any string type).
+    """
     fields = [
         tlv(0xA0, integer(2)),
         integer(serial),
         signature_algorithm,
         name(issuer_cn),
         seq(not_before, not_after),
-        name(cn),
+        name(cn) if subject is None else subject,
         public_key_info,
     ]
     if extensions:

@@ -7,12 +7,15 @@ from datetime import UTC, datetime
 import pytest
 from cryptography.hazmat.primitives import serialization
 
-from certrenew.pki.csr import check_key_matches_csr, load_csr
+from certrenew.errors import InventoryError
+from certrenew.inventory import parse_inventory
+from certrenew.pki.certs import load_certificate
+from certrenew.pki.csr import check_csr, check_key_matches_csr, load_csr
 from certrenew.pki.errors import CertificateError
 from certrenew.pki.files import classify_file, describe_file, public_key_fingerprint
 from certrenew.pki.issued import check_issued_certificate
 from tests.odd_certs import forge, pem, spki, tlv
-from tests.pki import DOMAIN, TestCA, ec_key, key_pem, make_csr, rsa_key
+from tests.pki import DOMAIN, SUBJECT, TestCA, ec_key, key_pem, make_csr, pem_begin, rsa_key
 
 
 def _version_2_csr() -> bytes:
@@ -53,3 +56,44 @@ def test_a_chain_certificate_of_an_unknown_version_is_refused_at_step_4() -> Non
             max_lifetime_days=398,
             now=datetime.now(UTC),
         )
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "[" * 3000,
+        "{a: " * 3000,
+        "- " * 3000,
+        "certificates: &a [*a]",
+        "defaults: &a {x: *a}",
+    ],
+    ids=["brackets", "mappings", "dashes", "alias-in-list", "alias-in-mapping"],
+)
+def test_an_inventory_nested_without_end_is_one_line(text: str) -> None:
+    # One line naming the file: libyaml refuses the depth, the alias walk the loop.
+    with pytest.raises(
+        InventoryError,
+        match=r"^inventory\.yaml(:\d+)?: (nested too deeply|not valid YAML: exceeded maximum "
+        r"nesting depth|the block that starts here holds an alias \(\*name\) to itself)",
+    ):
+        parse_inventory(text, "inventory.yaml")
+
+
+def test_a_csr_whose_key_algorithm_is_unknown_is_refused() -> None:
+    """The key's algorithm identifier altered (rsaEncryption → a signature OID)."""
+    data = make_csr(rsa_key(2048), encoding=serialization.Encoding.DER)
+    rsa_encryption = bytes.fromhex("06092a864886f70d010101")
+    assert rsa_encryption in data
+    odd = data.replace(rsa_encryption, bytes.fromhex("06092a864886f70d01010b"), 1)
+    with pytest.raises(CertificateError, match="public key is of a kind that cannot be read"):
+        check_csr(odd, SUBJECT, DOMAIN)
+    with pytest.raises(CertificateError, match="public key is of a kind that cannot be read"):
+        check_key_matches_csr(key_pem(rsa_key(2048)), odd)
+
+
+def test_a_file_of_begin_lines_is_refused_at_once() -> None:
+    """Found while reading the PEM decoder against hostile files: a search for each BEGIN
+    line's END took minutes on a 450 kB file of BEGIN lines; now one pass."""
+    data = pem_begin("CERTIFICATE") + b"\n"
+    with pytest.raises(CertificateError, match="damaged or truncated"):
+        load_certificate(data * 16_000, source="hostile.pem")

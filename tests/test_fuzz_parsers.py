@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import functools
 from datetime import UTC, datetime
+from pathlib import Path
 
 import pytest
 import yaml
@@ -96,12 +97,16 @@ def der_trees(depth: int = 4) -> st.SearchStrategy[bytes]:
     )
     return st.recursive(
         leaves,
-        lambda inner: st.builds(
-            lambda tag, parts: tlv(tag, b"".join(parts)),
-            st.sampled_from((0x30, 0x31, 0xA0, 0xA3, 0x04, 0x03)),
-            st.lists(inner, max_size=6),
-        ),
+        _constructed,
         max_leaves=depth * 6,
+    )
+
+
+def _constructed(inner: st.SearchStrategy[bytes]) -> st.SearchStrategy[bytes]:
+    return st.builds(
+        lambda tag, parts: tlv(tag, b"".join(parts)),
+        st.sampled_from((0x30, 0x31, 0xA0, 0xA3, 0x04, 0x03)),
+        st.lists(inner, max_size=6),
     )
 
 
@@ -127,9 +132,73 @@ def mutated(draw: st.DrawFn) -> bytes:
     return bytes(data)
 
 
+EXTENSION_OIDS = (
+    odd_certs.SUBJECT_ALT_NAME,
+    odd_certs.CERTIFICATE_POLICIES,
+    odd_certs.EXTENDED_KEY_USAGE,
+    odd_certs.SCT_LIST,
+    "2.5.29.19",
+    "1.2.3.4",
+)
+
+
+def times() -> st.SearchStrategy[bytes]:
+    digits = st.text("0123456789", min_size=10, max_size=14)
+    zone = st.sampled_from(["Z", "+0100", "-2359", "", ".5Z", "+9999"])
+    text = st.builds(lambda d, z: (d + z).encode(), digits, zone)
+    return st.builds(tlv, st.sampled_from((0x17, 0x18, 0x04)), text)
+
+
+def general_names() -> st.SearchStrategy[bytes]:
+    """subjectAltName values: DNS names, addresses of any length, other kinds, random DER."""
+    name = st.one_of(
+        st.builds(tlv, st.just(0x82), st.one_of(st.binary(max_size=20), st.just(b"odd.cat"))),
+        st.builds(tlv, st.just(0x87), st.binary(max_size=17)),
+        st.builds(tlv, st.sampled_from((0x81, 0x86, 0xA0, 0xA4)), st.binary(max_size=12)),
+    )
+    return st.one_of(
+        st.builds(lambda ns: tlv(0x30, b"".join(ns)), st.lists(name, max_size=5)), der_trees()
+    )
+
+
+def names() -> st.SearchStrategy[bytes]:
+    """Names of CN, O and C attributes in any string type (or none), with any contents."""
+    attribute = st.builds(
+        lambda oid, tag, value: tlv(0x31, tlv(0x30, odd_certs.oid(oid) + tlv(tag, value))),
+        st.sampled_from(("2.5.4.3", "2.5.4.10", "2.5.4.6", "1.2.840.113549.1.9.1")),
+        st.sampled_from((0x0C, 0x13, 0x14, 0x16, 0x1C, 0x1E, 0x02, 0x03)),
+        st.one_of(st.binary(max_size=16), st.text(max_size=8).map(str.encode)),
+    )
+    return st.builds(lambda rdns: tlv(0x30, b"".join(rdns)), st.lists(attribute, max_size=4))
+
+
+@st.composite
+def forged(draw: st.DrawFn) -> bytes:
+    """Well-framed, signed certificates whose fields hold anything: the outer reader's inputs."""
+    extensions = tuple(
+        tlv(0x30, odd_certs.oid(oid) + tlv(0x04, value))
+        for oid, value in draw(
+            st.lists(st.tuples(st.sampled_from(EXTENSION_OIDS), general_names()), max_size=3)
+        )
+    )
+    return odd_certs.forge(
+        public_key_info=draw(
+            st.one_of(st.just(odd_certs.spki(ec_key("P-256"))), der_trees(), st.binary(max_size=8))
+        ),
+        subject=draw(names()),
+        serial=draw(st.integers(-(2**160), 2**160)),
+        signature_algorithm=draw(
+            st.sampled_from([odd_certs.seq(odd_certs.oid("1.2.3")), b"\x30\x00"])
+        ),
+        extensions=extensions,
+        not_before=draw(times()),
+        not_after=draw(times()),
+    )
+
+
 def file_bytes() -> st.SearchStrategy[bytes]:
     """Any of the above, as it is or wrapped in PEM under a label the parsers know."""
-    raw = st.one_of(st.binary(max_size=256), der_trees(), mutated())
+    raw = st.one_of(st.binary(max_size=256), der_trees(), mutated(), forged())
     wrapped = st.builds(pem, raw, st.sampled_from(LABELS))
     return st.one_of(raw, wrapped)
 
@@ -222,25 +291,35 @@ SCALARS = st.one_of(
 def inventory_values() -> st.SearchStrategy[object]:
     return st.recursive(
         SCALARS,
-        lambda inner: st.one_of(
-            st.lists(inner, max_size=4),
-            st.dictionaries(
-                st.one_of(st.sampled_from(KEYS), st.text(max_size=8)), inner, max_size=6
-            ),
-        ),
+        _collections,
         max_leaves=30,
     )
 
 
+def _collections(inner: st.SearchStrategy[object]) -> st.SearchStrategy[object]:
+    keys = st.one_of(st.sampled_from(KEYS), st.text(max_size=8))
+    return st.one_of(st.lists(inner, max_size=4), st.dictionaries(keys, inner, max_size=6))
+
+
+EXAMPLE_INVENTORY = Path(__file__).resolve().parent.parent / "examples" / "inventory.yaml"
+
+
 @st.composite
 def inventory_texts(draw: st.DrawFn) -> str:
-    """YAML dumped from inventory-shaped values, the example inventory mutated, or any text."""
-    choice = draw(st.integers(0, 2))
-    if choice == 0:
+    """YAML dumped from inventory-shaped values, the example inventory mutated, YAML nested
+    deeply or through aliases, or any text."""
+    choice = draw(st.integers(0, 19))
+    if choice == 19:
+        # Past ~1,000 levels every YAML reader recurses out; each such case costs seconds.
+        opening = draw(st.sampled_from(["[", "{a: ", "- ", "certificates:\n  - "]))
+        return opening * draw(st.sampled_from([2, 20, 200, 2000]))
+    if choice == 18:
+        anchor = draw(st.sampled_from(["&a [*a]", "&a {x: *a}", "&a [1, [*a]]", "&a *a"]))
+        return draw(st.sampled_from(["certificates: ", "defaults: ", "x: ", ""])) + anchor
+    if choice < 10:
         return yaml.safe_dump(draw(inventory_values()), allow_unicode=True)
-    if choice == 1:
-        with open("examples/inventory.yaml", encoding="utf-8") as example:
-            text = example.read()
+    if choice < 16:
+        text = EXAMPLE_INVENTORY.read_text(encoding="utf-8")
         at = draw(st.integers(0, len(text)))
         return text[:at] + draw(st.text(max_size=12)) + text[at + draw(st.integers(0, 12)) :]
     return draw(st.text(max_size=200))

@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import pytest
+from pydantic import SecretStr
 from typer.testing import CliRunner
 
 from certrenew.adapters.tracker import NewTicket
 from certrenew.adapters.tracker.jira import JiraTracker
 from certrenew.cli import app
+from certrenew.config import JiraSettings
+from certrenew.errors import ConfigError
 from certrenew.lab.jira_server import JiraServer
 
 
@@ -116,3 +119,46 @@ def test_issue_that_does_not_exist(run) -> None:
     code, output = run("--issue", "SIS-404")
     assert code == 1
     assert "no ticket SIS-404" in line(output, "transition 'Done'")
+
+
+@pytest.mark.parametrize(
+    "token",
+    ["first-line-secret-5e1a\nsecond-line", "tab\tinside-secret-5e1a", "euro€-secret-5e1a"],
+    ids=["newline", "tab", "not-ascii"],
+)
+def test_a_token_no_header_can_carry_is_refused_without_showing_it(
+    run, monkeypatch: pytest.MonkeyPatch, jira_server: JiraServer, token: str
+) -> None:
+    monkeypatch.setenv("CERTRENEW_JIRA__TOKEN", token)
+    code, output = run()
+    assert code == 3, output
+    assert "CERTRENEW_JIRA__TOKEN" in output and "one line" in output
+    assert "secret-5e1a" not in output and "Traceback" not in output
+    assert len(output.strip().splitlines()) == 1, output
+    assert jira_server.exchanges == []  # refused before anything was sent
+
+
+def test_a_token_file_ending_in_a_line_break_still_works(
+    run, monkeypatch: pytest.MonkeyPatch, jira_server: JiraServer
+) -> None:
+    monkeypatch.setenv("CERTRENEW_JIRA__TOKEN", f"{jira_server.token}\n")
+    code, output = run()
+    assert code == 0, output
+
+
+def test_a_password_basic_auth_cannot_carry_is_refused_without_showing_it(
+    run, monkeypatch: pytest.MonkeyPatch, jira_server: JiraServer
+) -> None:
+    monkeypatch.delenv("CERTRENEW_JIRA__TOKEN")
+    monkeypatch.setenv("CERTRENEW_JIRA__USER", "svc-certrenew")
+    monkeypatch.setenv("CERTRENEW_JIRA__PASSWORD", "contrasenya€-secret-77b0")
+    code, output = run()
+    assert code == 3, output
+    assert "CERTRENEW_JIRA__PASSWORD" in output and "secret-77b0" not in output
+    assert len(output.strip().splitlines()) == 1, output
+    with pytest.raises(ConfigError) as refused:
+        JiraTracker.from_settings(
+            JiraSettings(url=jira_server.url, user="svc", password=SecretStr("€-secret-77b0"))
+        )
+    assert refused.value.__context__ is None  # nothing that holds the password rides along
+    assert jira_server.exchanges == []

@@ -177,6 +177,21 @@ def test_a_relay_that_refuses_keeps_the_notice_pending_until_the_next_run(
     assert len(mail_server.arrived) == 1
 
 
+def test_a_notice_with_a_long_id_is_retried_under_that_id_and_sent_once(
+    mail_server: MailServer, tmp_path: Path
+) -> None:
+    """A real reminder id (a 40-digit serial) folds its header line in the `.eml`."""
+    notice = Notice(f"expiry-remind-{'0C94' * 10}-warning", NOTICE.subject, "Caduca.", ("a@b.cat",))
+    outbox = Outbox(tmp_path / "outbox", [SmtpTransport(smtp_settings(mail_server))])
+    mail_server.failing = True
+    outbox.deliver(notice)
+    mail_server.failing = False
+    [retried] = outbox.retry_pending()
+    assert retried.notice == notice.id and retried.sent == ("smtp",)
+    assert outbox.deliver(notice).sent == ()  # the daily run's reminder: already sent
+    assert len(mail_server.arrived) == 1
+
+
 def test_a_refused_login_is_reported_without_the_password_and_retried_once_fixed(
     mail_server: MailServer, tmp_path: Path
 ) -> None:
@@ -224,6 +239,23 @@ def test_each_transport_is_retried_alone(
     [retried] = outbox.retry_pending()
     assert retried.sent == ("webhook",)
     assert len(mail_server.arrived) == 1 and len(receiver.arrived) == 1
+
+
+def test_a_webhook_over_https_behind_a_private_ca_is_trusted_through_requests_ca_bundle(
+    ca: trustme.CA, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    server = WebhookReceiver(TOKEN, tls=server_context(ca)).start()
+    try:
+        outbox = Outbox(tmp_path / "outbox", [WebhookTransport(webhook_settings(server))])
+        [(_, reason)] = outbox.deliver(NOTICE).failed  # the system's CAs do not know it
+        assert reason.startswith("webhook: ") and not server.arrived
+        bundle = tmp_path / "ca.pem"
+        ca.cert_pem.write_to_path(str(bundle))
+        monkeypatch.setenv("REQUESTS_CA_BUNDLE", str(bundle))
+        assert outbox.retry_pending()[0].sent == ("webhook",)
+        assert [body["notice"] for body in server.arrived] == [NOTICE.id]
+    finally:
+        server.stop()
 
 
 def test_a_wrong_webhook_token_is_reported_without_the_token(

@@ -7,9 +7,11 @@ and fingerprint is what the scan and step 4 must report.
 
 from __future__ import annotations
 
+import hashlib
 import json
 from collections.abc import Callable
 from contextlib import ExitStack
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -24,7 +26,9 @@ from certrenew.pki.certs import certificate_facts, load_certificate
 from certrenew.pki.errors import CertificateError
 from certrenew.pki.files import classify_file, public_key_fingerprint
 from certrenew.pki.issued import check_issued_certificate
+from certrenew.pki.outer import read_outer_certificate, rfc4514
 from certrenew.probe import run_scan
+from certrenew.renewal_need import expiry_table, renewal_decisions
 from tests import odd_certs
 from tests.odd_certs import (
     CERTIFICATE_POLICIES,
@@ -34,8 +38,10 @@ from tests.odd_certs import (
     SCT_LIST,
     SCT_UNKNOWN_VERSION,
     SUBJECT_ALT_NAME,
+    oid,
     openssl_view,
     pem,
+    seq,
     with_extension,
 )
 from tests.pki import ec_key
@@ -55,6 +61,10 @@ FORMS: dict[str, Callable[[bytes], bytes]] = {
     "DER": lambda der: der,
     "PEM": pem,
     "legacy X509 CERTIFICATE PEM": lambda der: pem(der, "X509 CERTIFICATE"),
+    # OpenSSL's trusted form: the certificate, then what it is trusted for (serverAuth).
+    "TRUSTED CERTIFICATE PEM": lambda der: pem(
+        der + seq(seq(oid("1.3.6.1.5.5.7.3.1"))), "TRUSTED CERTIFICATE"
+    ),
 }
 
 
@@ -80,8 +90,10 @@ def test_facts_agree_with_openssl(
     odd_files: dict[tuple[str, str], Path], case: str, form: str
 ) -> None:
     path = odd_files[case, form]
-    facts = certificate_facts(load_certificate(path.read_bytes(), source=str(path)))
+    der = load_certificate(path.read_bytes(), source=str(path))
+    facts = certificate_facts(der)
     oracle = openssl_view(path)
+    assert rfc4514(read_outer_certificate(der).subject) == oracle.subject
     assert facts.not_before == oracle.not_before
     assert facts.not_after == oracle.not_after
     assert facts.serial == oracle.serial
@@ -178,6 +190,43 @@ def test_an_endpoint_serving_odd_extensions_shows_its_expiry() -> None:
     assert all(r.days_left == 365 and r.error is None for r in results.values())
 
 
+@dataclass(frozen=True)
+class ServedAsIs(LeafCertificate):
+    """A leaf the lab serves byte for byte: DER that cryptography cannot hold as a Certificate.
+
+    `certificate` is only a stand-in; the TLS server reads `chain_pem` and `key_pem`.
+    """
+
+    as_is: bytes = b""
+
+    @property
+    def chain_pem(self) -> bytes:
+        return self.as_is
+
+
+def test_an_endpoint_serving_what_cryptography_refuses_shows_its_expiry() -> None:
+    key = ec_key("P-256", n=701)
+    stand_in = x509.load_der_x509_certificate(with_extension(SCT_LIST, SCT_UNKNOWN_VERSION))
+    served = {"null": odd_certs.null_signature_parameters()}
+    with ExitStack() as stack:
+        targets = {
+            label: stack.enter_context(TLSServer(ServedAsIs(stand_in, key, as_is=pem(der)))).address
+            for label, der in served.items()
+        }
+        inventory = Inventory(
+            certificates=[
+                CertificateEntry(name=label, domain=DOMAIN, endpoints=[address])
+                for label, address in targets.items()
+            ]
+        )
+        results = {r.name: r for r in run_scan(inventory, concurrency=2, timeout=5, now=NOW)}
+    for label, der in served.items():
+        assert results[label].error is None, results[label].error
+        assert results[label].sha256 == hashlib.sha256(der).hexdigest()
+        assert (results[label].status, results[label].days_left) == ("ok", 365)
+        assert results[label].covers_domain is True
+
+
 def test_the_json_and_the_table_show_the_note(
     odd_files: dict[tuple[str, str], Path], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -234,7 +283,7 @@ def test_step_4_refuses_names_it_cannot_check(odd_files: dict[tuple[str, str], P
     with pytest.raises(CertificateError) as caught:
         _step4(odd_files["malformed subjectAltName", "PEM"].read_bytes())
     message = str(caught.value)
-    assert "list of names cannot be checked" in message
+    assert "names cannot be checked: the subjectAltName extension cannot be read" in message
     assert "ask the CA to issue it again for odd.example.cat" in message
 
 
@@ -252,3 +301,11 @@ def test_step_4_names_a_dsa_key_instead_of_calling_the_file_broken(
     message = str(caught.value)
     assert "not a certificate" not in message and "damaged" not in message
     assert "does not match the key" in message
+
+
+def test_the_detection_table_carries_the_note(odd_files: dict[tuple[str, str], Path]) -> None:
+    inventory = _inventory({"odd": odd_files["malformed subjectAltName", "DER"]})
+    results = run_scan(inventory, concurrency=1, timeout=1, now=NOW)
+    (row,) = expiry_table(results, renewal_decisions(results, inventory))
+    assert row["status"] == "ok" and row["covers_domain"] is None
+    assert "names unknown" in row["note"]

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import email
 import email.policy
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from uuid import UUID
 
 import pytest
@@ -37,10 +37,11 @@ def test_a_renewal_waiting_at_the_critical_threshold_is_escalated_and_goes_the_u
     run = lab.start("escalate")
     run.wait_paused(pause_key(Question.CSR, 1))  # the systems team has attached nothing yet
 
-    def remind() -> list[str]:
+    def remind(now: datetime | None = None) -> list[str]:
+        """The detection's reminders; `decisions` keep showing the old certificate."""
         channels = build_notice_channels(lab.settings)
-        now = datetime.now(UTC)
-        return send_reminders(decisions, single, lab.settings.notices, channels, tracker, now)
+        when = now or datetime.now(UTC)
+        return send_reminders(decisions, single, lab.settings.notices, channels, tracker, when)
 
     assert remind() == []
     outbox = lab.settings.outbox_path()
@@ -74,3 +75,19 @@ def test_a_renewal_waiting_at_the_critical_threshold_is_escalated_and_goes_the_u
     # The renewal goes on as an urgent one: the CA request first asks a manager's approval.
     run.answer_each(people, rid, pause_key(Question.CSR, 1), Question.CA_CHOICE)
     assert "manager" in run.wait_paused(Question.URGENT_APPROVAL)
+    run.resume(approved_by="Marta (manager)", approved=True)
+    assert "Urgent channel" in run.wait_paused(Question.CA_REQUEST)
+    run.resume(**people.answer(Question.CA_REQUEST, rid))
+    run.answer_each(people, rid, pause_key(Question.CERTIFICATE, 1), pause_key(Question.INSTALL, 1))
+
+    # Verified in service, the old certificate is no one's concern: even once it has
+    # expired (a later `now`), and even seen somewhere still, no reminder goes out.
+    run.wait_paused(Question.RETIRE)
+    sent = sorted(p.name for p in outbox.glob("*.eml"))
+    expired = datetime.now(UTC) + timedelta(days=6)
+    assert remind(expired) == []
+    assert sorted(p.name for p in outbox.glob("*.eml")) == sent
+    run.resume(outcome="Retired without revocation", confirmed_by="Anna (support)")
+    assert run.wait_final().is_completed()
+    assert remind(expired) == []
+    assert sorted(p.name for p in outbox.glob("*.eml")) == sent

@@ -8,7 +8,7 @@ transport that fails leaves the notice pending; the next run tries it again.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Protocol, runtime_checkable
 
 
@@ -32,7 +32,7 @@ class Delivery:
 
     notice: str
     sent: tuple[str, ...] = ()
-    failed: tuple[tuple[str, str], ...] = field(default=())  # (transport, reason)
+    failed: tuple[tuple[str, str], ...] = ()  # (transport, reason)
 
     @property
     def complete(self) -> bool:

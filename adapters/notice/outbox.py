@@ -73,13 +73,14 @@ class Outbox:
         _write_atomically(path, message.as_bytes())
 
     def _read(self, path: Path) -> Notice:
+        """The notice as recorded; its id is the file's name (headers may come back folded)."""
         message = email.message_from_bytes(path.read_bytes(), policy=email.policy.default)
         to = str(message["To"] or "")
         body = message.get_content()
         assert isinstance(body, str)
         return Notice(
-            str(message[ID_HEADER] or path.stem),
-            str(message["Subject"] or ""),
+            path.stem,
+            " ".join(str(message["Subject"] or "").split()),
             body,
             tuple(address.strip() for address in to.split(",") if address.strip()),
         )

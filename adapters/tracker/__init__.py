@@ -2,7 +2,10 @@
 
 A tracker is a handful of methods. Exactly-once creation is not the tracker's
 job: `ensure_ticket` searches by the ticket's own label before it creates, so
-every tracker gets the same guarantee from the same code.
+every tracker gets the same guarantee from the same code. A tracker whose
+search lags behind its writes (Jira) must not let an empty search after a
+create it sent without hearing back open a second one: the Jira tracker covers
+that inside `create_ticket` (see jira.py and create_intents.py).
 """
 
 from __future__ import annotations

@@ -14,19 +14,30 @@ The library's `JIRAError` prints the request headers, the credentials among
 them, so it never leaves this module: every failure becomes one of our errors,
 raised outside the `except` block (no `__context__`), with a message built from
 names, status codes and Jira's own error text only.
+
+Atlassian's OpenAPI description marks almost no field of an answer required, so
+every field is read as possibly absent: what the renewal can do without (a
+status's category, a summary, a date) gets a fallback, and what it cannot (an
+issue's key, an attachment's id, a comment's text) gives an `IncompleteAnswer`
+naming the field, never a KeyError. The library reads some answers itself; its
+KeyError or AttributeError on a missing field becomes the same error.
 """
 
 from __future__ import annotations
 
 import io
+import logging
+import re
 import threading
 import time
 from collections.abc import Callable
-from datetime import datetime
+from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any, TypeVar
 from urllib.parse import urlsplit
 
 import requests
+import urllib3
 from jira import JIRA, JIRAError
 
 from certrenew.adapters.tracker import (
@@ -40,6 +51,7 @@ from certrenew.adapters.tracker import (
     TicketHistory,
     TicketLink,
 )
+from certrenew.adapters.tracker.create_intents import CreateIntents, Intent
 from certrenew.config import JiraSettings
 from certrenew.errors import (
     AuthenticationError,
@@ -52,6 +64,10 @@ from certrenew.errors import (
 from certrenew.retry import GaveUp, RetryPolicy, retry_after_seconds, retrying
 
 T = TypeVar("T")
+log = logging.getLogger(__name__)
+# What the `jira` library raises reading an answer without a field it needs
+# (NotImplementedError: an answer with no field at all).
+LIBRARY_READING = (KeyError, AttributeError, NotImplementedError)
 
 TICKET_FIELDS = "summary,status,labels"
 HISTORY_FIELDS = f"{TICKET_FIELDS},created,attachment,issuelinks"
@@ -61,6 +77,42 @@ CREDENTIAL_SETTINGS = (
     "for a user with password or API token"
 )
 COMMENT_PAGE = 100
+
+
+class IncompleteAnswer(TrackerError):
+    """Jira answered without a field the step cannot do without."""
+
+
+def _need(raw: dict[str, Any], name: str, what: str) -> Any:
+    """`raw[name]`, or IncompleteAnswer saying which field of which answer was missing."""
+    value = raw.get(name)
+    if value is None:
+        raise IncompleteAnswer(_incomplete(f"Jira answered {what} without its {name!r}"))
+    return value
+
+
+def _incomplete(missing: str) -> str:
+    return (
+        f"{missing}, which certrenew needs: check that jira.url points at "
+        "Jira itself (not at a proxy that trims answers) and that the certrenew account "
+        "may see that field, then resume the renewal"
+    )
+
+
+def _header_safe(token: str) -> str:
+    """The token, if it can travel in an Authorization header; else a message that hides it.
+
+    http.client refuses a header with a line break with a ValueError that quotes
+    the header, the token in it; a tab or a non-ASCII character would reach Jira
+    mangled and come back as a 401 that sends people to the wrong fix.
+    """
+    if token.isascii() and all(" " < char < "\x7f" for char in token):
+        return token
+    raise ConfigError(
+        "the Jira token in CERTRENEW_JIRA__TOKEN (or the file jira.token_file names) holds "
+        "a line break, a space or tab, or a character outside ASCII: a Jira token is one "
+        "line of letters, digits and punctuation; copy it again from Jira and set it once more"
+    )
 
 
 def jql_string(value: str) -> str:
@@ -82,7 +134,14 @@ def label_query(label: str) -> str:
 class JiraTracker:
     """The runbook's tickets in Jira; the contract is TicketTracker's."""
 
-    def __init__(self, settings: JiraSettings, *, sleep: Callable[[float], None] = time.sleep):
+    def __init__(
+        self,
+        settings: JiraSettings,
+        *,
+        sleep: Callable[[float], None] = time.sleep,
+        clock: Callable[[], float] = time.time,
+        intents: CreateIntents | None = None,
+    ):
         if not settings.url:
             raise ConfigError(
                 "tracker = 'jira' needs jira.url: set it in the configuration file or "
@@ -106,22 +165,35 @@ class JiraTracker:
             clamp_retry_after=False,
         )
         self._sleep = sleep
+        self._clock = clock
+        self._intents = intents or CreateIntents()
         self._jira: JIRA | None = None
         self._lock = threading.Lock()
 
     @classmethod
-    def from_settings(cls, settings: JiraSettings) -> JiraTracker:
-        """Nothing is sent to Jira yet: the first operation connects and checks the credentials."""
-        return cls(settings)
+    def from_settings(cls, settings: JiraSettings, intents: Path | None = None) -> JiraTracker:
+        """Nothing is sent to Jira yet: the first operation connects and checks the credentials.
+
+        `intents` is the folder where creates sent are recorded (see create_intents).
+        """
+        return cls(settings, intents=CreateIntents(intents))
 
     @staticmethod
     def _credentials(settings: JiraSettings) -> dict[str, Any]:
-        token = settings.secret_token()
+        token = (settings.secret_token() or "").strip()
         if token:
-            return {"token_auth": token}
+            return {"token_auth": _header_safe(token)}
         password = settings.secret_password()
         if settings.user and password:
-            return {"basic_auth": (settings.user, password)}
+            # HTTP basic auth (and requests) sends them as Latin-1. Checked without
+            # encoding: a UnicodeEncodeError would carry the password along.
+            if max(map(ord, f"{settings.user}:{password}")) < 256:
+                return {"basic_auth": (settings.user, password)}
+            raise ConfigError(
+                "CERTRENEW_JIRA__USER or CERTRENEW_JIRA__PASSWORD (or jira.password_file) "
+                "holds a character HTTP basic authentication cannot send (outside "
+                "Latin-1): use an API token or personal access token instead"
+            )
         raise ConfigError(f"Jira needs credentials: set {CREDENTIAL_SETTINGS}")
 
     # -- connection, retries and error translation -------------------------------------
@@ -200,6 +272,10 @@ class JiraTracker:
         """Library failures as Transient or as the error to raise; None lets ours through."""
         if isinstance(exc, JIRAError):
             return self._failure(what, exc, gone=gone, connect=connect)
+        if isinstance(exc, LIBRARY_READING) and _raised_in_library(exc):
+            return IncompleteAnswer(
+                _incomplete(f"Jira's answer when asked to {what} lacked {_missing_name(exc)}")
+            )
         if isinstance(exc, requests.exceptions.SSLError):
             return TrackerError(
                 f"the TLS certificate of {self.url} is not trusted: set jira.ca_bundle to "
@@ -247,20 +323,80 @@ class JiraTracker:
     # -- the tracker interface ---------------------------------------------------------
 
     def create_ticket(self, new: NewTicket) -> Ticket:
+        """Open the ticket, unless a create sent earlier without an answer made it already.
+
+        Before each create its time is recorded; while Jira's search may still lag
+        behind such a create (jira.timeout_seconds + jira.search_lag_seconds after
+        it was sent), an empty search proves nothing, so it is repeated until the
+        ticket shows or that time is over. Only then is the ticket opened again.
+        """
         fields = self._fields(new)
+        label = new.label
 
         def create(jira: JIRA) -> Ticket:
-            return self._ticket(jira.create_issue(fields=fields, prefetch=True))
+            sent_before = self._intents.last(label)
+            if sent_before is not None:
+                found = self._made_by(jira, label, sent_before)
+                if found is not None:
+                    return found
+            sent = Intent(self._clock())
+            self._intents.record(label, sent)
+            try:
+                ticket = self._ticket(jira.create_issue(fields=fields, prefetch=True))
+            except JIRAError as exc:
+                if _refused_before_creating(exc):
+                    self._intents.forget(label)
+                if exc.status_code is None or exc.status_code >= 300:
+                    raise
+                ticket = None  # created, but the library refuses an answer that names no key
+            except requests.ConnectionError as exc:
+                if isinstance(exc, requests.ConnectTimeout) or _refused_connection(exc):
+                    self._intents.forget(label)
+                raise
+            if ticket is None:
+                raise Transient("Jira's answer named no key for the new ticket")
+            self._intents.record(label, Intent(sent.at, ticket.key))
+            if sent_before is not None and sent_before.key is None:
+                self._say_opened_again(jira, ticket, label, sent_before.at)
+            return ticket
 
-        def created_already(jira: JIRA) -> Ticket | None:
-            found = self._find(jira, new.label)
-            return found[0] if found else None
+        return self._call(f"open the ticket {label!r} in {new.project}", create)
 
-        return self._call(
-            f"open the ticket {new.label!r} in {new.project}",
-            create,
-            already_done=created_already,
+    def _made_by(self, jira: JIRA, label: str, sent: Intent) -> Ticket | None:
+        """The ticket an earlier create made: read by key if Jira answered, else searched for
+        until the search can be trusted to show it."""
+        if sent.key is not None:
+            try:
+                return self._ticket(jira.issue(sent.key, fields=TICKET_FIELDS))
+            except JIRAError as exc:
+                if exc.status_code != 404:
+                    raise
+                return None  # deleted by hand since: open it again
+        lag = self.settings.search_lag_seconds
+        trusted_from = sent.at + self.settings.timeout_seconds + lag
+        every = min(max(lag / 12, 0.1), 5.0)
+        while True:
+            found = self._find(jira, label)
+            if found:
+                return found[0]
+            left = trusted_from - self._clock()
+            if left <= 0:
+                return None
+            self._sleep(min(every, left))
+
+    def _say_opened_again(self, jira: JIRA, ticket: Ticket, label: str, sent: float) -> None:
+        """Tell people on the ticket, and the log, that a first create may yet show up."""
+        when = datetime.fromtimestamp(sent, UTC).strftime("%Y-%m-%d %H:%M:%S UTC")
+        waited = self.settings.timeout_seconds + self.settings.search_lag_seconds
+        said = (
+            "certrenew opened this ticket again: Jira did not answer a first attempt sent at "
+            f"{when}, and its search showed no ticket labelled {label} within {waited:.0f} s. "
+            "If a ticket with that label from then appears, it is the same request: close it "
+            f"as a duplicate of {ticket.key}, and raise jira.search_lag_seconds (Jira's search "
+            f"lagged longer than {self.settings.search_lag_seconds:.0f} s)."
         )
+        log.warning("%s: %s", ticket.key, said)
+        jira.add_comment(ticket.key, said)
 
     def _fields(self, new: NewTicket) -> dict[str, Any]:
         """Explicit field dicts: the library never looks a project or issue type up by guess."""
@@ -311,12 +447,15 @@ class JiraTracker:
         return self._call(f"look up the user {login!r}", active)
 
     def _ticket(self, issue: Any) -> Ticket:
+        raw: dict[str, Any] = issue.raw
+        key = _need(raw, "key", "an issue")
+        fields = raw.get("fields") or {}
         return Ticket(
-            key=issue.key,
-            summary=issue.fields.summary,
-            status=issue.fields.status.name,
-            labels=tuple(issue.fields.labels or ()),
-            url=self.browse_url(issue.key),
+            key=key,
+            summary=fields.get("summary") or "",
+            status=(fields.get("status") or {}).get("name") or "",
+            labels=tuple(fields.get("labels") or ()),
+            url=self.browse_url(key),
         )
 
     def browse_url(self, key: str) -> str:
@@ -339,23 +478,22 @@ class JiraTracker:
         )
 
     def _linked(self, jira: JIRA, from_key: str, to_key: str, link_type: str) -> bool:
-        for raw in self._raw_links(jira, from_key):
-            target = raw.get("outwardIssue") or {}
-            if raw["type"]["name"].lower() == link_type.lower() and target.get("key") == to_key:
+        for link in self._links(jira, from_key):
+            if link.outward and (link.link_type.lower(), link.other_key) == (
+                link_type.lower(),
+                to_key,
+            ):
                 return True
         return False
 
     @staticmethod
-    def _raw_links(jira: JIRA, key: str) -> list[dict[str, Any]]:
-        return jira.issue(key, fields="issuelinks").raw["fields"].get("issuelinks") or []
+    def _links(jira: JIRA, key: str) -> list[TicketLink]:
+        fields = jira.issue(key, fields="issuelinks").raw.get("fields") or {}
+        return [_ticket_link(raw, key) for raw in fields.get("issuelinks") or []]
 
     def links(self, key: str) -> list[Link]:
         def read(jira: JIRA) -> list[Link]:
-            found = []
-            for raw in self._raw_links(jira, key):
-                other = raw.get("outwardIssue") or raw.get("inwardIssue") or {}
-                found.append(Link(raw["type"]["name"], other["key"]))
-            return found
+            return [Link(link.link_type, link.other_key) for link in self._links(jira, key)]
 
         return self._call(f"read the links of {key}", read, gone=self._gone(key))
 
@@ -379,7 +517,10 @@ class JiraTracker:
 
     @classmethod
     def _comments(cls, jira: JIRA, key: str) -> list[str]:
-        return [comment["body"] for comment in cls._raw_comments(jira, key)]
+        return [
+            _need(comment, "body", f"a comment of {key}")
+            for comment in cls._raw_comments(jira, key)
+        ]
 
     @staticmethod
     def _raw_comments(jira: JIRA, key: str) -> list[dict[str, Any]]:
@@ -423,18 +564,19 @@ class JiraTracker:
 
     @staticmethod
     def _attachments(jira: JIRA, key: str) -> list[Attachment]:
-        raw = jira.issue(key, fields="attachment").raw["fields"].get("attachment") or []
-        return [_attachment(a) for a in raw]
+        fields = jira.issue(key, fields="attachment").raw.get("fields") or {}
+        return [_attachment(a) for a in fields.get("attachment") or []]
 
     def download_attachment(self, key: str, attachment: Attachment) -> bytes:
         what = f"download {attachment.filename} from {key}"
 
         def download(jira: JIRA) -> bytes:
             meta = jira.attachment(attachment.id)
-            if not _same_origin(meta.content, self.url):
+            content = _need(meta.raw, "content", f"the attachment {attachment.filename}")
+            if not _same_origin(content, self.url):
                 # The session would send our credentials to wherever `content` points.
                 raise TrackerError(
-                    f"Jira gave {meta.content} as the address of {attachment.filename}, "
+                    f"Jira gave {content} as the address of {attachment.filename}, "
                     f"outside {self.url}: check Jira's base URL setting against jira.url"
                 )
             return meta.get()
@@ -459,21 +601,34 @@ class JiraTracker:
         done = self.settings.done_transition
 
         def close(jira: JIRA) -> None:
-            status = jira.issue(key, fields="status").raw["fields"]["status"]
-            if status["statusCategory"]["key"] == "done":
+            fields = jira.issue(key, fields="status").raw.get("fields") or {}
+            status = fields.get("status") or {}
+            category = (status.get("statusCategory") or {}).get("key")
+            if category == "done":
                 return
             available = jira.transitions(key)
-            chosen = [t for t in available if t["name"].lower() == done.lower()]
+            names = [str(t["name"]) for t in available if t.get("name")]
+            chosen = [t for t in available if str(t.get("name")).lower() == done.lower()]
+            if not chosen and category is None:
+                # Jira did not say whether it is closed; a closed ticket offers no way to close.
+                log.warning(
+                    "%s: Jira gave no status category and offers no %r transition: taken as "
+                    "already closed",
+                    key,
+                    done,
+                )
+                return
             if not chosen:
-                names = ", ".join(sorted(t["name"] for t in available)) or "none"
                 raise TrackerError(
-                    f"{key} (status {status['name']}) has no transition named {done!r} "
-                    f"(available: {names}): set jira.done_transition to the transition that "
-                    "closes tickets in this workflow"
+                    f"{key} (status {status.get('name') or '?'}) has no transition named {done!r} "
+                    f"(available: {', '.join(sorted(names)) or 'none'}): set jira.done_transition "
+                    "to the transition that closes tickets in this workflow"
                 )
             try:
                 jira.transition_issue(
-                    key, str(chosen[0]["id"]), fields=dict(self.settings.done_fields)
+                    key,
+                    str(_need(chosen[0], "id", f"the {done!r} transition of {key}")),
+                    fields=dict(self.settings.done_fields),
                 )
                 return
             except JIRAError as exc:
@@ -523,20 +678,21 @@ class JiraTracker:
                 if exc.status_code == 404:
                     return None
                 raise
-            return [t.name for t in getattr(found, "issueTypes", [])]
+            types = _need(found.raw, "issueTypes", f"the project {project}")
+            return [str(t["name"]) for t in types if t.get("name")]
 
         return self._call(f"read project {project}", read)
 
     def link_type_names(self) -> list[str]:
         return self._call(
             "list the issue link types",
-            lambda j: [t.name for t in j.issue_link_types(force=True)],
+            lambda j: [t.raw["name"] for t in j.issue_link_types(force=True) if t.raw.get("name")],
         )
 
     def transition_names(self, key: str) -> list[str]:
         return self._call(
             f"list the transitions of {key}",
-            lambda j: [t["name"] for t in j.transitions(key)],
+            lambda j: [t["name"] for t in j.transitions(key) if t.get("name")],
             gone=self._gone(key),
         )
 
@@ -544,12 +700,15 @@ class JiraTracker:
 def _ticket_history(
     ticket: Ticket, raw: dict[str, Any], comments: list[dict[str, Any]]
 ) -> TicketHistory:
-    fields = raw["fields"]
+    """Undated entries are shown at the ticket's opening; undated changes are left out."""
+    fields = raw.get("fields") or {}
     added: dict[str, AttachmentChange] = {}
     removed: list[AttachmentChange] = []
     linked: dict[str, datetime] = {}
     for entry in (raw.get("changelog") or {}).get("histories") or []:
-        at, who = _jira_time(entry["created"]), _person(entry.get("author"))
+        at, who = _jira_time(entry.get("created")), _person(entry.get("author"))
+        if at is None:
+            continue
         for item in entry.get("items") or []:
             if item.get("field") == "Attachment" and item.get("to"):
                 added[item["to"]] = AttachmentChange(item.get("toString") or "", at, False, who)
@@ -557,35 +716,51 @@ def _ticket_history(
                 removed.append(AttachmentChange(item.get("fromString") or "", at, True, who))
             elif item.get("field") == "Link" and item.get("to"):
                 linked.setdefault(item["to"], at)
-    for attachment in fields.get("attachment") or []:  # also those a changelog left out
+    dated = [c.at for c in [*added.values(), *removed]] + list(linked.values())
+    opened = _jira_time(fields.get("created")) or min(dated, default=None) or datetime.now(UTC)
+    for raw_attachment in fields.get("attachment") or []:  # also those a changelog left out
+        attachment = _attachment(raw_attachment)
         added.setdefault(
-            str(attachment["id"]),
+            attachment.id,
             AttachmentChange(
-                attachment["filename"],
-                _jira_time(attachment["created"]),
+                attachment.filename,
+                _jira_time(raw_attachment.get("created")) or opened,
                 False,
-                _person(attachment.get("author")),
+                _person(raw_attachment.get("author")),
             ),
         )
     links = []
-    for link in fields.get("issuelinks") or []:
-        outward = "outwardIssue" in link
-        other = link["outwardIssue" if outward else "inwardIssue"]["key"]
-        links.append(DatedLink(TicketLink(link["type"]["name"], other, outward), linked.get(other)))
+    for raw_link in fields.get("issuelinks") or []:
+        link = _ticket_link(raw_link, ticket.key)
+        links.append(DatedLink(link, linked.get(link.other_key)))
     return TicketHistory(
         ticket,
-        _jira_time(fields["created"]),
+        opened,
         tuple(
-            Comment(c["body"], _jira_time(c["created"]), _person(c.get("author"))) for c in comments
+            Comment(
+                _need(c, "body", f"a comment of {ticket.key}"),
+                _jira_time(c.get("created")) or opened,
+                _person(c.get("author")),
+            )
+            for c in comments
         ),
         tuple(links),
         tuple(sorted([*added.values(), *removed], key=lambda change: change.at)),
     )
 
 
-def _jira_time(text: str) -> datetime:
-    """Jira's `2026-11-23T10:15:00.000+0000` (or with a colon in the offset)."""
-    return datetime.strptime(text, "%Y-%m-%dT%H:%M:%S.%f%z")
+def _ticket_link(raw: dict[str, Any], key: str) -> TicketLink:
+    """One of `key`'s links; its type's name and the other issue's key are needed."""
+    what = f"a link of {key}"
+    outward = raw.get("outwardIssue") is not None
+    other = _need(raw, "outwardIssue" if outward else "inwardIssue", what)
+    link_type = _need(raw, "type", what)
+    return TicketLink(_need(link_type, "name", what), _need(other, "key", what), outward)
+
+
+def _jira_time(text: str | None) -> datetime | None:
+    """Jira's `2026-11-23T10:15:00.000+0000` (or with a colon in the offset); None if absent."""
+    return datetime.strptime(text, "%Y-%m-%dT%H:%M:%S.%f%z") if text else None
 
 
 def _person(user: dict[str, Any] | None) -> str:
@@ -595,7 +770,46 @@ def _person(user: dict[str, Any] | None) -> str:
 
 
 def _attachment(raw: dict[str, Any]) -> Attachment:
-    return Attachment(str(raw["id"]), raw["filename"], int(raw["size"]))
+    """An attachment's id is needed; an unknown name or size (-1) is not."""
+    attachment_id = str(_need(raw, "id", "an attachment"))
+    name = raw.get("filename") or f"attachment {attachment_id}"
+    return Attachment(attachment_id, name, int(raw.get("size", -1)))
+
+
+def _refused_before_creating(exc: JIRAError) -> bool:
+    """Jira answered in a way that says it created nothing: a refusal, throttling, an outage.
+
+    500, 502 and 504 are not among them: Jira (or a proxy in front of it) may
+    say so after the ticket was created.
+    """
+    status = exc.status_code
+    return status is not None and (400 <= status < 500 or status == 503)
+
+
+def _refused_connection(exc: requests.ConnectionError) -> bool:
+    """No connection was made (refused, no route, name unknown): nothing was sent."""
+    reason = exc.args[0] if exc.args else None
+    return isinstance(getattr(reason, "reason", reason), urllib3.exceptions.NewConnectionError)
+
+
+def _raised_in_library(exc: BaseException) -> bool:
+    """Whether the `jira` library itself raised `exc` (reading an answer), not our code."""
+    frame = exc.__traceback__
+    while frame is not None and frame.tb_next is not None:
+        frame = frame.tb_next
+    return frame is not None and "/jira/" in frame.tb_frame.f_code.co_filename.replace("\\", "/")
+
+
+def _missing_name(exc: Exception) -> str:
+    """The missing field's name, never the answer the library may have put in the message."""
+    if isinstance(exc, NotImplementedError):
+        return "every field"
+    if isinstance(exc, AttributeError):
+        found = re.search(r"attribute '(\w+)'", str(exc))
+        return repr(found[1]) if found else "a field"
+    name = exc.args[0] if exc.args else ""
+    found = re.match(r"'?(\w+)'?", str(name))
+    return repr(found[1]) if found else "a field"
 
 
 def _same_origin(url: str, base: str) -> bool:

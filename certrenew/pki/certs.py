@@ -34,8 +34,8 @@ from certrenew.pki.outer import (
     subject_alt_names,
 )
 
-# A whole PEM block; group 1 is its label, group 2 its base64 body.
-_PEM_BLOCK = re.compile(rb"-----BEGIN ([A-Z0-9 ]+)-----(.*?)-----END \1-----", re.DOTALL)
+# A PEM boundary line; group 1 is BEGIN or END, group 2 the label.
+_PEM_MARKER = re.compile(rb"-----(BEGIN|END) ([A-Z0-9 ]+)-----")
 
 
 @dataclass(frozen=True)
@@ -109,19 +109,18 @@ def certificate_facts(certificate: bytes | x509.Certificate) -> CertificateFacts
 
 
 def _sans(outer: OuterCertificate) -> tuple[tuple[str, ...] | None, str | None]:
-    """The names, or None and the reason they are unknown."""
-    unknown = "names unknown, so the status follows from the expiry alone"
+    """The names, or None and why they cannot be read."""
     if outer.extensions is None:
-        return None, f"the certificate's extensions cannot be read: {unknown}"
+        return None, "the certificate's extensions cannot be read"
     found = [e for e in outer.extensions if e.oid == SUBJECT_ALT_NAME]
     if not found:
         return (), None
     if len(found) > 1:
-        return None, f"the certificate has {len(found)} subjectAltName extensions: {unknown}"
+        return None, f"the certificate has {len(found)} subjectAltName extensions"
     try:
         return subject_alt_names(found[0].value), None
     except DerError as exc:
-        return None, f"the subjectAltName extension cannot be read ({exc}): {unknown}"
+        return None, f"the subjectAltName extension cannot be read ({exc})"
 
 
 def _key(outer: OuterCertificate) -> tuple[str, int]:
@@ -198,7 +197,7 @@ def certificate_ders(data: bytes, source: str) -> list[bytes]:
             f"{source}: is PEM but holds no certificate (a key or a CSR?): "
             "give the certificate file"
         )
-    blocks = [body for label, body in _PEM_BLOCK.findall(data) if label in CERTIFICATE_LABELS]
+    blocks = [body for label, body in _pem_blocks(data) if label in CERTIFICATE_LABELS]
     try:
         if len(blocks) != len(labels):
             raise ValueError("a block has no END line")
@@ -211,6 +210,25 @@ def certificate_ders(data: bytes, source: str) -> list[bytes]:
             f"{source}: holds a PEM certificate block that cannot be read; "
             "it is damaged or truncated: ask for the file again"
         ) from None
+
+
+def _pem_blocks(data: bytes) -> list[tuple[bytes, bytes]]:
+    """(label, body) of every PEM block closed by its own END line, in one pass.
+
+    A block without its END line is left out (the caller counts them); one
+    pass, because a search for each BEGIN's END would take quadratic time on
+    a file of BEGIN lines.
+    """
+    blocks: list[tuple[bytes, bytes]] = []
+    opened: tuple[bytes, int] | None = None
+    for marker in _PEM_MARKER.finditer(data):
+        kind, label = marker.group(1), marker.group(2)
+        if kind == b"BEGIN":
+            opened = (label, marker.end())
+        elif opened is not None and opened[0] == label:
+            blocks.append((label, data[opened[1] : marker.start()]))
+            opened = None
+    return blocks
 
 
 def _outer(der: bytes, source: str) -> OuterCertificate:

@@ -96,6 +96,17 @@ def load_csr(data: bytes) -> x509.CertificateSigningRequest:
     )
 
 
+def _public_key(csr: x509.CertificateSigningRequest) -> PublicKeyTypes:
+    """The CSR's public key; one of a kind no library here knows is a refusal, not a crash."""
+    try:
+        return csr.public_key()
+    except (UnsupportedAlgorithm, ValueError):
+        raise CertificateError(
+            "the CSR's public key is of a kind that cannot be read (neither RSA nor EC): ask "
+            "the systems team for a new CSR and key (RSA 2048 or larger)"
+        ) from None
+
+
 def check_csr(csr_pem: bytes, rules: SubjectRules, domain: str) -> CsrFacts:
     """Refuse a CSR the CA would reject or that carries the wrong organisation data.
 
@@ -103,6 +114,7 @@ def check_csr(csr_pem: bytes, rules: SubjectRules, domain: str) -> CsrFacts:
     the flow, the tests and anyone using the library without our configuration.
     """
     csr = load_csr(csr_pem)
+    public_key = _public_key(csr)
     if not csr.is_signature_valid:
         raise CertificateError(
             "the CSR's signature is invalid (the file was altered after it was made): "
@@ -130,7 +142,6 @@ def check_csr(csr_pem: bytes, rules: SubjectRules, domain: str) -> CsrFacts:
                 "organisation's CSR data"
             )
         facts_subject[setting] = expected
-    public_key = csr.public_key()
     problem = key_problem(public_key, min_rsa_bits=rules.min_rsa_bits, ec_curves=rules.ec_curves)
     if problem:
         raise CertificateError(f"the CSR's {problem}: ask the systems team for a new CSR and key")
@@ -208,7 +219,7 @@ def _not_a_key(data: bytes) -> CertificateError:
 def check_key_matches_csr(key_pem: bytes, csr_pem: bytes) -> str:
     """The shared public-key fingerprint, once the key is shown to belong to the CSR."""
     key_fingerprint = public_key_fingerprint(load_private_key(key_pem).public_key())
-    csr_fingerprint = public_key_fingerprint(load_csr(csr_pem).public_key())
+    csr_fingerprint = public_key_fingerprint(_public_key(load_csr(csr_pem)))
     if key_fingerprint != csr_fingerprint:
         raise CertificateError(
             "the private key does not belong to the CSR (public key fingerprints differ: "

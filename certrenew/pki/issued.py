@@ -141,8 +141,8 @@ def _key_fingerprint(der: bytes) -> str:
 def _check_names(facts: CertificateFacts, domain: str) -> None:
     if facts.sans is None:
         raise CertificateError(
-            f"the certificate's list of names cannot be checked: {facts.note}; "
-            f"browsers cannot check it either: ask the CA to issue it again for {domain}"
+            f"the certificate's names cannot be checked: {facts.note}; browsers cannot "
+            f"check them either: ask the CA to issue it again for {domain}"
         )
     if facts.covers(domain):
         return

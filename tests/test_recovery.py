@@ -1,0 +1,172 @@
+"""A renewal whose process is killed carries on by itself, opening nothing twice.
+
+A Prefect server of its own and a real `certrenew serve` process: the test
+kills (SIGKILL) the renewal run's process in the middle of a step, and later
+the serving process together with it, then starts `certrenew serve` again, as
+a machine restart would. Nobody touches the run between: the recovery
+automations `certrenew serve` installed find it crashed (at once, or from its
+missing heartbeats) and schedule it again, and it replays its stored steps and
+answers. People answer the forms through the API as everywhere else.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from uuid import UUID
+
+import pytest
+from typer.testing import CliRunner
+
+from certrenew.cli import app
+from certrenew.config import load_settings
+from certrenew.deployments.demo import DEMO_TIMINGS, wait_for_deployment
+from certrenew.lab.inventory import write_inventory
+from certrenew.lab.stack import LocalStack
+from certrenew.renewal import renewal_id
+from certrenew.tasks.forms import Question, pause_key
+from tests.fixtures_renewal import RenewalLab, RenewalRun, example_config
+from tests.test_renewal_flow import served_serial
+
+pytestmark = pytest.mark.prefect
+
+HEARTBEAT = 30  # the shortest Prefect accepts; a silent run is crashed after 3 of them
+
+
+@pytest.fixture
+def recovery_lab(tmp_path: Path) -> Iterator[tuple[RenewalLab, LocalStack]]:
+    from prefect.settings import PREFECT_API_URL, temporary_settings
+
+    inventory = tmp_path / "inventory.yaml"
+    write_inventory(inventory, [])
+    config = example_config(
+        tmp_path / "certrenew.toml",
+        inventory=str(inventory),
+        data_dir=str(tmp_path / "data"),
+        # Steps 1 and 4 poll their ticket for a long while: the test kills the run there.
+        renewal=DEMO_TIMINGS | {"attachment_poll_minutes": 30, "attachment_poll_seconds": 1},
+        recovery={"heartbeat_seconds": HEARTBEAT, "missed_heartbeats": 3},
+    )
+    stack = LocalStack(tmp_path / "prefect", config)
+    lab = RenewalLab(load_settings(config), config, inventory, stack.home, ui_url=stack.ui_url)
+    try:
+        with stack, temporary_settings({PREFECT_API_URL: stack.api_url}):
+            wait_for_deployment()
+            yield lab, stack
+    finally:
+        for server in lab.servers:
+            server.stop()
+
+
+def running_step(run: RenewalRun, step: str, seen: set[UUID], timeout: float = 240) -> UUID:
+    """Wait until a new task run of `step` is running in the run; returns its id."""
+    from prefect import get_client
+    from prefect.client.schemas.filters import FlowRunFilter, FlowRunFilterId
+
+    deadline = time.monotonic() + timeout
+    with get_client(sync_client=True) as client:
+        while time.monotonic() < deadline:
+            for task_run in client.read_task_runs(
+                flow_run_filter=FlowRunFilter(id=FlowRunFilterId(any_=[run.id]))
+            ):
+                running = task_run.state is not None and task_run.state.is_running()
+                if running and task_run.name.startswith(step) and task_run.id not in seen:
+                    seen.add(task_run.id)
+                    return task_run.id
+            time.sleep(0.5)
+    raise AssertionError(f"step {step} never ran again; run state {run.state()}")
+
+
+def flow_run_process(serving_pid: int, run: RenewalRun) -> int:
+    """The serving process's child that runs `run` (`python -m prefect.engine`)."""
+    for environ in Path("/proc").glob("[0-9]*/environ"):
+        try:
+            ppid = int((environ.parent / "stat").read_text().rsplit(")", 1)[1].split()[1])
+            variables = environ.read_bytes().split(b"\0")
+        except (OSError, IndexError, ValueError):
+            continue
+        if ppid == serving_pid and f"PREFECT__FLOW_RUN_ID={run.id}".encode() in variables:
+            return int(environ.parent.name)
+    raise AssertionError(f"the serving process {serving_pid} does not run {run.id}")
+
+
+def state_names(run: RenewalRun) -> list[tuple[str, str]]:
+    from prefect import get_client
+
+    with get_client(sync_client=True) as client:
+        states = sorted(client.read_flow_run_states(run.id), key=lambda s: s.timestamp)
+    return [(s.name or "", s.state_details.pause_key or "") for s in states]
+
+
+def wait_for(condition: str, check: object, timeout: float = 300) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if callable(check) and check():
+            return
+        time.sleep(1)
+    raise AssertionError(f"never happened: {condition}")
+
+
+def test_a_killed_renewal_resumes_by_itself_and_opens_no_ticket_twice(recovery_lab) -> None:
+    lab, stack = recovery_lab
+    domain, server = lab.serve_certificate("crash")
+    rid = renewal_id(domain, served_serial(lab, "crash"))
+    people = lab.people(domain, server)
+    tracker = lab.tracker()
+    run = lab.start("crash")
+    seen: set[UUID] = set()
+
+    # 1. The run's own process dies while step 1 polls its ticket; `serve` lives on.
+    running_step(run, "collect-csr-and-key", seen)
+    assert stack.runner
+    os.kill(flow_run_process(stack.runner.proc.pid, run), signal.SIGKILL)
+    running_step(run, "collect-csr-and-key", seen)  # ...and it runs again, by itself
+    assert ("Crashed", "") in state_names(run)
+    [csr_ticket] = tracker.find_tickets(f"{rid}-csr")
+    people.attach_csr_and_key(tracker, csr_ticket.key)
+    run.wait_paused(Question.CA_CHOICE)
+    run.resume(**people.answer(Question.CA_CHOICE, rid))
+    run.wait_paused(Question.CA_REQUEST)
+    run.resume(**people.answer(Question.CA_REQUEST, rid))
+
+    # 2. The machine "restarts": the serving process dies with the run's process while
+    # step 4 polls. Missing heartbeats tell the run crashed; it waits to be resumed.
+    running_step(run, "collect-certificate", seen)
+    os.killpg(stack.runner.proc.pid, signal.SIGKILL)
+    stack.runner.proc.wait()
+    wait_for(
+        "the silent run marked Crashed and scheduled again",
+        lambda: [name for name, _ in state_names(run)].count("Crashed") == 2
+        and run.state().is_scheduled(),
+        timeout=HEARTBEAT * 3 + 120,
+    )
+    shown = CliRunner().invoke(app, ["status", "--json", "--config", str(lab.config)])
+    assert shown.exit_code == 0, shown.output
+    [standing] = [r for r in json.loads(shown.output) if r["certificate"] == "crash"]
+    assert standing["state"].startswith("crashed, resuming"), standing
+    assert standing["renewal"] == rid and standing["step"].startswith("collect-certificate")
+
+    stack.serve()  # `certrenew serve` starts again after the restart
+    running_step(run, "collect-certificate", seen)
+    tracker.add_attachment(csr_ticket.key, f"{domain}.crt", people.sign())
+    run.answer_each(people, rid, pause_key(Question.INSTALL, 1), Question.RETIRE)
+    assert run.wait_final().is_completed()
+
+    # Exactly one ticket of each kind, each step commented once, each question asked once.
+    for kind in ("csr", "owner", "install"):
+        assert len(tracker.find_tickets(f"{rid}-{kind}")) == 1, kind
+    for ticket in tracker.find_tickets(rid):
+        markers = [
+            line.split()[0]
+            for comment in tracker.comments(ticket.key)
+            for line in comment.splitlines()
+            if line.startswith("[certrenew:")
+        ]
+        assert len(markers) == len(set(markers)), (ticket.key, markers)
+    asked = [key for name, key in state_names(run) if name == "Suspended"]
+    assert sorted(asked) == sorted(set(asked)), asked
+    assert [name for name, _ in state_names(run)].count("Crashed") == 2
