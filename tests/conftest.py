@@ -12,6 +12,7 @@ pytest_plugins: list[str] = [
     "tests.fixtures_jira",
     "tests.fixtures_cli",
     "tests.fixtures_browser",
+    "tests.fixtures_demo",
 ]
 
 # Property-based tests (marker `fuzz`): a few hundred inputs per parser in every

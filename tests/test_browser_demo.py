@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import json
 import queue
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -23,21 +22,12 @@ from certrenew.deployments.demo import DEMO_DOMAIN
 from certrenew.pki.certs import serial_hex
 from certrenew.tasks.forms import Question, question_of
 from tests.fixtures_browser import BrowserUser, ResumeForm, RunPage
-from tests.test_demo import Demo, processes_of
+from tests.fixtures_demo import Demo, prefect_servers, processes_of
 
 pytestmark = [pytest.mark.prefect, pytest.mark.browser]
 
 LOGIN = "anna"
 REQUEST_NUMBER = "REQ004242"
-
-
-@pytest.fixture
-def demo(tmp_path: Path) -> Iterator[Demo]:
-    running = Demo(tmp_path / "demo")
-    try:
-        yield running
-    finally:
-        running.stop()
 
 
 def answer_in_the_ui(demo: Demo, user: BrowserUser, step: str) -> None:
@@ -75,19 +65,6 @@ def sign_and_submit(form: ResumeForm, step: str) -> None:
     form.fill("Your login", LOGIN)
     form.screenshot(step)
     form.submit()
-
-
-def prefect_servers(data_dir: Path) -> list[str]:
-    """Command lines of the Prefect servers on the demo's database (its PREFECT_HOME)."""
-    found = []
-    for pid in processes_of(data_dir):
-        try:
-            args = Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode()
-        except OSError:
-            continue
-        if "prefect server start" in args or "prefect.server.api.server:create_app" in args:
-            found.append(args)
-    return found
 
 
 def closing_summary(demo: Demo) -> dict[str, Any]:

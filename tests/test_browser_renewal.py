@@ -18,7 +18,9 @@ from tests.fixtures_browser import BrowserUser, RunPage
 from tests.fixtures_renewal import RenewalLab, served_renewal_lab
 from tests.test_renewal_flow import served_serial
 
-pytestmark = [pytest.mark.prefect, pytest.mark.browser]
+# Eight forms, each resume starting a new flow process: on a loaded shared machine this
+# took 600 s, the suite's hang guard, so the guard is doubled here.
+pytestmark = [pytest.mark.prefect, pytest.mark.browser, pytest.mark.timeout(1200)]
 
 ROLES = {"certificate_managers": ["anna"], "workflow_managers": ["marta"]}
 
