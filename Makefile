@@ -5,7 +5,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test fuzz lint bench bench-scan bench-resume clean
+.PHONY: demo test fuzz lint bench bench-scan bench-resume bench-waiting clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -35,6 +35,11 @@ bench-scan: $(STAMP)
 # From a submitted form to the next question, split into polling, process start and replay.
 bench-resume: $(STAMP)
 	$(BIN)/python -m benchmarks.resume_latency $(ARGS)
+
+# N renewals waiting at a human step (processes, server memory, database), resumed at once;
+# the detection flow over 10,000 targets (needs nginx).
+bench-waiting: $(STAMP)
+	$(BIN)/python -m benchmarks.waiting_renewals $(ARGS)
 
 clean:
 	rm -rf $(VENV) .certrenew .pytest_cache
