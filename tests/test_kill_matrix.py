@@ -18,6 +18,7 @@ import json
 import subprocess
 import sys
 import time
+import tomllib
 from collections import Counter
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -26,16 +27,22 @@ from typing import TYPE_CHECKING, Any, cast
 from uuid import UUID
 
 import pytest
+import toml
 
 from certrenew.adapters.tracker import TicketTracker
-from certrenew.adapters.wiring import ArchiveSetup
+from certrenew.adapters.wiring import ArchiveSetup, build_archive, build_tracker
+from certrenew.config import Settings, load_settings
+from certrenew.lab.jira_server import JiraServer
 from certrenew.lab.killpoints import KILL_AT_ENV, KILL_STATE_ENV, KillPoint
-from certrenew.lab.people import DemoPeople
+from certrenew.lab.people import SUPPORT, DemoPeople
 from certrenew.lab.stack import prefect_env
 from certrenew.naming import renewal_file_names, renewal_folder
 from certrenew.renewal import renewal_id
+from certrenew.tasks.forms import Question, question_of
 from tests.fixtures_renewal import RenewalLab
+from tests.fixtures_sharepoint import SharePointTestbed
 from tests.test_renewal_flow import served_serial
+from tests.test_renewal_integrations import live_config
 
 if TYPE_CHECKING:
     from prefect.deployments.runner import RunnerDeployment
@@ -75,9 +82,9 @@ KILL_POINTS = [
 class KilledRenewal:
     """One renewal run driven attempt by attempt, killed at each planned point."""
 
-    lab: RenewalLab
     deployment: UUID
     name: str
+    config: Path
     points: list[str]
     folder: Path
     env: dict[str, str]
@@ -90,7 +97,7 @@ class KilledRenewal:
 
         with get_client(sync_client=True) as client:
             run = client.create_flow_run_from_deployment(
-                self.deployment, parameters={"name": self.name, "config": str(self.lab.config)}
+                self.deployment, parameters={"name": self.name, "config": str(self.config)}
             )
         self.run_id = run.id
 
@@ -135,14 +142,22 @@ class KilledRenewal:
         with get_client(sync_client=True) as client:
             return client.read_flow_run(self.run_id).state
 
-    def retry_crashed(self) -> None:
-        """What the runner and then an operator do: mark it Crashed, then Retry it."""
+    def crashed(self) -> None:
+        """What Prefect's runner does when the process running a flow dies."""
         from prefect import get_client
-        from prefect.states import Crashed, Scheduled
+        from prefect.states import Crashed
 
         assert self.run_id
         with get_client(sync_client=True) as client:
             client.set_flow_run_state(self.run_id, Crashed(message="killed"), force=True)
+
+    def retry(self) -> None:
+        """What an operator does with a crashed run: Retry it (the same run goes on)."""
+        from prefect import get_client
+        from prefect.states import Scheduled
+
+        assert self.run_id
+        with get_client(sync_client=True) as client:
             client.set_flow_run_state(self.run_id, Scheduled(name="AwaitingRetry"), force=True)
 
     def answer(self, people: DemoPeople, renewal: str) -> None:
@@ -150,7 +165,21 @@ class KilledRenewal:
 
         key = self.state().state_details.pause_key
         assert self.run_id
-        resume_flow_run(self.run_id, run_input=people.answer(key, renewal))
+        resume_flow_run(self.run_id, run_input=answer_once(people, key, renewal))
+
+
+def answer_once(people: DemoPeople, key: str, renewal: str) -> dict[str, Any]:
+    """The people's answer; files they attached already are not made and attached again.
+
+    A new run asks again what an earlier run of the renewal asked; the systems
+    team and the CA point to what they already attached.
+    """
+    question = question_of(key)
+    if (question is Question.CSR and "csr" in people.generated) or (
+        question is Question.CERTIFICATE and "crt" in people.generated
+    ):
+        return {"answered_by": SUPPORT}
+    return people.answer(key, renewal)
 
 
 @pytest.fixture(scope="module")
@@ -185,14 +214,29 @@ def check_archive(setup: ArchiveSetup, folder: str) -> list[str]:
     return [f"archive holds {name}" for name in names if ".old-" in name]
 
 
-def drive(run: KilledRenewal, people: DemoPeople, renewal: str, folder: str) -> None:
-    """Attempt after attempt until the run completes; one matrix row per kill."""
-    tracker, setup = run.lab.tracker(), run.lab.archive()
-    for _ in range(len(run.points) + 20):
+def drive(
+    run: KilledRenewal,
+    people: DemoPeople,
+    renewal: str,
+    folder: str,
+    settings: Settings,
+    new_run: bool,
+) -> None:
+    """Attempt after attempt until the run completes; one matrix row per kill.
+
+    A killed run is retried, or (`new_run`) left Crashed while a new run of the
+    same certificate takes over, as the next detection would start one.
+    """
+    tracker, setup = build_tracker(settings), build_archive(settings)
+    for _ in range(2 * len(run.points) + 20):
         code = run.attempt()
         if code == -9:
             point = run.fired()[-1]
-            run.retry_crashed()
+            run.crashed()
+            if new_run:
+                run.start()
+            else:
+                run.retry()
             problems = check_chain(tracker, renewal) + check_archive(setup, folder)
             run.matrix.append((point, "; ".join(problems) or "recovered"))
             continue
@@ -206,38 +250,107 @@ def drive(run: KilledRenewal, people: DemoPeople, renewal: str, folder: str) -> 
     raise AssertionError("the renewal did not complete")
 
 
-def test_a_renewal_killed_at_every_side_effect_completes_exactly_once(
+def kill_matrix(
+    lab: RenewalLab,
+    deployment: UUID,
+    name: str,
+    config: Path,
+    folder: Path,
+    title: str,
+    capsys: pytest.CaptureFixture[str],
+    new_run: bool = False,
+) -> None:
+    """Renew `name` under `config`, killed at every point; print and check the matrix."""
+    from prefect.settings import PREFECT_API_URL
+
+    settings = load_settings(config)
+    domain, server = lab.serve_certificate(name)
+    rid = renewal_id(domain, served_serial(lab, name))
+    people = DemoPeople(settings, lab.ca, server, domain, lambda _: None)
+    env = prefect_env(lab.home, PREFECT_API_URL.value())
+    run = KilledRenewal(deployment, name, config, KILL_POINTS, folder, env)
+    setup = build_archive(settings)
+    archive_folder = renewal_folder(setup.root_folder, "CESICAT", datetime.now(UTC).year, domain)
+    run.start()
+    try:
+        drive(run, people, rid, archive_folder, settings, new_run)
+    finally:
+        run.stop()
+        with capsys.disabled():
+            print(f"\nkill point → outcome ({title})")
+            for point, outcome in run.matrix:
+                print(f"  {point:45} {outcome}")
+
+    fired = [point for point, _ in run.matrix]
+    assert sorted(fired) == sorted(str(KillPoint.parse(p)) for p in KILL_POINTS)
+    assert [row for row in run.matrix if row[1] != "recovered"] == []
+    tracker = build_tracker(settings)
+    for kind in ("csr", "owner", "install"):
+        assert len(tracker.find_tickets(f"{rid}-{kind}")) == 1, kind
+    names = renewal_file_names(domain)
+    stored = sorted(f.name for f in setup.archive.list_files(archive_folder))
+    assert stored == sorted([names["csr"], names["key"], names["crt"], "manifest.json"])
+    assert len(list(settings.outbox_path().glob(f"{rid}-revoked*"))) == 1
+
+
+def test_a_renewal_killed_at_every_side_effect_and_retried_completes_exactly_once(
     renewal_lab: RenewalLab,
     unserved_deployment: UUID,
     tmp_path: Path,
     capsys: pytest.CaptureFixture[str],
 ) -> None:
-    from prefect.settings import PREFECT_API_URL
+    kill_matrix(
+        renewal_lab,
+        unserved_deployment,
+        "killed",
+        renewal_lab.config,
+        tmp_path,
+        "local tracker and archive; the killed run retried",
+        capsys,
+    )
 
-    lab = renewal_lab
-    domain, server = lab.serve_certificate("killed")
-    rid = renewal_id(domain, served_serial(lab, "killed"))
-    people = lab.people(domain, server)
-    env = prefect_env(lab.home, PREFECT_API_URL.value())
-    run = KilledRenewal(lab, unserved_deployment, "killed", KILL_POINTS, tmp_path, env)
-    run.start()
-    setup = lab.archive()
-    folder = renewal_folder(setup.root_folder, "CESICAT", datetime.now(UTC).year, domain)
-    try:
-        drive(run, people, rid, folder)
-    finally:
-        run.stop()
 
-    with capsys.disabled():
-        print("\nkill point → outcome (local tracker, local archive)")
-        for point, outcome in run.matrix:
-            print(f"  {point:45} {outcome}")
-    fired = [point for point, _ in run.matrix]
-    assert sorted(fired) == sorted(str(KillPoint.parse(p)) for p in KILL_POINTS)
-    assert all(outcome == "recovered" for _, outcome in run.matrix)
-    tracker = lab.tracker()
-    for kind in ("csr", "owner", "install"):
-        assert len(tracker.find_tickets(f"{rid}-{kind}")) == 1, kind
-    names = renewal_file_names(domain)
-    stored = sorted(f.name for f in setup.archive.list_files(folder))
-    assert stored == sorted([names["csr"], names["key"], names["crt"], "manifest.json"])
+def test_a_renewal_killed_at_every_side_effect_and_run_again_completes_exactly_once(
+    renewal_lab: RenewalLab,
+    unserved_deployment: UUID,
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    kill_matrix(
+        renewal_lab,
+        unserved_deployment,
+        "killed-new-run",
+        renewal_lab.config,
+        tmp_path,
+        "local tracker and archive; a new run after each kill",
+        capsys,
+        new_run=True,
+    )
+
+
+def test_a_renewal_on_jira_and_sharepoint_killed_at_every_side_effect_completes_exactly_once(
+    renewal_lab: RenewalLab,
+    unserved_deployment: UUID,
+    jira_server: JiraServer,
+    sharepoint: SharePointTestbed,
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """Jira Server and SharePoint, the archived key encrypted with a passphrase."""
+    config = live_config(
+        renewal_lab, tmp_path / "certrenew.toml", jira_server, sharepoint, "killed-live-owner"
+    )
+    passphrase = tmp_path / "key-passphrase"
+    passphrase.write_text("correct horse battery staple", encoding="utf-8")
+    settings = tomllib.loads(config.read_text(encoding="utf-8"))
+    settings["sharepoint"]["key_passphrase_file"] = str(passphrase)
+    config.write_text(toml.dumps(settings), encoding="utf-8")
+    kill_matrix(
+        renewal_lab,
+        unserved_deployment,
+        "killed-live",
+        config,
+        tmp_path,
+        "Jira Server and SharePoint test servers; the killed run retried",
+        capsys,
+    )
