@@ -47,7 +47,8 @@ from tests.test_renewal_integrations import live_config
 if TYPE_CHECKING:
     from prefect.deployments.runner import RunnerDeployment
 
-pytestmark = pytest.mark.prefect
+# A renewal of 60-odd attempts takes minutes, more on a loaded machine.
+pytestmark = [pytest.mark.prefect, pytest.mark.timeout(3600)]
 
 # Every side effect of a renewal that answers each question at once: before and after
 # each ticket creation, link, comment, attachment read and delete, archive upload
