@@ -17,6 +17,7 @@ from certrenew.errors import CertificateError
 from certrenew.naming import renewal_file_names, renewal_folder
 from certrenew.pki.certs import certificate_facts, load_certificate
 from certrenew.pki.csr import check_csr, check_key_matches_csr
+from certrenew.pki.keyprotect import unprotected_private_key
 from certrenew.renewal import (
     ArchiveRecord,
     CsrRecord,
@@ -49,7 +50,7 @@ def find_previous_csr(ctx: RenewalContext, start: RenewalStart) -> CsrRecord | N
             try:
                 check_csr(csr_pem, ctx.subject.rules(), start.domain)
                 fingerprint = check_key_matches_csr(
-                    archive.read_file(folder, names["key"]), csr_pem
+                    _archived_key(ctx, folder, names["key"]), csr_pem
                 )
             except CertificateError:
                 continue  # an old CSR that no longer meets the rules is simply not offered
@@ -72,22 +73,29 @@ def _key_bytes(ctx: RenewalContext, csr: CsrRecord, folder: str, key_name: str) 
             if attachment.id == source.attachment_id:
                 data = ctx.tracker.download_attachment(source.location, attachment)
         if data is None and key_name in {f.name for f in archive.list_files(folder)}:
-            data = archive.read_file(folder, key_name)
+            data = _archived_key(ctx, folder, key_name)
         if data is None:
             raise CertificateError(
                 f"the key {source.name} is no longer attached to {source.location} and was not "
                 "archived yet: ask the systems team to attach it again"
             )
     else:
-        data = archive.read_file(source.location, source.name)
-    passphrase = ctx.archive.key_passphrase
-    secret = passphrase.get_secret_value().encode() if passphrase else None
-    if check_key_matches_csr(data, csr.csr_pem.encode(), secret) != csr.key_fingerprint:
+        data = _archived_key(ctx, source.location, source.name)
+    if check_key_matches_csr(data, csr.csr_pem.encode()) != csr.key_fingerprint:
         raise CertificateError(
             f"the key now at {source.location} is not the one accepted with the CSR: "
             "ask the systems team for the key generated with that CSR"
         )
     return data
+
+
+def _archived_key(ctx: RenewalContext, folder: str, name: str) -> bytes:
+    """A key from the archive, decrypted when the archive keeps keys encrypted."""
+    passphrase = ctx.archive.key_passphrase
+    return unprotected_private_key(
+        ctx.archive.archive.read_file(folder, name),
+        passphrase.get_secret_value() if passphrase else None,
+    )
 
 
 def renewal_record(

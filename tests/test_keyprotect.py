@@ -7,7 +7,7 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
 
 from certrenew.pki.errors import CertificateError
-from certrenew.pki.keyprotect import protect_private_key
+from certrenew.pki.keyprotect import protect_private_key, unprotected_private_key
 from tests.pki import pem_begin
 
 PASSPHRASE = "passphrase-from-the-safe-8812"
@@ -80,3 +80,20 @@ def test_key_encrypted_with_another_passphrase_is_refused(key_pem: bytes) -> Non
 def test_not_a_key_is_refused() -> None:
     with pytest.raises(CertificateError, match="not a readable PEM private key"):
         protect_private_key(b"-----BEGIN CERTIFICATE-----\nAAAA\n", PASSPHRASE)
+
+
+def test_an_archived_key_read_back_is_the_key_and_protects_to_the_same_bytes(
+    key_pem: bytes,
+) -> None:
+    """After a kill between taking the key off the ticket and the step's end, the key is
+    read back from the archive (kill point after:delete_attachment:.key)."""
+    archived = protect_private_key(key_pem, PASSPHRASE)
+    plain = unprotected_private_key(archived, PASSPHRASE)
+    assert serialization.load_pem_private_key(plain, None).public_key() == (
+        serialization.load_pem_private_key(key_pem, None).public_key()
+    )
+    assert protect_private_key(plain, PASSPHRASE, archived) == archived
+    assert unprotected_private_key(key_pem, PASSPHRASE) is key_pem
+    assert unprotected_private_key(archived, None) is archived
+    with pytest.raises(CertificateError, match="another passphrase"):
+        unprotected_private_key(archived, "not the passphrase")

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import json
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -134,6 +135,21 @@ def test_archiving_the_same_renewal_again_changes_nothing(
     assert second == first
     assert _uploads(sharepoint) == uploads
     assert not sharepoint.site.requests("POST", "MoveToUsingPath")
+    names = sorted(p.rpartition("/")[2] for p in sharepoint.site.files)
+    assert names == sorted([*files, MANIFEST_NAME])
+
+
+def test_a_new_run_archiving_the_same_renewal_keeps_the_first_manifest(
+    sharepoint: SharePointTestbed, renewal: tuple[dict[str, bytes], RenewalRecord]
+) -> None:
+    """A run killed after archiving is followed by a new run (kill point
+    after:write_file:manifest.json): same files, another run id, nothing set aside."""
+    files, record = renewal
+    archive_renewal(sharepoint.archive(), FOLDER, files, record, key_passphrase=PASSPHRASE)
+    manifest = sharepoint.site.file(f"{LIBRARY}/{FOLDER}/{MANIFEST_NAME}")
+    next_run = replace(record, flow_run_id="5d0f8a52-1c2b-4e0e-8f3a-6b7c8d9e0f11")
+    archive_renewal(sharepoint.archive(), FOLDER, files, next_run, key_passphrase=PASSPHRASE)
+    assert sharepoint.site.file(f"{LIBRARY}/{FOLDER}/{MANIFEST_NAME}") == manifest
     names = sorted(p.rpartition("/")[2] for p in sharepoint.site.files)
     assert names == sorted([*files, MANIFEST_NAME])
 

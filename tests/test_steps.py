@@ -6,11 +6,13 @@ production uses (`renewal_context`) and adapters handed in by the test.
 
 from __future__ import annotations
 
+from dataclasses import replace
 from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
 from cryptography import x509
+from pydantic import SecretStr
 
 from certrenew.adapters.archive.local import LocalArchive
 from certrenew.adapters.notice import Delivery, Notice
@@ -122,6 +124,42 @@ def test_a_wildcard_renewal_is_archived_under_a_name_sharepoint_accepts(
     assert {"wildcard.example.cat.crt", "wildcard.example.cat.key"} <= stored
     expected = serial_hex(x509.load_pem_x509_certificate(crt).serial_number)
     assert issued.serial == expected
+
+
+def test_archiving_again_after_the_key_left_the_ticket_reads_the_encrypted_key_back(
+    ctx: RenewalContext,
+) -> None:
+    """The step killed after it took the .key off the ticket (kill point
+    after:delete_attachment:.key) runs again: the key is in the archive, encrypted."""
+    protected = replace(
+        ctx.archive, key_passphrase=SecretStr("passphrase-from-the-safe"), key_passphrase_hint="x"
+    )
+    ctx = replace(ctx, archive=protected)
+    start = start_for("seu.example.cat")
+    ticket = open_csr_ticket.fn(ctx, start)
+    csr_pem, key_pem = build_csr(ctx.subject.rules(), start.domain)
+    ctx.tracker.add_attachment(ticket, "seu.csr", csr_pem)
+    ctx.tracker.add_attachment(ticket, "seu.key", key_pem)
+    csr = collect_csr_and_key.fn(ctx, start, ticket, {}, 1)
+    assert not isinstance(csr, str), csr
+    crt = LocalCA("steps test CA").sign_csr(csr_pem, days=90).decode()
+    tickets = RenewalTickets(owner=open_service_owner_ticket.fn(ctx, start), csr=ticket)
+    issued = collect_certificate.fn(ctx, start, csr, tickets, {"certificate_pem": crt}, 1)
+    assert not isinstance(issued, str), issued
+
+    first = archive_artifacts.fn(ctx, start, csr, issued, "CESICAT", tickets)
+    assert not [a for a in ctx.tracker.attachments(ticket) if a.filename == "seu.key"]
+    stored = {
+        f.name: ctx.archive.archive.read_file(first.folder, f.name)
+        for f in ctx.archive.archive.list_files(first.folder)
+    }
+    again = archive_artifacts.fn(ctx, start, csr, issued, "CESICAT", tickets)
+
+    assert again == first
+    assert {
+        f.name: ctx.archive.archive.read_file(first.folder, f.name)
+        for f in ctx.archive.archive.list_files(first.folder)
+    } == stored
 
 
 def test_each_attempt_of_a_step_waits_under_its_own_key(ctx: RenewalContext) -> None:

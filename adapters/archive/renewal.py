@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any, Literal
 
 from certrenew.adapters.archive import Archive, ArchivedFile, store_file
@@ -92,7 +92,26 @@ def archive_renewal(
             previous = archive.read_file(folder, name) if name in present else None
             data = protect_private_key(data, key_passphrase, previous)
         stored.append(store_file(archive, folder, name, data, on_conflict))
-    manifest = store_file(
-        archive, folder, MANIFEST_NAME, manifest_bytes(record, stored), on_conflict
-    )
-    return ArchivedRenewal(archive.location(folder), tuple(stored), manifest)
+    manifest = manifest_bytes(record, stored)
+    if MANIFEST_NAME in present:
+        earlier = archive.read_file(folder, MANIFEST_NAME)
+        manifest = _kept_manifest(earlier, record, stored, manifest)
+    written = store_file(archive, folder, MANIFEST_NAME, manifest, on_conflict)
+    return ArchivedRenewal(archive.location(folder), tuple(stored), written)
+
+
+def _kept_manifest(
+    earlier: bytes, record: RenewalRecord, stored: list[ArchivedFile], manifest: bytes
+) -> bytes:
+    """The manifest already archived when it differs from `manifest` only in its run.
+
+    A renewal whose run was killed after archiving goes on in a new run, which
+    archives again: the files are the same, and the manifest keeps naming the
+    run that archived them first instead of being set aside as a conflict.
+    """
+    try:
+        run = json.loads(earlier).get("flow_run_id")
+    except (ValueError, AttributeError):
+        return manifest
+    same_but_run = manifest_bytes(replace(record, flow_run_id=run), stored)
+    return earlier if earlier == same_but_run else manifest

@@ -35,6 +35,25 @@ def protect_private_key(pem: bytes, passphrase: str | None, archived: bytes | No
     )
 
 
+def unprotected_private_key(pem: bytes, passphrase: str | None) -> bytes:
+    """The archived key as the systems team gave it: decrypted when it was archived encrypted.
+
+    A key read back from the archive (an interrupted archive, a reused CSR) is
+    checked against its CSR like one read from the ticket, and protected again
+    with `protect_private_key`, which then finds the archived bytes unchanged.
+    """
+    if passphrase is None:
+        return pem
+    key, encrypted = _load(pem, passphrase.encode())
+    if not encrypted:
+        return pem
+    return key.private_bytes(
+        serialization.Encoding.PEM,
+        serialization.PrivateFormat.PKCS8,
+        serialization.NoEncryption(),
+    )
+
+
 def _load(pem: bytes, secret: bytes) -> tuple[PrivateKeyTypes, bool]:
     """The key, and whether `pem` is already encrypted (then with `secret`)."""
     try:
