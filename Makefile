@@ -19,7 +19,7 @@ test: $(STAMP)
 	$(BIN)/ruff check .
 	$(BIN)/lint-imports
 	$(BIN)/mypy
-	$(BIN)/pytest $(ARGS)
+	$(BIN)/pytest -n 4 --dist loadfile $(ARGS)
 
 # The property-based parser tests with 10,000 generated inputs per parser (CI runs 300).
 fuzz: $(STAMP)

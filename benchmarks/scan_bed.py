@@ -42,6 +42,7 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from cryptography.x509.oid import NameOID
 
+from certrenew.lab.packages import ensure_installed
 from certrenew.lab.tls import LocalCA
 
 PORTS = 8
@@ -86,9 +87,10 @@ def free_ports(count: int) -> list[int]:
 
 def build_bed(folder: Path, count: int) -> Bed:
     """Write the certificates, nginx's configuration and the inventory; start nginx."""
-    nginx = shutil.which("nginx") or "/usr/sbin/nginx"
-    if not Path(nginx).exists():
-        sys.exit("nginx is not installed: apt-get install -y nginx-light (or nginx)")
+    nginx = ensure_installed(
+        lambda: shutil.which("nginx", path=f"{os.environ.get('PATH', '')}:/usr/sbin"),
+        "nginx-light",
+    )
     ca = LocalCA("certrenew scan bench CA")
     pool: list[rsa.RSAPrivateKey | ec.EllipticCurvePrivateKey] = [
         rsa.generate_private_key(public_exponent=65537, key_size=2048) for _ in range(2)

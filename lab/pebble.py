@@ -28,21 +28,15 @@ from typing import Any
 import requests
 import trustme
 
+from certrenew.lab.packages import ensure_installed
+
 EAB_KID = "certrenew-test"
 EAB_HMAC_KEY = base64.urlsafe_b64encode(b"certrenew-test-hmac-key-32-bytes").decode().rstrip("=")
 
 
 def ensure_pebble() -> str:
     """The pebble binary, installed from the distribution's packages when missing."""
-    found = shutil.which("pebble")
-    if found is None:
-        subprocess.run(["apt-get", "update", "-qq"], check=True, capture_output=True)
-        subprocess.run(
-            ["apt-get", "install", "-y", "-qq", "pebble"], check=True, capture_output=True
-        )
-        found = shutil.which("pebble")
-    assert found, "pebble is not installed and apt-get could not install it"
-    return found
+    return ensure_installed(lambda: shutil.which("pebble"), "pebble")
 
 
 def free_port() -> int:

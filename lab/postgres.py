@@ -18,29 +18,18 @@ from pathlib import Path
 from typing import Self
 
 from certrenew.errors import CertRenewError
+from certrenew.lab.packages import ensure_installed
 from certrenew.lab.stack import free_port
 
 
 def postgres_bin() -> Path:
     """The folder of `initdb` and `pg_ctl`: on the PATH, else the package's own folder."""
-    for _ in range(2):
-        found = shutil.which("initdb")
-        if found:
-            return Path(found).resolve().parent
+
+    def initdb() -> str | None:
         versions = sorted(glob("/usr/lib/postgresql/*/bin/initdb"))
-        if versions:
-            return Path(versions[-1]).parent
-        if os.geteuid() != 0 or not shutil.which("apt-get"):
-            break
-        subprocess.run(["apt-get", "update", "-qq"], check=True)
-        subprocess.run(
-            ["apt-get", "install", "-y", "-qq", "postgresql", "postgresql-contrib"],
-            check=True,
-            env=dict(os.environ, DEBIAN_FRONTEND="noninteractive"),
-        )
-    raise CertRenewError(
-        "PostgreSQL is not installed: install the distribution's postgresql package"
-    )
+        return shutil.which("initdb") or (versions[-1] if versions else None)
+
+    return Path(ensure_installed(initdb, "postgresql", "postgresql-contrib")).resolve().parent
 
 
 class PostgresCluster:

@@ -129,7 +129,11 @@ class LocalStack:
                 self.env,
                 self.home / "server.log",
             )
-            self._wait_healthy(timeout)
+            try:
+                self._wait_healthy(timeout)
+            except BaseException:  # not healthy in time, or Ctrl-C: leave no server behind
+                self.stop()
+                raise
         if self.serving:
             self.serve()
         return self

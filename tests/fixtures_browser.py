@@ -14,10 +14,8 @@ tests/output/screenshots/ (ignored by git) so a person can look at them.
 from __future__ import annotations
 
 import functools
-import os
 import re
 import shutil
-import subprocess
 import threading
 import time
 import warnings
@@ -28,6 +26,9 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Concatenate, ParamSpec, Protocol, TypeVar
 
 import pytest
+
+from certrenew.errors import CertRenewError
+from certrenew.lab.packages import ensure_installed
 
 if TYPE_CHECKING:
     from playwright.sync_api import Browser, Locator, Page
@@ -50,24 +51,10 @@ NEXT_FORM_SECONDS = 240
 
 def chromium_path() -> str:
     """The distribution's Chromium, installed with apt-get when it is missing."""
-    found = shutil.which("chromium")
-    if found:
-        return found
-    apt = shutil.which("apt-get")
-    if apt is None or os.geteuid() != 0:
-        pytest.fail(
-            "the browser tests need Chromium from the distribution: run "
-            "`apt-get install chromium` as root (the tests do it themselves when run as root)"
-        )
-    env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
-    for args in ([apt, "update"], [apt, "install", "-y", "chromium"]):
-        done = subprocess.run(args, env=env, capture_output=True, text=True, check=False)
-        if done.returncode != 0:
-            pytest.fail(f"`{' '.join(args)}` failed:\n{done.stdout[-2000:]}{done.stderr[-2000:]}")
-    found = shutil.which("chromium")
-    if not found:
-        pytest.fail("apt-get installed chromium but no `chromium` is on the PATH")
-    return found
+    try:
+        return ensure_installed(lambda: shutil.which("chromium"), "chromium")
+    except CertRenewError as exc:
+        pytest.fail(str(exc))
 
 
 class BrowserThread:

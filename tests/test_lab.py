@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import ssl
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 
 import pytest
 from cryptography import x509
@@ -12,6 +13,8 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 
+from certrenew.errors import CertRenewError
+from certrenew.lab.stack import LocalStack
 from certrenew.lab.tls import LeafCertificate, LocalCA, TLSServer
 from certrenew.pki.certs import certificate_facts, load_certificate
 from certrenew.probe import fetch_served_certificate
@@ -88,3 +91,11 @@ def test_install_swaps_the_served_certificate_at_run_time(lab_ca: LocalCA) -> No
 def test_the_lab_serves_on_loopback_only(lab_ca: LocalCA) -> None:
     with pytest.raises(ValueError, match="loopback only"):
         TLSServer(lab_ca.issue("x.lab.test"), host="0.0.0.0")
+
+
+def test_a_prefect_server_that_is_not_healthy_in_time_is_stopped(tmp_path: Path) -> None:
+    """`with LocalStack(...)` never reaches __exit__ when start fails: start stops it."""
+    stack = LocalStack(tmp_path / "prefect", None)
+    with pytest.raises(CertRenewError, match="did not answer"):
+        stack.start(timeout=0.5)
+    assert stack.server is not None and stack.server.proc.poll() is not None
