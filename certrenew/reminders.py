@@ -37,6 +37,7 @@ WAITING_FOR: dict[str, str] = {
     "urgent-approval": "workflow-managers",
     "ca-request": "support-staff",
     "certificate": "ca",
+    "p12": "ca",  # the CA hands out the .p12; support staff download it
     "install": "systems-team",
     "retire": "support-staff",
     "wait": "support-staff",

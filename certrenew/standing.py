@@ -20,6 +20,7 @@ QUESTION_STEPS = {
     "urgent-approval": "3 CA request (urgent approval)",
     "ca-request": "3 CA request",
     "certificate": "4 certificate",
+    "p12": "4 certificate (.p12)",
     "install": "7 verify installation",
     "retire": "8 retire the old certificate",
 }
