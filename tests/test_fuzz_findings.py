@@ -14,7 +14,8 @@ from certrenew.pki.csr import check_key_matches_csr, load_csr
 from certrenew.pki.errors import CertificateError
 from certrenew.pki.files import classify_file, describe_file, public_key_fingerprint
 from certrenew.pki.issued import check_issued_certificate
-from tests.odd_certs import forge, pem, spki, tlv
+from certrenew.pki.outer import read_outer_certificate, rfc4514
+from tests.odd_certs import forge, name, openssl_view_of, pem, spki, tlv
 from tests.pki import DOMAIN, TestCA, ec_key, key_pem, make_csr, pem_begin, rsa_key
 
 
@@ -80,3 +81,9 @@ def test_a_file_of_begin_lines_is_refused_at_once() -> None:
     data = pem_begin("CERTIFICATE") + b"\n"
     with pytest.raises(CertificateError, match="damaged or truncated"):
         load_certificate(data * 16_000, source="hostile.pem")
+
+
+@pytest.mark.parametrize("organization", [" ", "  ", " x ", "x "])
+def test_a_name_of_spaces_is_escaped_once_as_openssl_does(organization: str) -> None:
+    der = forge(public_key_info=spki(ec_key()), subject=name("0", organization))
+    assert rfc4514(read_outer_certificate(der).subject) == openssl_view_of(der).subject
