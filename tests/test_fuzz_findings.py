@@ -14,7 +14,9 @@ from certrenew.pki.csr import check_csr, check_key_matches_csr, load_csr
 from certrenew.pki.errors import CertificateError
 from certrenew.pki.files import classify_file, describe_file, public_key_fingerprint
 from certrenew.pki.issued import check_issued_certificate
-from tests.odd_certs import forge, pem, spki, tlv
+from certrenew.pki.keyprotect import protect_private_key
+from certrenew.pki.outer import read_outer_certificate, rfc4514
+from tests.odd_certs import forge, name, openssl_view_of, pem, spki, tlv
 from tests.pki import DOMAIN, SUBJECT, TestCA, ec_key, key_pem, make_csr, pem_begin, rsa_key
 
 
@@ -97,3 +99,22 @@ def test_a_file_of_begin_lines_is_refused_at_once() -> None:
     data = pem_begin("CERTIFICATE") + b"\n"
     with pytest.raises(CertificateError, match="damaged or truncated"):
         load_certificate(data * 16_000, source="hostile.pem")
+
+
+@pytest.mark.parametrize("organization", [" ", "  ", " x ", "x "])
+def test_a_name_of_spaces_is_escaped_once_as_openssl_does(organization: str) -> None:
+    der = forge(public_key_info=spki(ec_key()), subject=name("0", organization))
+    assert rfc4514(read_outer_certificate(der).subject) == openssl_view_of(der).subject
+
+
+def test_a_key_of_an_unknown_algorithm_is_refused_when_protected() -> None:
+    """Found by the 10,000-input run: a PKCS#8 key whose algorithm OID was altered."""
+    key_der = rsa_key(2048).private_bytes(
+        serialization.Encoding.DER,
+        serialization.PrivateFormat.PKCS8,
+        serialization.NoEncryption(),
+    )
+    rsa_oid = b"\x2a\x86\x48\x86\xf7\x0d\x01\x01\x01"  # 1.2.840.113549.1.1.1
+    data = pem(key_der.replace(rsa_oid, b"\x29" + rsa_oid[1:], 1), "PRIVATE KEY")
+    with pytest.raises(CertificateError, match="not a readable PEM private key"):
+        protect_private_key(data, "a passphrase")

@@ -9,6 +9,7 @@ the same key under the same passphrase.
 
 from __future__ import annotations
 
+from cryptography.exceptions import UnsupportedAlgorithm
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.types import PrivateKeyTypes
 
@@ -60,7 +61,7 @@ def _load(pem: bytes, secret: bytes) -> tuple[PrivateKeyTypes, bool]:
         return serialization.load_pem_private_key(pem, None), False
     except TypeError:
         pass  # encrypted: maybe with our passphrase already
-    except ValueError:
+    except (ValueError, UnsupportedAlgorithm):
         raise CertificateError(
             "the .key is not a readable PEM private key: ask the systems team for the file again"
         ) from None

@@ -231,7 +231,7 @@ def _read_extensions(field: Element) -> tuple[Extension, ...]:
 
 
 def _escape(value: str | bytes) -> str:
-    """RFC 4514 section 2.4, as cryptography escapes; non-string values print as #hex."""
+    """RFC 4514 section 2.4, as cryptography and OpenSSL escape; non-string values as #hex."""
     if isinstance(value, bytes):
         return "#" + value.hex()
     if not value:
@@ -239,8 +239,9 @@ def _escape(value: str | bytes) -> str:
     for special in ("\\", '"', "+", ",", ";", "<", ">"):
         value = value.replace(special, "\\" + special)
     value = value.replace("\0", "\\00")
-    if value[0] in ("#", " "):
-        value = "\\" + value
+    # Trailing space first: a value of one space is escaped once ("\ "), as OpenSSL does.
     if value[-1] == " ":
         value = value[:-1] + "\\ "
+    if value[0] in ("#", " "):
+        value = "\\" + value
     return value
