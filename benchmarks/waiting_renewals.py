@@ -127,6 +127,13 @@ def engine_processes(api_url: str) -> list[int]:
     return found
 
 
+def held_processes(stack: LocalStack) -> set[int]:
+    """Processes the waiting renewals hold: under the serving process, or running a flow."""
+    assert stack.runner
+    serving = stack.runner.proc.pid
+    return {p for p in tree(serving) if p != serving} | set(engine_processes(stack.api_url))
+
+
 def rss_mib(pids: list[int]) -> float:
     total = 0
     for pid in pids:
@@ -216,15 +223,19 @@ def waiting_renewals(folder: Path, bed: Bed, count: int) -> None:
         ]
         wait_all(ids, lambda s: asking(s, FIRST_QUESTION), timeout=60 + 30 * count)
         reached = time.monotonic() - started
-        time.sleep(5)  # each run's process exits once its pause is saved
-        held = [p for p in tree(stack.runner.proc.pid) if p != stack.runner.proc.pid]
-        engines = engine_processes(stack.api_url)
+        # Each run's process exits a moment after its pause is saved: held counted at once,
+        # then again once they are gone (or after a minute, if some stay).
+        held_at_once = len(held_processes(stack))
+        settled = time.monotonic()
+        while (held := held_processes(stack)) and time.monotonic() - settled < 60:
+            time.sleep(1)
+        settled = time.monotonic() - settled
         server_waiting = rss_mib(tree(stack.server.proc.pid))
         db_waiting = database_bytes(stack.home)
         print(f"\n{count} renewals waiting at {FIRST_QUESTION}: all there after {reached:.0f} s")
         print(
-            f"  processes held: {len(held)} under the serving process, "
-            f"{len(engines)} running prefect.engine"
+            f"  processes held: {held_at_once} as the last run paused, {len(held)} "
+            f"{settled:.0f} s later (under the serving process or running prefect.engine)"
         )
         print(f"  server RSS: {server_before:.0f} MiB before, {server_waiting:.0f} MiB waiting")
         print(
