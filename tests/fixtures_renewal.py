@@ -97,14 +97,16 @@ class RenewalRun:
         from prefect import get_client
         from prefect.client.schemas.filters import LogFilter, LogFilterFlowRunId
 
+        # The server answers at most 200 at a time: page through a long run's logs.
+        messages: list[str] = []
         with get_client(sync_client=True) as client:
-            return [
-                log.message
-                for log in client.read_logs(
-                    log_filter=LogFilter(flow_run_id=LogFilterFlowRunId(any_=[self.id])),
-                    limit=200,
-                )
-            ]
+            while page := client.read_logs(
+                log_filter=LogFilter(flow_run_id=LogFilterFlowRunId(any_=[self.id])),
+                limit=200,
+                offset=len(messages),
+            ):
+                messages += [log.message for log in page]
+        return messages
 
 
 @dataclass
