@@ -326,6 +326,12 @@ class RenewalSettings(Section):
     verify_poll_minutes: float = Field(
         30, ge=0, description="how long to poll endpoints before asking a person"
     )
+    warm_wait_seconds: float = Field(
+        120,
+        ge=0,
+        description="how long a run's process stays after asking a question, so an answer "
+        "within it goes on at once; then the run waits without a process (0: at once)",
+    )
     flow_ui_url: str | None = Field(
         None, description="Prefect UI base URL for links in tickets (default: PREFECT_UI_URL)"
     )

@@ -193,8 +193,7 @@ def served_renewal_lab(
         root / "certrenew.toml",
         inventory=str(inventory),
         data_dir=str(root / "data"),
-        renewal=DEMO_TIMINGS,
-        **config,
+        **{"renewal": DEMO_TIMINGS} | config,
     )
     stack = LocalStack(root / "prefect", path, api_url=api_url)
     # Tests add certificates as they go: the metrics read them again every second.
