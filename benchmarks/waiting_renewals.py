@@ -58,6 +58,7 @@ from certrenew.deployments.demo import (
     demo_environment,
     wait_for_deployment,
 )
+from certrenew.deployments.serve import PROCESS_LIMIT
 from certrenew.lab.inventory import inventory_entry, write_inventory
 from certrenew.lab.people import DemoPeople
 from certrenew.lab.stack import LocalStack, Process, free_port, prefect_env
@@ -190,7 +191,7 @@ def wait_all(ids: list[UUID], done: Any, timeout: float) -> dict[UUID, float]:
     return seen
 
 
-def waiting_renewals(folder: Path, bed: Bed, count: int) -> None:
+def waiting_renewals(folder: Path, bed: Bed, count: int, warm: float, process_limit: int) -> None:
     from prefect.deployments import run_deployment
     from prefect.flow_runs import resume_flow_run
     from prefect.settings import PREFECT_API_URL, temporary_settings
@@ -199,10 +200,13 @@ def waiting_renewals(folder: Path, bed: Bed, count: int) -> None:
     inventory = folder / "inventory.yaml"
     write_inventory(inventory, [inventory_entry(t.name, t.domain, t.address) for t in targets])
     overrides = demo_environment(folder / "data", inventory, DEMO_TIMINGS)
+    overrides["CERTRENEW_RENEWAL__WARM_WAIT_SECONDS"] = str(warm)
     os.environ.update(overrides)
     config = EXAMPLES / "certrenew.toml"
     settings = load_settings(config)
-    stack = LocalStack(folder / "prefect", config)
+    stack = LocalStack(
+        folder / "prefect", config, serve_args=("--process-limit", str(process_limit))
+    )
     stack.env.update(overrides)
     with stack, temporary_settings({PREFECT_API_URL: stack.api_url}):
         assert stack.server and stack.runner
@@ -223,11 +227,11 @@ def waiting_renewals(folder: Path, bed: Bed, count: int) -> None:
         ]
         wait_all(ids, lambda s: asking(s, FIRST_QUESTION), timeout=60 + 30 * count)
         reached = time.monotonic() - started
-        # Each run's process exits a moment after its pause is saved: held counted at once,
-        # then again once they are gone (or after a minute, if some stay).
+        # Each run's process stays for its warm window, then suspends the run and exits: held
+        # counted at once, then again once they are gone (or a minute after the window).
         held_at_once = len(held_processes(stack))
         settled = time.monotonic()
-        while (held := held_processes(stack)) and time.monotonic() - settled < 60:
+        while (held := held_processes(stack)) and time.monotonic() - settled < warm + 60:
             time.sleep(1)
         settled = time.monotonic() - settled
         server_waiting = rss_mib(tree(stack.server.proc.pid))
@@ -235,7 +239,8 @@ def waiting_renewals(folder: Path, bed: Bed, count: int) -> None:
         print(f"\n{count} renewals waiting at {FIRST_QUESTION}: all there after {reached:.0f} s")
         print(
             f"  processes held: {held_at_once} as the last run paused, {len(held)} "
-            f"{settled:.0f} s later (under the serving process or running prefect.engine)"
+            f"{settled:.0f} s later (under the serving process or running prefect.engine; "
+            f"warm window {warm:g} s, process limit {process_limit})"
         )
         print(f"  server RSS: {server_before:.0f} MiB before, {server_waiting:.0f} MiB waiting")
         print(
@@ -369,6 +374,12 @@ def main(argv: list[str] | None = None) -> None:
     )
     parser.add_argument("--renewals", type=int, default=500)
     parser.add_argument("--detect-targets", type=int, default=10_000, help="0: skip detection")
+    parser.add_argument(
+        "--warm", type=float, default=120, help="[renewal] warm_wait_seconds for the renewals"
+    )
+    parser.add_argument(
+        "--process-limit", type=int, default=PROCESS_LIMIT, help="certrenew serve's limit"
+    )
     args = parser.parse_args(argv)
     load = subprocess.run(["uptime"], capture_output=True, text=True, check=False).stdout.strip()
     print(f"machine: {os.cpu_count()} cores, {os.uname().release}; {load}")
@@ -378,7 +389,7 @@ def main(argv: list[str] | None = None) -> None:
         bed = build_bed(folder / "bed", max(args.renewals, args.detect_targets))
         try:
             if args.renewals:
-                waiting_renewals(folder, bed, args.renewals)
+                waiting_renewals(folder, bed, args.renewals, args.warm, args.process_limit)
             if args.detect_targets:
                 detection(folder, bed)
         finally:

@@ -28,6 +28,7 @@ from certrenew.tasks.waiting import (
     pause_and_wait,
     question_keyset,
     suspension_keyset,
+    waits_warm,
 )
 
 R = TypeVar("R", bound="PersonAnswer")
@@ -340,9 +341,9 @@ def ask(form: type[R], key: str, description: str) -> R:
     answered = stored_answer(form, key)
     if answered is not None:
         return answered
-    window = WARM_WAIT.get()
-    if window > 0:
-        return pause_and_wait(form, key, description, window)
+    warm = WARM_WAIT.get()
+    if warm and waits_warm(warm):
+        return pause_and_wait(form, key, description, warm.seconds)
     return suspend_flow_run(
         wait_for_input=form.with_initial_data(description=description), key=key, timeout=None
     )

@@ -11,7 +11,9 @@ same form under the same stored answer's key, and its process waits:
   process, which goes on at once;
 - no answer within the window: the process suspends the run under the same
   question (the form stays, nothing changes for the person) and exits; a later
-  answer starts the run in a new process, which replays its steps as before;
+  answer starts the run in a new process, which replays its steps as before.
+  So does a question asked while `[renewal] warm_wait_runs` runs already wait
+  so: each holds a process slot of the serving process;
 - the process dies within the window: the serving process marks the run
   Crashed (or, when it died too, the missing heartbeats do), and the recovery
   (certrenew.deployments.recovery) starts it again: it asks the same question.
@@ -21,6 +23,7 @@ from __future__ import annotations
 
 import time
 from contextvars import ContextVar
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Final, TypeVar, cast
 
 from prefect.input import RunInput
@@ -35,9 +38,19 @@ if TYPE_CHECKING:
 
 R = TypeVar("R", bound=RunInput)
 
-# How long a run's process waits after asking; 0: the run is suspended at once. Set for
-# the run by certrenew.tasks.context from `[renewal] warm_wait_seconds`.
-WARM_WAIT: ContextVar[float] = ContextVar("certrenew_warm_wait", default=0.0)
+
+@dataclass(frozen=True)
+class WarmWait:
+    """How long a run's process waits after asking (0: suspended at once), and how many
+    runs of the flow may wait so at most, together."""
+
+    seconds: float = 0.0
+    most_runs: int = 0
+
+
+# Set for the run by certrenew.tasks.context from `[renewal] warm_wait_seconds` and
+# `warm_wait_runs`.
+WARM_WAIT: ContextVar[WarmWait | None] = ContextVar("certrenew_warm_wait", default=None)
 
 # How often the waiting process looks whether its run was resumed: at most this long
 # between a person's submit and the run going on.
@@ -66,6 +79,34 @@ def question_keyset(state: State[Any]) -> Keyset:
 
     stored = state.state_details.run_input_keyset
     return cast("Keyset", stored) if stored else keyset_from_paused_state(state)
+
+
+def waits_warm(warm: WarmWait | None) -> bool:
+    """Whether this run's process may wait: a window, and fewer such waits than allowed.
+
+    Every process waiting holds a slot of `certrenew serve --process-limit`: a
+    cap keeps slots for runs to start and resume when many ask at once.
+    """
+    if warm is None or warm.seconds <= 0 or warm.most_runs <= 0:
+        return False
+    from prefect import get_client
+    from prefect.client.schemas.filters import (
+        FlowFilter,
+        FlowFilterName,
+        FlowRunFilter,
+        FlowRunFilterState,
+        FlowRunFilterStateName,
+    )
+    from prefect.runtime import flow_run
+
+    with get_client(sync_client=True) as client:
+        waiting = client.count_flow_runs(
+            flow_filter=FlowFilter(name=FlowFilterName(any_=[flow_run.get_flow_name()])),
+            flow_run_filter=FlowRunFilter(
+                state=FlowRunFilterState(name=FlowRunFilterStateName(any_=["Paused"]))
+            ),
+        )
+    return waiting < warm.most_runs
 
 
 def pause_and_wait(form: type[R], key: str, description: str, window: float) -> R:

@@ -33,8 +33,10 @@ SHORT = 1  # over before anyone answers: the process lets the run go
 
 
 @pytest.fixture(scope="module")
-def warm_lab(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[RenewalLab, Path]]:
-    """The lab with a long window, and a second configuration with a short one."""
+def warm_lab(
+    tmp_path_factory: pytest.TempPathFactory,
+) -> Iterator[tuple[RenewalLab, Path, Path]]:
+    """The lab with a long window; configurations with a short one, and with one run at most."""
     root = tmp_path_factory.mktemp("warm")
     with served_renewal_lab(root, renewal=DEMO_TIMINGS | {"warm_wait_seconds": LONG}) as lab:
         short = example_config(
@@ -43,7 +45,13 @@ def warm_lab(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Renewal
             data_dir=str(root / "data"),
             renewal=DEMO_TIMINGS | {"warm_wait_seconds": SHORT},
         )
-        yield lab, short
+        capped = example_config(
+            root / "capped.toml",
+            inventory=str(lab.inventory),
+            data_dir=str(root / "data"),
+            renewal=DEMO_TIMINGS | {"warm_wait_seconds": LONG, "warm_wait_runs": 1},
+        )
+        yield lab, short, capped
 
 
 def run_processes(run: RenewalRun) -> set[int]:
@@ -94,7 +102,7 @@ def pauses(run: RenewalRun) -> list[tuple[str, str]]:
 
 
 def test_an_answer_within_the_window_goes_on_in_the_same_process(warm_lab) -> None:
-    lab, _ = warm_lab
+    lab, _, _ = warm_lab
     domain, server = lab.serve_certificate("warm-answer")
     rid = renewal_id(domain, served_serial(lab, "warm-answer"))
     people = lab.people(domain, server)
@@ -115,6 +123,7 @@ def test_an_answer_within_the_window_goes_on_in_the_same_process(warm_lab) -> No
     # schedules it again, and the new process asks the same question again.
     os.kill(process, signal.SIGKILL)
     until("the run crashed", lambda: "Crashed" in [name for name, _ in state_names(run)])
+    until("the recovery scheduled it again", lambda: not run.state().is_final())
     run.wait_paused(Question.CA_CHOICE)
     run.resume(**people.answer(Question.CA_CHOICE, rid))
     run.wait_paused(Question.CA_REQUEST)
@@ -122,7 +131,7 @@ def test_an_answer_within_the_window_goes_on_in_the_same_process(warm_lab) -> No
 
 
 def test_no_answer_within_the_window_lets_the_process_go(warm_lab) -> None:
-    lab, short = warm_lab
+    lab, short, _ = warm_lab
     domain, server = lab.serve_certificate("warm-timeout")
     rid = renewal_id(domain, served_serial(lab, "warm-timeout"))
     people = lab.people(domain, server)
@@ -138,4 +147,19 @@ def test_no_answer_within_the_window_lets_the_process_go(warm_lab) -> None:
     run.wait_paused(Question.CA_CHOICE)
     assert run_processes(run), "the run did not start again in a new process"
     assert "Crashed" not in [name for name, _ in state_names(run)]
-    assert pauses(run)[2:] == [("Paused", Question.CA_CHOICE)]
+    assert pauses(run)[2] == ("Paused", Question.CA_CHOICE)  # its window is over soon too
+
+
+def test_a_question_asked_while_enough_runs_wait_so_suspends_at_once(warm_lab) -> None:
+    lab, _, capped = warm_lab
+    lab.serve_certificate("warm-first")
+    lab.serve_certificate("warm-capped")
+    first = lab.start("warm-first")
+    first.wait_paused(CSR)
+    assert first.state().name == "Paused"
+
+    capped_run = lab.start("warm-capped", config=str(capped))  # at most 1 run waits so
+    capped_run.wait_paused(CSR)
+    until("the capped run's process exited", lambda: not run_processes(capped_run))
+    assert pauses(capped_run) == [("Suspended", CSR)]
+    assert first.state().name == "Paused"
