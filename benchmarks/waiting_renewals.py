@@ -191,8 +191,28 @@ def wait_all(ids: list[UUID], done: Any, timeout: float) -> dict[UUID, float]:
     return seen
 
 
-def waiting_renewals(folder: Path, bed: Bed, count: int, warm: float, process_limit: int) -> None:
+def start_renewal(target: Target, config: Path) -> UUID:
+    """`run_deployment` for one target, again when SQLite refused the write (HTTP 503)."""
     from prefect.deployments import run_deployment
+    from prefect.exceptions import PrefectHTTPStatusError
+
+    for attempt in range(10):
+        try:
+            run = run_deployment(
+                RENEWAL_DEPLOYMENT,
+                parameters={"name": target.name, "config": str(config), "force": True},
+                timeout=0,
+            )
+            return cast("FlowRun", run).id
+        except PrefectHTTPStatusError as exc:
+            if exc.response.status_code != 503 or attempt == 9:
+                raise
+            time.sleep(1)
+    raise AssertionError("unreachable")
+
+
+def waiting_renewals(folder: Path, bed: Bed, count: int, warm: float, process_limit: int) -> None:
+    from prefect.exceptions import PrefectHTTPStatusError
     from prefect.flow_runs import resume_flow_run
     from prefect.settings import PREFECT_API_URL, temporary_settings
 
@@ -214,17 +234,7 @@ def waiting_renewals(folder: Path, bed: Bed, count: int, warm: float, process_li
         server_before = rss_mib(tree(stack.server.proc.pid))
         db_before = database_bytes(stack.home)
         started = time.monotonic()
-        ids = [
-            cast(
-                "FlowRun",
-                run_deployment(
-                    RENEWAL_DEPLOYMENT,
-                    parameters={"name": t.name, "config": str(config), "force": True},
-                    timeout=0,
-                ),
-            ).id
-            for t in targets
-        ]
+        ids = [start_renewal(t, config) for t in targets]
         wait_all(ids, lambda s: asking(s, FIRST_QUESTION), timeout=60 + 30 * count)
         reached = time.monotonic() - started
         # Each run's process stays for its warm window, then suspends the run and exits: held
@@ -258,7 +268,14 @@ def waiting_renewals(folder: Path, bed: Bed, count: int, warm: float, process_li
             answers.append(people.answer(FIRST_QUESTION, renewal_id(target.domain, target.serial)))
         resumed: dict[UUID, float] = {}
         for run_id, answer in zip(ids, answers, strict=True):
-            resume_flow_run(run_id, run_input=answer)
+            for attempt in range(10):  # SQLite refuses a write now and then (HTTP 503)
+                try:
+                    resume_flow_run(run_id, run_input=answer)
+                    break
+                except PrefectHTTPStatusError as exc:
+                    if exc.response.status_code != 503 or attempt == 9:
+                        raise
+                    time.sleep(1)
             resumed[run_id] = time.monotonic()
         asked = wait_all(ids, asking, timeout=60 + 30 * count)
     first = min(resumed.values())
