@@ -314,8 +314,8 @@ def request_certificate_from_ca(
                 f"Urgent renewal of {start.domain}",
                 so_far=story,
                 now="An urgent request goes to the CA's urgent channel only with a workflow "
-                "manager's approval. The manager who decided enters their login; tick "
-                "*Approved* only if they approved.",
+                "manager's approval. The manager who decided enters their login; switch "
+                "*Approved* on only if they approved.",
                 after="Approved: the CA form marks the request for the urgent channel. Not "
                 "approved: the request goes through the normal channel. Either way the "
                 "decision is commented on the ticket.",
