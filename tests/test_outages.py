@@ -1,0 +1,350 @@
+"""Outages and slowness at every integration step: the step waits with a clear reason, and
+after recovery the renewal's work is there exactly once.
+
+Five faults, each applied to every step that talks to an outside system, on
+the real libraries against the lab's servers:
+
+- slow: the server handles the request and answers after the client's timeout;
+- refused: nothing listens on the port;
+- throttled: 429 with a `Retry-After` far longer than the retry policy's cap;
+- tls: the endpoint's certificate is untrusted or names another host;
+- cut: the server does the work, and the outage starts before its answer.
+
+For each (step, fault): the step runs under the fault and must stop with an
+error the renewal waits on (tasks.context.RECOVERABLE), whose line in
+`certrenew status` and in the wait form names the system and says what to do,
+on one line, with no secret and no traceback. Then the fault is lifted and the
+step runs again as the renewal retries it after the form is submitted (a new
+process: a new client), and its work must be there exactly once. Retry waits
+are recorded, not slept. The matrix (step × fault → outcome) is printed.
+"""
+
+from __future__ import annotations
+
+import re
+import ssl
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import pytest
+import trustme
+from pydantic import SecretStr
+
+from certrenew.adapters.tracker import Attachment, NewTicket, ensure_ticket
+from certrenew.adapters.tracker.create_intents import CreateIntents
+from certrenew.adapters.tracker.jira import JiraTracker
+from certrenew.config import JiraSettings
+from certrenew.lab.jira_server import JiraServer
+from certrenew.rules import step_marker
+from certrenew.standing import RunSnapshot, open_renewal
+from certrenew.tasks.context import RECOVERABLE
+from certrenew.tasks.forms import Question, pause_key, wait_reason, wait_text
+from certrenew.tasks.tickets import post_once
+
+FAULTS = ("slow", "refused", "throttled", "tls", "cut")
+TIMEOUT = 0.4  # the clients' timeout: a stalled answer comes after it
+STALL = 1.0
+LONG_RETRY_AFTER = "3600"
+TOKEN = "jira-token-" + "must-not-show-5c1e"
+
+MATRIX: dict[tuple[str, str, str], str] = {}
+
+
+@pytest.fixture(scope="module", autouse=True)
+def matrix() -> Iterator[None]:
+    yield
+    print("\nstep × fault → outcome (the reason shown while waiting, then the recovery)")
+    for (system, step, fault), outcome in sorted(MATRIX.items()):
+        print(f"  {system:10} {step:18} {fault:10} {outcome}")
+
+
+@dataclass(frozen=True)
+class Pki:
+    """A CA the clients trust, and the certificates a server may present."""
+
+    bundle: Path
+    trusted: ssl.SSLContext
+    untrusted: ssl.SSLContext  # from a CA nobody trusts
+    wrong_host: ssl.SSLContext  # from the trusted CA, for another name
+
+
+def server_context(cert: trustme.LeafCert) -> ssl.SSLContext:
+    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    cert.configure_cert(context)
+    return context
+
+
+@pytest.fixture(scope="module")
+def pki(tmp_path_factory: pytest.TempPathFactory) -> Pki:
+    ca, stranger = trustme.CA(), trustme.CA()
+    bundle = tmp_path_factory.mktemp("outage-pki") / "ca.pem"
+    ca.cert_pem.write_to_path(str(bundle))
+    return Pki(
+        bundle,
+        server_context(ca.issue_cert("127.0.0.1", "localhost")),
+        server_context(stranger.issue_cert("127.0.0.1", "localhost")),
+        server_context(ca.issue_cert("jira.example.org", "sharepoint.example.org")),
+    )
+
+
+def status_line(step: str, problem: Exception) -> str:
+    """What `certrenew status` says of a run waiting on `step` after `problem`: step, state."""
+    snapshot = RunSnapshot(
+        run_name="renew seu.example.cat · 3f9a1c",
+        url="",
+        certificate="seu.example.cat",
+        renewal="r1",
+        state_type="PAUSED",
+        state_name="Suspended",
+        since=datetime.now(UTC),
+        pause_key=pause_key(Question.WAIT, step, 1),
+        wait_reason=wait_reason(wait_text(step, problem)),
+    )
+    renewal = open_renewal(snapshot)
+    return f"{renewal.step} · {renewal.state}"
+
+
+# What each fault's line must say (what failed), beside the system and what to do.
+SAYS = {
+    "slow": r"no answer|did not answer|timed out|Timeout",
+    "refused": r"no answer|refused|cannot be reached|ConnectionError|unavailable",
+    "throttled": r"asks to wait|HTTP 429",
+    "tls": r"certificate",
+    "cut": r"no answer|refused|cannot be reached|ConnectionError|unavailable",
+}
+WHAT_TO_DO = r"check|set |ask |waits|tries again|retr|resume"
+
+
+def check_waiting_line(
+    step: str, fault: str, problem: Exception, system: str, secrets: tuple[str, ...]
+) -> str:
+    """The reason as status and form show it: one line, system, what failed, what to do."""
+    assert isinstance(problem, RECOVERABLE), f"{type(problem).__name__} fails the run: {problem}"
+    line = status_line(step, problem)
+    form = wait_text(step, problem)
+    reason = str(problem)
+    assert "\n" not in reason and reason in form, reason
+    assert line.startswith(f"waiting on {step} · waiting for a fix: "), line
+    assert system in reason, f"{system!r} not named: {reason}"
+    assert re.search(SAYS[fault], reason), f"{fault}: {reason}"
+    assert re.search(WHAT_TO_DO, reason), f"nothing to do in: {reason}"
+    for text in (line, form):
+        assert "Traceback" not in text
+        assert not [secret for secret in secrets if secret in text]
+    return reason
+
+
+def short(reason: str) -> str:
+    return reason if len(reason) <= 90 else reason[:87] + "..."
+
+
+# -- Jira ------------------------------------------------------------------------------------
+
+
+@dataclass
+class JiraWorld:
+    """The Jira server, the settings that reach it, and what the step before left there."""
+
+    server: JiraServer
+    settings: JiraSettings
+    intents: Path
+    waits: list[float] = field(default_factory=list)
+    made: dict[str, Any] = field(default_factory=dict)
+
+    def tracker(self) -> JiraTracker:
+        """A tracker as a new process builds it (a resumed run): same intents folder."""
+        return JiraTracker(
+            self.settings,
+            sleep=self.waits.append,
+            clock=lambda: 1_800_000_000.0 + sum(self.waits),
+            intents=CreateIntents(self.intents),
+        )
+
+
+def new_ticket(kind: str) -> NewTicket:
+    return NewTicket(
+        project="SIS",
+        summary=f"Renovació seu.example.cat ({kind})",
+        description="Certificat a renovar.",
+        label=f"certrenew-r1-{kind}",
+        labels=("certrenew",),
+    )
+
+
+@dataclass(frozen=True)
+class JiraStep:
+    """One integration step: what it needs first, its call, its side effect's request, its check."""
+
+    prepare: Callable[[JiraWorld, JiraTracker], None]
+    run: Callable[[JiraWorld, JiraTracker], object]
+    request: tuple[str, str]  # (method, path) of the request whose answer a cut loses
+    check: Callable[[JiraWorld, object], None]
+
+
+def _two_tickets(world: JiraWorld, tracker: JiraTracker) -> None:
+    world.made["csr"] = tracker.create_ticket(new_ticket("csr")).key
+    world.made["install"] = tracker.create_ticket(new_ticket("install")).key
+
+
+def _attached(world: JiraWorld, tracker: JiraTracker) -> None:
+    key = tracker.create_ticket(new_ticket("csr")).key
+    world.made["csr"] = key
+    world.made["key"] = tracker.add_attachment(key, "seu.example.cat.key", b"key bytes")
+    world.made["csr_file"] = tracker.add_attachment(key, "seu.example.cat.csr", b"csr bytes")
+
+
+def _one_ticket(world: JiraWorld, tracker: JiraTracker) -> None:
+    world.made["csr"] = tracker.create_ticket(new_ticket("csr")).key
+
+
+def _nothing(world: JiraWorld, tracker: JiraTracker) -> None:
+    tracker.whoami()  # connected before the fault, as a renewal's earlier steps were
+
+
+def _check_one_ticket(world: JiraWorld, _: object) -> None:
+    assert len(world.server.issues_labelled("certrenew-r1-csr")) == 1
+
+
+def _check_one_link(world: JiraWorld, _: object) -> None:
+    assert len(world.server.links) == 1, world.server.links
+
+
+def _check_one_comment(world: JiraWorld, _: object) -> None:
+    comments = world.server.issues[world.made["csr"]].comments
+    marked = [c for c in comments if step_marker("collect-csr-and-key") in c["body"]]
+    assert len(marked) == 1, comments
+
+
+def _check_read(world: JiraWorld, data: object) -> None:
+    assert data == b"key bytes"
+
+
+def _check_deleted(world: JiraWorld, _: object) -> None:
+    left = world.server.issues[world.made["csr"]].attachments
+    assert left == [world.made["csr_file"].id], left
+
+
+def _check_closed(world: JiraWorld, _: object) -> None:
+    assert world.server.issues[world.made["csr"]].status == "Done"
+    done = [e for e in world.server.calls("POST", r"/transitions$") if e.status == 204]
+    assert len(done) == 1, [(e.status, e.fault) for e in done]
+
+
+def _key(world: JiraWorld) -> str:
+    return str(world.made["csr"])
+
+
+def _attachment(world: JiraWorld) -> Attachment:
+    attachment = world.made["key"]
+    assert isinstance(attachment, Attachment)
+    return attachment
+
+
+JIRA_STEPS = {
+    "create": JiraStep(
+        _nothing,
+        lambda w, t: ensure_ticket(t, new_ticket("csr")),
+        ("POST", r"/issue$"),
+        _check_one_ticket,
+    ),
+    "link": JiraStep(
+        _two_tickets,
+        lambda w, t: t.link_tickets(w.made["install"], w.made["csr"], "Relates"),
+        ("POST", r"/issueLink$"),
+        _check_one_link,
+    ),
+    "comment": JiraStep(
+        _one_ticket,
+        lambda w, t: post_once(t, _key(w), "collect-csr-and-key", "CSR i clau rebuts."),
+        ("POST", r"/comment$"),
+        _check_one_comment,
+    ),
+    "attachment read": JiraStep(
+        _attached,
+        lambda w, t: t.download_attachment(_key(w), _attachment(w)),
+        ("GET", r"/attachment/content/|/secure/attachment/"),
+        _check_read,
+    ),
+    "attachment delete": JiraStep(
+        _attached,
+        lambda w, t: t.delete_attachment(_key(w), _attachment(w)),
+        ("DELETE", r"/attachment/"),
+        _check_deleted,
+    ),
+    "close": JiraStep(
+        _one_ticket,
+        lambda w, t: t.close_ticket(_key(w)),
+        ("POST", r"/transitions$"),
+        _check_closed,
+    ),
+}
+
+
+def start_jira_fault(fault: str, world: JiraWorld, step: JiraStep, pki: Pki) -> None:
+    server = world.server
+    if fault == "slow":
+        method, path = step.request
+        server.stall(STALL, path, method, times=None)
+    elif fault == "refused":
+        server.go_down()
+    elif fault == "throttled":
+        server.fail(429, times=None, headers={"Retry-After": LONG_RETRY_AFTER})
+    elif fault == "tls":
+        server.come_back(tls=pki.untrusted)
+    elif fault == "cut":
+        method, path = step.request
+        server.lose_response(path, method, then_down=True)
+
+
+def lift_jira_fault(fault: str, world: JiraWorld, pki: Pki) -> None:
+    world.server.faults.clear()
+    if fault in ("refused", "tls", "cut"):
+        world.server.come_back(tls=pki.trusted)
+
+
+@pytest.fixture
+def jira_world(pki: Pki, tmp_path: Path) -> Iterator[JiraWorld]:
+    server = JiraServer(tls=pki.trusted, token=TOKEN).start()
+    settings = JiraSettings(
+        url=server.url,
+        token=SecretStr(TOKEN),
+        ca_bundle=pki.bundle,
+        timeout_seconds=TIMEOUT,
+        retry_attempts=2,
+        retry_base_delay_seconds=0.01,
+        retry_max_delay_seconds=0.05,
+        search_lag_seconds=1,
+    )
+    try:
+        yield JiraWorld(server, settings, tmp_path / "intents")
+    finally:
+        server.stop()
+
+
+@pytest.mark.parametrize("fault", FAULTS)
+@pytest.mark.parametrize("step_name", list(JIRA_STEPS))
+def test_jira_step_waits_with_a_clear_reason_and_recovers_once(
+    jira_world: JiraWorld, pki: Pki, step_name: str, fault: str
+) -> None:
+    world, step = jira_world, JIRA_STEPS[step_name]
+    MATRIX[("jira", step_name, fault)] = "did not finish"
+    step.prepare(world, world.tracker())
+    tracker = world.tracker()
+    tracker.whoami()
+    start_jira_fault(fault, world, step, pki)
+    cell = ("jira", step_name, fault)
+    try:
+        done = step.run(world, tracker)
+    except Exception as stopped:
+        reason = check_waiting_line(step_name, fault, stopped, world.server.url, (TOKEN,))
+        MATRIX[cell] = f"waits: {short(reason)} → not recovered"
+        lift_jira_fault(fault, world, pki)
+        done = step.run(world, world.tracker())
+        MATRIX[cell] = f"waits: {short(reason)} → recovered, once"
+    else:
+        MATRIX[cell] = "rode it out within its retries, once"
+        lift_jira_fault(fault, world, pki)
+    step.check(world, done)
