@@ -173,6 +173,12 @@ class HttpsService:
             self.in_outage = True
             self.outage_retry_after = retry_after
 
+    def clear_faults(self) -> None:
+        """Every injected failure and the outage lifted; the service's content kept."""
+        with self._lock:
+            self._injections.clear()
+        self.end_outage()
+
     def end_outage(self) -> None:
         with self._lock:
             self.in_outage = False

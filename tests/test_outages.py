@@ -33,16 +33,20 @@ import pytest
 import trustme
 from pydantic import SecretStr
 
+from certrenew.adapters.archive import store_file
+from certrenew.adapters.archive.sharepoint import SharePointArchive
 from certrenew.adapters.tracker import Attachment, NewTicket, ensure_ticket
 from certrenew.adapters.tracker.create_intents import CreateIntents
 from certrenew.adapters.tracker.jira import JiraTracker
 from certrenew.config import JiraSettings
 from certrenew.lab.jira_server import JiraServer
+from certrenew.lab.sharepoint_server import HttpsService, Request
 from certrenew.rules import step_marker
 from certrenew.standing import RunSnapshot, open_renewal
 from certrenew.tasks.context import RECOVERABLE
 from certrenew.tasks.forms import Question, pause_key, wait_reason, wait_text
 from certrenew.tasks.tickets import post_once
+from tests.fixtures_sharepoint import LIBRARY, SharePointTestbed
 
 FAULTS = ("slow", "refused", "throttled", "tls", "cut")
 TIMEOUT = 0.4  # the clients' timeout: a stalled answer comes after it
@@ -293,7 +297,7 @@ def start_jira_fault(fault: str, world: JiraWorld, step: JiraStep, pki: Pki) -> 
     elif fault == "throttled":
         server.fail(429, times=None, headers={"Retry-After": LONG_RETRY_AFTER})
     elif fault == "tls":
-        server.come_back(tls=pki.untrusted)
+        server.come_back(tls=pki.wrong_host)
     elif fault == "cut":
         method, path = step.request
         server.lose_response(path, method, then_down=True)
@@ -348,3 +352,95 @@ def test_jira_step_waits_with_a_clear_reason_and_recovers_once(
         MATRIX[cell] = "rode it out within its retries, once"
         lift_jira_fault(fault, world, pki)
     step.check(world, done)
+
+
+# -- SharePoint (and its authority, Microsoft Entra) ----------------------------------------
+
+FOLDER = "CERTIFICATS/CDS/CESICAT/2026/seu.example.cat"
+FILES = {
+    "seu.example.cat.crt": b"-----BEGIN CERTIFICATE-----\nnew\n-----END CERTIFICATE-----\n",
+    "manifest.json": b'{"domain": "seu.example.cat"}\n',
+}
+
+
+@dataclass(frozen=True)
+class ArchiveStep:
+    """A step of the archiving: which file it stores, which server and request a fault hits."""
+
+    name: str  # the file stored
+    on_authority: bool  # the fault hits the sign-in, not the site
+    request: Callable[[Request], bool]
+
+
+def _upload_of(name: str) -> Callable[[Request], bool]:
+    return lambda r: r.method == "POST" and "/files/add" in r.path.lower() and name in r.path
+
+
+ARCHIVE_STEPS = {
+    "sign-in": ArchiveStep("seu.example.cat.crt", True, lambda r: r.method == "POST"),
+    "upload": ArchiveStep("seu.example.cat.crt", False, _upload_of("seu.example.cat.crt")),
+    "manifest": ArchiveStep("manifest.json", False, _upload_of("manifest.json")),
+}
+
+
+def start_archive_fault(fault: str, service: HttpsService, step: ArchiveStep, pki: Pki) -> None:
+    if fault == "slow":
+        service.stall(STALL, count=1000, when=step.request)
+    elif fault == "refused":
+        service.go_down()
+    elif fault == "throttled":
+        service.inject(429, count=1000, retry_after=LONG_RETRY_AFTER)
+    elif fault == "tls":
+        service.come_back(tls=pki.untrusted)
+    elif fault == "cut":
+        service.lose_answers(1, when=step.request, then_down=True)
+
+
+def lift_archive_fault(service: HttpsService) -> None:
+    service.clear_faults()
+    service.come_back(tls=service.server_context)
+
+
+def archive_files(archive: SharePointArchive, names: list[str]) -> None:
+    for name in names:
+        store_file(archive, FOLDER, name, FILES[name])
+
+
+@pytest.mark.parametrize("fault", FAULTS)
+@pytest.mark.parametrize("step_name", list(ARCHIVE_STEPS))
+def test_archive_step_waits_with_a_clear_reason_and_recovers_once(
+    sharepoint: SharePointTestbed, pki: Pki, step_name: str, fault: str
+) -> None:
+    step = ARCHIVE_STEPS[step_name]
+    names = list(FILES) if step.name == "manifest.json" else [step.name]
+    before = [name for name in FILES if name != step.name and step.name == "manifest.json"]
+    service: HttpsService = sharepoint.authority if step.on_authority else sharepoint.site
+    secret = sharepoint.credential.key_pem.decode()
+    cell = ("sharepoint", step_name, fault)
+    MATRIX[cell] = "did not finish"
+
+    def archive() -> SharePointArchive:
+        # A new process's archive: no token, no form digest cached.
+        return sharepoint.archive(timeout_seconds=TIMEOUT, retry_attempts=3)
+
+    archive_files(archive(), before)
+    try:
+        start_archive_fault(fault, service, step, pki)
+        try:
+            archive_files(archive(), [n for n in names if n not in before])
+        except Exception as stopped:
+            system = sharepoint.authority.origin if step.on_authority else sharepoint.site.origin
+            reason = check_waiting_line(step_name, fault, stopped, system, (secret,))
+            MATRIX[cell] = f"waits: {short(reason)} → not recovered"
+            lift_archive_fault(service)
+            archive_files(archive(), names)
+            MATRIX[cell] = f"waits: {short(reason)} → recovered, once"
+        else:
+            MATRIX[cell] = "rode it out within its retries, once"
+    finally:
+        lift_archive_fault(service)
+    where = f"{sharepoint.site.site_path}/{LIBRARY}/{FOLDER}"
+    stored = [path.rpartition("/")[2] for path in sharepoint.site.files if path.startswith(where)]
+    assert sorted(stored) == sorted(names)
+    for name in names:
+        assert sharepoint.site.file(f"{LIBRARY}/{FOLDER}/{name}") == FILES[name]
