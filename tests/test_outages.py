@@ -35,16 +35,22 @@ from pydantic import SecretStr
 
 from certrenew.adapters.archive import store_file
 from certrenew.adapters.archive.sharepoint import SharePointArchive
+from certrenew.adapters.notice import Notice, Transport
+from certrenew.adapters.notice.outbox import Outbox
+from certrenew.adapters.notice.smtp import SmtpTransport
+from certrenew.adapters.notice.webhook import WebhookTransport
 from certrenew.adapters.tracker import Attachment, NewTicket, ensure_ticket
 from certrenew.adapters.tracker.create_intents import CreateIntents
 from certrenew.adapters.tracker.jira import JiraTracker
-from certrenew.config import JiraSettings
+from certrenew.config import JiraSettings, SmtpSettings, WebhookSettings
 from certrenew.lab.jira_server import JiraServer
+from certrenew.lab.mail import MailServer, WebhookReceiver
 from certrenew.lab.sharepoint_server import HttpsService, Request
 from certrenew.rules import step_marker
 from certrenew.standing import RunSnapshot, open_renewal
 from certrenew.tasks.context import RECOVERABLE
 from certrenew.tasks.forms import Question, pause_key, wait_reason, wait_text
+from certrenew.tasks.notices import report_failures
 from certrenew.tasks.tickets import post_once
 from tests.fixtures_sharepoint import LIBRARY, SharePointTestbed
 
@@ -444,3 +450,125 @@ def test_archive_step_waits_with_a_clear_reason_and_recovers_once(
     assert sorted(stored) == sorted(names)
     for name in names:
         assert sharepoint.site.file(f"{LIBRARY}/{FOLDER}/{name}") == FILES[name]
+
+
+# -- notices: SMTP relay and webhook ---------------------------------------------------------
+
+SMTP_PASSWORD = "smtp-" + "pw-must-not-show-8d2a"
+HOOK_TOKEN = "hook-" + "token-must-not-show-41b7"
+NOTICE = Notice(
+    "r1-revoked",
+    "Certificat revocat: seu.example.cat",
+    "El certificat anterior de seu.example.cat s'ha revocat.",
+    ("certificats@example.cat",),
+)
+
+
+@dataclass
+class Notices:
+    relay: MailServer
+    receiver: WebhookReceiver
+
+    def transport(self, name: str) -> Transport:
+        if name == "smtp":
+            return SmtpTransport(
+                SmtpSettings(
+                    host="localhost",
+                    port=self.relay.port,
+                    security="starttls",
+                    sender="certrenew@example.cat",
+                    user="certrenew",
+                    password=SecretStr(SMTP_PASSWORD),
+                    timeout_seconds=TIMEOUT,
+                )
+            )
+        return WebhookTransport(
+            WebhookSettings(
+                url=self.receiver.url, token=SecretStr(HOOK_TOKEN), timeout_seconds=TIMEOUT
+            )
+        )
+
+    def arrived(self, name: str) -> list[str]:
+        """The notice id of each copy that arrived."""
+        if name == "smtp":
+            return [str(mail.message["X-Certrenew-Notice"]) for mail in self.relay.arrived]
+        return [str(body["notice"]) for body in self.receiver.arrived]
+
+
+@pytest.fixture
+def notices(pki: Pki, monkeypatch: pytest.MonkeyPatch) -> Iterator[Notices]:
+    # Both trust the lab CA the way an operator makes a host trust a private CA.
+    monkeypatch.setenv("SSL_CERT_FILE", str(pki.bundle))
+    monkeypatch.setenv("REQUESTS_CA_BUNDLE", str(pki.bundle))
+    relay = MailServer(pki.trusted, "starttls", "certrenew", SMTP_PASSWORD).start()
+    receiver = WebhookReceiver(HOOK_TOKEN, tls=pki.trusted).start()
+    try:
+        yield Notices(relay, receiver)
+    finally:
+        relay.stop()
+        receiver.stop()
+
+
+def start_notice_fault(fault: str, server: MailServer | WebhookReceiver, pki: Pki) -> None:
+    if fault == "slow":
+        server.stall_seconds = STALL
+    elif fault == "refused":
+        server.stop()
+    elif fault == "throttled":
+        if isinstance(server, WebhookReceiver):
+            server.throttle_retry_after = LONG_RETRY_AFTER
+        else:
+            server.failing = True  # SMTP's "try again later": 451, no Retry-After
+    elif fault == "tls":
+        server.come_back(tls=pki.untrusted)
+    elif fault == "cut":
+        server.stall_seconds, server.stall_after_taking = STALL, True
+
+
+def lift_notice_fault(server: MailServer | WebhookReceiver, pki: Pki) -> None:
+    server.stall_seconds, server.stall_after_taking, server.failing = 0.0, False, False
+    if isinstance(server, WebhookReceiver):
+        server.throttle_retry_after = None
+    server.come_back(tls=pki.trusted)
+
+
+@pytest.mark.timeout(60)  # a stalled relay or receiver must not hang the step
+@pytest.mark.parametrize("fault", FAULTS)
+@pytest.mark.parametrize("channel", ["smtp", "webhook"])
+def test_notice_is_kept_pending_with_a_clear_reason_and_sent_once(
+    notices: Notices, pki: Pki, tmp_path: Path, channel: str, fault: str
+) -> None:
+    server: MailServer | WebhookReceiver = notices.relay if channel == "smtp" else notices.receiver
+    cell = ("notice", channel, fault)
+    MATRIX[cell] = "did not finish"
+    outbox = Outbox(tmp_path / "outbox", [notices.transport(channel)])
+    start_notice_fault(fault, server, pki)
+    try:
+        [line] = report_failures([outbox.deliver(NOTICE)])
+    finally:
+        lift_notice_fault(server, pki)
+    assert "\n" not in line and "Traceback" not in line, line
+    assert f"not delivered by {channel}: " in line and "retried next run" in line, line
+    assert SMTP_PASSWORD not in line and HOOK_TOKEN not in line
+    assert re.search(NOTICE_SAYS[fault], line), f"{fault}: {line}"
+    MATRIX[cell] = f"pending: {short(line.split(': ', 1)[1])} → not recovered"
+    # The next detection run retries what is pending, from a new process.
+    [retried] = Outbox(tmp_path / "outbox", [notices.transport(channel)]).retry_pending()
+    assert retried.complete
+    if fault == "cut":
+        # Neither SMTP nor a webhook can tell an answer lost after the message was taken
+        # from a refusal: the copy sent again carries the same notice id to drop it by.
+        assert notices.arrived(channel) == [NOTICE.id, NOTICE.id]
+        MATRIX[cell] = f"pending: {short(line.split(': ', 1)[1])} → sent again, same id"
+    else:
+        assert notices.arrived(channel) == [NOTICE.id]
+        MATRIX[cell] = f"pending: {short(line.split(': ', 1)[1])} → sent, once"
+
+
+NOTICE_SAYS = {
+    "slow": r"timed out|Timeout|timeout",
+    "refused": r"refused|Connection|connect",
+    "throttled": r"429|451|try again later",
+    "tls": r"certificate|SSL|TLS",
+    "cut": r"timed out|Timeout|timeout",
+}
