@@ -21,11 +21,14 @@ are recorded, not slept. The matrix (step × fault → outcome) is printed.
 
 from __future__ import annotations
 
+import json
 import re
 import ssl
+import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from http.server import BaseHTTPRequestHandler
 from pathlib import Path
 from typing import Any
 
@@ -35,6 +38,8 @@ from pydantic import SecretStr
 
 from certrenew.adapters.archive import store_file
 from certrenew.adapters.archive.sharepoint import SharePointArchive
+from certrenew.adapters.ca import CertificateOrder
+from certrenew.adapters.ca.acme import AcmeRoute
 from certrenew.adapters.notice import Notice, Transport
 from certrenew.adapters.notice.outbox import Outbox
 from certrenew.adapters.notice.smtp import SmtpTransport
@@ -42,10 +47,13 @@ from certrenew.adapters.notice.webhook import WebhookTransport
 from certrenew.adapters.tracker import Attachment, NewTicket, ensure_ticket
 from certrenew.adapters.tracker.create_intents import CreateIntents
 from certrenew.adapters.tracker.jira import JiraTracker
-from certrenew.config import JiraSettings, SmtpSettings, WebhookSettings
+from certrenew.config import AcmeRouteSettings, JiraSettings, SmtpSettings, WebhookSettings
 from certrenew.lab.jira_server import JiraServer
+from certrenew.lab.listener import Listener
 from certrenew.lab.mail import MailServer, WebhookReceiver
+from certrenew.lab.pebble import Pebble, running_pebble
 from certrenew.lab.sharepoint_server import HttpsService, Request
+from certrenew.pki.csr import make_key_and_csr
 from certrenew.rules import step_marker
 from certrenew.standing import RunSnapshot, open_renewal
 from certrenew.tasks.context import RECOVERABLE
@@ -53,6 +61,7 @@ from certrenew.tasks.forms import Question, pause_key, wait_reason, wait_text
 from certrenew.tasks.notices import report_failures
 from certrenew.tasks.tickets import post_once
 from tests.fixtures_sharepoint import LIBRARY, SharePointTestbed
+from tests.test_acme_route import RULES
 
 FAULTS = ("slow", "refused", "throttled", "tls", "cut")
 TIMEOUT = 0.4  # the clients' timeout: a stalled answer comes after it
@@ -121,7 +130,7 @@ def status_line(step: str, problem: Exception) -> str:
 SAYS = {
     "slow": r"no answer|did not answer|timed out|Timeout",
     "refused": r"no answer|refused|cannot be reached|ConnectionError|unavailable",
-    "throttled": r"asks to wait|HTTP 429",
+    "throttled": r"asks to wait|HTTP 429|rateLimited",
     "tls": r"certificate",
     "cut": r"no answer|refused|cannot be reached|ConnectionError|unavailable",
 }
@@ -572,3 +581,102 @@ NOTICE_SAYS = {
     "tls": r"certificate|SSL|TLS",
     "cut": r"timed out|Timeout|timeout",
 }
+
+
+# -- the ACME route (Pebble, and stand-ins for a CA that stalls, throttles or cuts) ------------
+
+ACME_NAMES = ("acme.test.example.cat",)
+
+
+@pytest.fixture(scope="module")
+def pebble(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Pebble]:
+    folder = tmp_path_factory.mktemp("outage-pebble")
+    with running_pebble(folder, http_port=1, eab_required=False, always_valid=True) as running:
+        yield running
+
+
+def faulty_ca(fault: str) -> type[BaseHTTPRequestHandler]:
+    """An ACME server as the CA is while `fault` lasts: stalled, throttling or cut off."""
+
+    class Faulty(BaseHTTPRequestHandler):
+        protocol_version = "HTTP/1.1"
+
+        def log_message(self, format: str, *args: Any) -> None:
+            return
+
+        def do_GET(self) -> None:
+            if fault == "slow":
+                time.sleep(STALL)
+            if fault in ("slow", "cut"):
+                self.close_connection = True
+                return
+            problem = json.dumps(
+                {
+                    "type": "urn:ietf:params:acme:error:rateLimited",
+                    "detail": "too many new orders recently",
+                }
+            ).encode()
+            self.send_response(429)
+            self.send_header("Content-Type", "application/problem+json")
+            self.send_header("Retry-After", LONG_RETRY_AFTER)
+            self.send_header("Content-Length", str(len(problem)))
+            self.end_headers()
+            self.wfile.write(problem)
+
+        do_POST = do_HEAD = do_GET
+
+    return Faulty
+
+
+def acme_route(pebble: Pebble, folder: Path, **changes: object) -> AcmeRoute:
+    fields: dict[str, object] = {
+        "kind": "acme",
+        "directory_url": pebble.directory_url,
+        "account_key_file": folder / "account.key",
+        "webroot": folder / "webroot",
+        "ca_bundle": pebble.ca_bundle,
+        "timeout_seconds": 60,
+        "request_timeout_seconds": TIMEOUT,
+    }
+    return AcmeRoute(AcmeRouteSettings.model_validate(fields | changes))
+
+
+@pytest.mark.timeout(120)  # a stalled CA must not hang the step
+@pytest.mark.parametrize("fault", FAULTS)
+def test_acme_order_waits_with_a_clear_reason_and_goes_through_after(
+    pebble: Pebble, pki: Pki, tmp_path: Path, fault: str
+) -> None:
+    cell = ("acme", "order", fault)
+    MATRIX[cell] = "did not finish"
+    _, csr = make_key_and_csr(RULES, ACME_NAMES)
+    order = CertificateOrder(ACME_NAMES[0], ACME_NAMES, csr.decode(), "generated by the flow")
+    stand_in: Listener | None = None
+    if fault == "refused":
+        stand_in = Listener(faulty_ca(fault), pki.trusted)  # bound, never started, then closed
+        stand_in.stop()
+    elif fault != "tls":
+        stand_in = Listener(faulty_ca(fault), pki.trusted)
+        stand_in.start()
+    if stand_in is not None:
+        route = acme_route(
+            pebble,
+            tmp_path,
+            directory_url=f"https://127.0.0.1:{stand_in.port}/dir",
+            ca_bundle=pki.bundle,
+        )
+    else:
+        route = acme_route(pebble, tmp_path, ca_bundle=pki.bundle)  # not Pebble's CA
+    try:
+        with pytest.raises(Exception) as stopped:
+            route.request(order)
+    finally:
+        if stand_in is not None:
+            stand_in.stop()
+    system = route.settings.directory_url
+    reason = check_waiting_line("request-certificate", fault, stopped.value, system, ())
+    MATRIX[cell] = f"waits: {short(reason)} → not recovered"
+    # The CA is back (or the bundle fixed): the order goes through, one certificate.
+    reference = acme_route(pebble, tmp_path).request(order)
+    chain = acme_route(pebble, tmp_path).collect(reference)
+    assert chain.count(b"BEGIN CERTIFICATE") >= 1
+    MATRIX[cell] = f"waits: {short(reason)} → ordered, once"
