@@ -248,7 +248,12 @@ class AcmeRouteSettings(Section):
         "csr: the systems team's CSR and key, as on other routes",
     )
     ca_bundle: Path | None = Field(None, description="CA bundle for a CA behind a private CA")
-    timeout_seconds: float = Field(300, gt=0, description="validation and issuance, at most")
+    timeout_seconds: float = Field(
+        300, gt=0, le=MAX_TIMEOUT_SECONDS, description="validation and issuance, at most"
+    )
+    request_timeout_seconds: float = Field(
+        45, gt=0, le=MAX_TIMEOUT_SECONDS, description="each request to the ACME server, at most"
+    )
 
     @property
     def portal(self) -> str:

@@ -307,17 +307,18 @@ def forget_answers(question: Question, fields: Sequence[str]) -> int:
 
 def wait_for_fix(step: str, key: str, problem: Exception) -> None:
     """A step's outside system failed: wait for a person to fix it and say so."""
-    ask(
-        WaitAnswer,
-        key,
-        form_text(
-            f"Step '{step}' could not finish",
-            so_far=["Nothing done so far is lost: finished steps keep their results."],
-            problem=str(problem),
-            now="Fix the cause (the message above says what failed and where), then submit.",
-            after="The step is tried again; if it fails again, this form comes back with "
-            "the new reason.",
-        ),
+    ask(WaitAnswer, key, wait_text(step, problem))
+
+
+def wait_text(step: str, problem: Exception) -> str:
+    """The wait form's description; `certrenew status` shows its problem (`wait_reason`)."""
+    return form_text(
+        f"Step '{step}' could not finish",
+        so_far=["Nothing done so far is lost: finished steps keep their results."],
+        problem=str(problem),
+        now="Fix the cause (the message above says what failed and where), then submit.",
+        after="The step is tried again; if it fails again, this form comes back with "
+        "the new reason.",
     )
 
 

@@ -249,9 +249,7 @@ class LocalTracker:
     def close_ticket(self, key: str) -> None:
         with self._connection() as db, _transaction(db):
             self._require(db, key)
-            db.execute(
-                "UPDATE tickets SET status = ? WHERE key = ?", (self.done_status, key)
-            )
+            db.execute("UPDATE tickets SET status = ? WHERE key = ?", (self.done_status, key))
 
     # --- what a person needs beyond the renewal: the CLI view ----------------------
 

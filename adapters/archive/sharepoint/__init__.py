@@ -233,15 +233,26 @@ class SharePointArchive:
             raise ArchiveError(
                 f"SharePoint refused to {action} {target} ({status}: {exc.message or exc.code})"
             ) from None
-        except SSLError:
-            raise ConfigError(
-                f"cannot verify the TLS certificate of {self._site_url} or of its authority: "
-                f"set {ENV}CA_BUNDLE to the CA bundle that signs them"
+        except SSLError as exc:
+            # An ArchiveError, not a ConfigError: the step waits for the fix (a bundle set,
+            # a certificate replaced) instead of failing the renewal.
+            raise ArchiveError(
+                f"cannot verify the TLS certificate of {_origin(exc, self._site_url)} to "
+                f"{action} {target}: set {ENV}CA_BUNDLE to the CA bundle that signs it (a "
+                "private CA), or have its certificate fixed (expired, or issued for another "
+                "name); the step waits"
             ) from None
         except RequestException as exc:
             raise ArchiveError(
                 f"cannot {action} {target}: {type(exc).__name__}; the step will retry"
             ) from None
+
+
+def _origin(exc: RequestException, fallback: str) -> str:
+    """Scheme, host and port the failed request went to (the site or its authority)."""
+    request = exc.request
+    url = urlsplit(str(request.url)) if request is not None and request.url else None
+    return f"{url.scheme}://{url.netloc}" if url and url.netloc else fallback
 
 
 class _NotFound(ArchiveError):

@@ -94,8 +94,10 @@ class PatientSession(requests.Session):
             )
 
         def gave_up(stop: GaveUp) -> str:
+            wait = stop.last.retry_after
+            asked = f", asked to wait {wait:.0f} s" if wait is not None else ""
             return (
-                f"{_where(request.url, path=False)} is unavailable ({stop.last.reason} on "
+                f"{_where(request.url, path=False)} is unavailable ({stop.last.reason}{asked} on "
                 f"{target}, {stop.attempts} attempts over {stop.waited:.0f} s); the step "
                 "waits and retries later, the renewal keeps its state"
             )
