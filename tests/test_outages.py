@@ -47,21 +47,41 @@ from certrenew.adapters.notice.webhook import WebhookTransport
 from certrenew.adapters.tracker import Attachment, NewTicket, ensure_ticket
 from certrenew.adapters.tracker.create_intents import CreateIntents
 from certrenew.adapters.tracker.jira import JiraTracker
-from certrenew.config import AcmeRouteSettings, JiraSettings, SmtpSettings, WebhookSettings
+from certrenew.adapters.wiring import build_notice_channels
+from certrenew.config import (
+    AcmeRouteSettings,
+    JiraSettings,
+    SmtpSettings,
+    WebhookSettings,
+    load_settings,
+)
 from certrenew.lab.jira_server import JiraServer
 from certrenew.lab.listener import Listener
 from certrenew.lab.mail import MailServer, WebhookReceiver
 from certrenew.lab.pebble import Pebble, running_pebble
+from certrenew.lab.people import DemoPeople
 from certrenew.lab.sharepoint_server import HttpsService, Request
 from certrenew.pki.csr import make_key_and_csr
-from certrenew.rules import step_marker
-from certrenew.standing import RunSnapshot, open_renewal
+from certrenew.renewal import renewal_id
+from certrenew.rules import COMMENT_MARKER, step_marker
+from certrenew.standing import OpenRenewal, RunSnapshot, open_renewal
 from certrenew.tasks.context import RECOVERABLE
 from certrenew.tasks.forms import Question, pause_key, wait_reason, wait_text
-from certrenew.tasks.notices import report_failures
+from certrenew.tasks.notices import report_failures, retry_pending_notices
+from certrenew.tasks.status import open_renewals
 from certrenew.tasks.tickets import post_once
+from tests.fixtures_renewal import RenewalLab, RenewalRun
 from tests.fixtures_sharepoint import LIBRARY, SharePointTestbed
 from tests.test_acme_route import RULES
+from tests.test_renewal_flow import served_serial
+from tests.test_renewal_integrations import (
+    SMTP_PASSWORD as RELAY_PASSWORD,
+)
+from tests.test_renewal_integrations import (
+    WEBHOOK_TOKEN,
+    live_config,
+    notice_channels,
+)
 
 FAULTS = ("slow", "refused", "throttled", "tls", "cut")
 TIMEOUT = 0.4  # the clients' timeout: a stalled answer comes after it
@@ -680,3 +700,136 @@ def test_acme_order_waits_with_a_clear_reason_and_goes_through_after(
     chain = acme_route(pebble, tmp_path).collect(reference)
     assert chain.count(b"BEGIN CERTIFICATE") >= 1
     MATRIX[cell] = f"waits: {short(reason)} → ordered, once"
+
+
+# -- one whole renewal across several faults, as support staff see it ------------------------
+
+
+def status_of(run: RenewalRun) -> OpenRenewal:
+    """The run's line in `certrenew status`, read from the Prefect API as the command reads it."""
+    [found] = [r for r in open_renewals(None) if r.run.endswith(str(run.id)[:6])]
+    return found
+
+
+def check_waiting(run: RenewalRun, key: str, system: str, says: str) -> str:
+    """While the run waits at `key`: status and form show the step and the reason."""
+    form = run.wait_paused(key)
+    found = status_of(run)
+    step = key.removeprefix("wait-").rstrip("-0123456789")
+    assert found.step == f"waiting on {step}", found
+    reason = found.state.removeprefix("waiting for a fix: ")
+    assert found.state.startswith("waiting for a fix: ") and reason in form, found.state
+    assert "\n" not in found.state and "Traceback" not in found.state + form
+    assert system in reason and re.search(says, reason), reason
+    assert re.search(WHAT_TO_DO, reason), reason
+    return reason
+
+
+@pytest.fixture
+def team_relay() -> Iterator[MailServer]:
+    """The team's relay as the whole-renewal tests configure it: a login, no TLS."""
+    server = MailServer(None, "none", "certrenew", RELAY_PASSWORD).start()
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+@pytest.fixture
+def team_hook() -> Iterator[WebhookReceiver]:
+    server = WebhookReceiver(WEBHOOK_TOKEN).start()
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+@pytest.mark.prefect
+def test_a_renewal_through_outages_of_every_system_completes_once(
+    renewal_lab: RenewalLab,
+    jira_server: JiraServer,
+    sharepoint: SharePointTestbed,
+    tmp_path: Path,
+    team_relay: MailServer,
+    team_hook: WebhookReceiver,
+) -> None:
+    lab, relay, receiver = renewal_lab, team_relay, team_hook
+    name = "outages"
+    domain, server = lab.serve_certificate(name)
+    rid = renewal_id(domain, served_serial(lab, name))
+    channels = notice_channels(tmp_path, relay, receiver)
+    for transport in ("smtp", "webhook"):
+        channels[transport]["timeout_seconds"] = 1  # type: ignore[index]
+    config = live_config(
+        lab,
+        tmp_path / "certrenew.toml",
+        jira_server,
+        sharepoint,
+        f"{name}-owner",
+        channels,
+        timeout_seconds=2,
+    )
+    settings = load_settings(config)
+    people = DemoPeople(settings, lab.ca, server, domain, lambda _: None)
+    run = lab.start(name, config=str(config))
+    said: dict[str, str] = {}
+
+    # Jira goes away while the systems team works: refused connections.
+    run.wait_paused("csr-1")
+    answer = people.answer("csr-1", rid)
+    jira_server.go_down()
+    run.resume(**answer)
+    key = pause_key(Question.WAIT, "collect-csr-and-key", 2, 1)
+    said["jira refused"] = check_waiting(run, key, jira_server.url, SAYS["refused"])
+    jira_server.come_back()
+    run.resume(action="Check again", answered_by="anna")
+
+    # SharePoint takes the certificate, and its outage starts before it can say so.
+    run.answer_each(people, rid, "ca-choice", "ca-request")
+    run.wait_paused("certificate-1")
+    answer = people.answer("certificate-1", rid)
+    sharepoint.site.lose_answers(1, when=_upload_of(f"{domain}.crt"), then_down=True)
+    run.resume(**answer)
+    key = pause_key(Question.WAIT, "archive-artifacts", 1)
+    said["sharepoint cut"] = check_waiting(run, key, sharepoint.site.origin, SAYS["cut"])
+    sharepoint.site.clear_faults()
+    sharepoint.site.come_back()
+    run.resume(action="Check again", answered_by="anna")
+
+    # Jira throttles the verification comment for an hour.
+    run.wait_paused("install-1")
+    answer = people.answer("install-1", rid)
+    jira_server.fail(429, r"/comment$", "POST", times=None, headers={"Retry-After": "3600"})
+    run.resume(**answer)
+    key = pause_key(Question.WAIT, "comment-verification", 1)
+    said["jira throttled"] = check_waiting(run, key, jira_server.url, SAYS["throttled"])
+    jira_server.faults.clear()
+    run.resume(action="Check again", answered_by="anna")
+
+    # The relay stalls when the revocation notice goes: the run does not wait for it.
+    relay.stall_seconds = 3
+    run.answer_each(people, rid, "retire")
+    assert run.wait_final().is_completed()
+    relay.stall_seconds = 0
+    assert relay.arrived == []
+    assert retry_pending_notices(build_notice_channels(settings)) == []  # the next daily run
+
+    # Exactly once: tickets, comments per step marker, archived files, notices.
+    for kind in ("csr", "owner", "install"):
+        assert len(jira_server.issues_labelled(f"{rid}-{kind}")) == 1, kind
+    for issue in jira_server.issues.values():
+        markers = [
+            line.split("]")[0]
+            for comment in issue.comments
+            for line in comment["body"].splitlines()
+            if line.startswith(COMMENT_MARKER)
+        ]
+        assert len(markers) == len(set(markers)), (issue.key, markers)
+    folder = f"{sharepoint.site.site_path}/{LIBRARY}/CERTIFICATS/CDS/CESICAT/"
+    archived = sorted(p.rpartition("/")[2] for p in sharepoint.site.files if p.startswith(folder))
+    assert archived == sorted(["manifest.json", f"{domain}.crt", f"{domain}.key", f"{domain}.csr"])
+    assert [m.message["X-Certrenew-Notice"] for m in relay.arrived] == [f"{rid}-revoked"]
+    assert [body["notice"] for body in receiver.arrived] == [f"{rid}-revoked"]
+    print("\nwhole renewal: what status showed while it waited")
+    for fault, reason in said.items():
+        print(f"  {fault:16} {reason}")
