@@ -34,7 +34,7 @@ from typing import Any
 
 import pytest
 import trustme
-from pydantic import SecretStr
+from pydantic import BaseModel, SecretStr, ValidationError
 
 from certrenew.adapters.archive import store_file
 from certrenew.adapters.archive.sharepoint import SharePointArchive
@@ -51,6 +51,7 @@ from certrenew.adapters.wiring import build_notice_channels
 from certrenew.config import (
     AcmeRouteSettings,
     JiraSettings,
+    SharePointSettings,
     SmtpSettings,
     WebhookSettings,
     load_settings,
@@ -461,17 +462,15 @@ def test_archive_step_waits_with_a_clear_reason_and_recovers_once(
     archive_files(archive(), before)
     try:
         start_archive_fault(fault, service, step, pki)
-        try:
+        # Every attempt meets the fault (each repeats the request it hits): the step waits.
+        with pytest.raises(Exception) as stopped:
             archive_files(archive(), [n for n in names if n not in before])
-        except Exception as stopped:
-            system = sharepoint.authority.origin if step.on_authority else sharepoint.site.origin
-            reason = check_waiting_line(step_name, fault, stopped, system, (secret,))
-            MATRIX[cell] = f"waits: {short(reason)} → not recovered"
-            lift_archive_fault(service)
-            archive_files(archive(), names)
-            MATRIX[cell] = f"waits: {short(reason)} → recovered, once"
-        else:
-            MATRIX[cell] = "rode it out within its retries, once"
+        system = sharepoint.authority.origin if step.on_authority else sharepoint.site.origin
+        reason = check_waiting_line(step_name, fault, stopped.value, system, (secret,))
+        MATRIX[cell] = f"waits: {short(reason)} → not recovered"
+        lift_archive_fault(service)
+        archive_files(archive(), names)
+        MATRIX[cell] = f"waits: {short(reason)} → recovered, once"
     finally:
         lift_archive_fault(service)
     where = f"{sharepoint.site.site_path}/{LIBRARY}/{FOLDER}"
@@ -833,3 +832,33 @@ def test_a_renewal_through_outages_of_every_system_completes_once(
     print("\nwhole renewal: what status showed while it waited")
     for fault, reason in said.items():
         print(f"  {fault:16} {reason}")
+
+
+# -- every wait is bounded ------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("section", "values"),
+    [
+        (SmtpSettings, {"host": "relay", "sender": "a@b.cat", "timeout_seconds": 1e9}),
+        (WebhookSettings, {"url": "https://hooks.example.cat/x", "timeout_seconds": 1e9}),
+        (JiraSettings, {"retry_max_delay_seconds": 1e9}),
+        (JiraSettings, {"retry_base_delay_seconds": 1e9}),
+        (SharePointSettings, {"retry_max_delay_seconds": 1e9}),
+        (
+            AcmeRouteSettings,
+            {
+                "kind": "acme",
+                "directory_url": "https://ca/dir",
+                "account_key_file": "k",
+                "request_timeout_seconds": 1e9,
+            },
+        ),
+    ],
+)
+def test_a_timeout_or_retry_wait_without_end_is_refused(
+    section: type[BaseModel], values: dict[str, object]
+) -> None:
+    """A wait that never ends would hold a step (and its renewal) forever."""
+    with pytest.raises(ValidationError, match="less than or equal to 3600"):
+        section.model_validate(values)

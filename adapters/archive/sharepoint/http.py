@@ -57,11 +57,13 @@ class PatientSession(requests.Session):
         policy: RetryPolicy,
         verify: bool | str = True,
         sleep: Callable[[float], None] = time.sleep,
+        timeout: tuple[float, float] = (10.0, 60.0),
     ) -> None:
         super().__init__()
         self.verify = verify
         self.policy = policy
         self._sleep = sleep
+        self.timeout = timeout
 
     def merge_environment_settings(
         self, url: str | bytes | None, proxies: Any, stream: Any, verify: Any, cert: Any
@@ -73,6 +75,10 @@ class PatientSession(requests.Session):
         return settings
 
     def send(self, request: PreparedRequest, **kwargs: Any) -> Response:
+        # msal sends with no timeout when given a session: a silent authority would hold
+        # the step forever. Every request gets (connect, read) unless its caller set one.
+        if kwargs.get("timeout") is None:
+            kwargs["timeout"] = self.timeout
         target = f"{request.method} {_where(request.url)}"
         send_once = super().send
 
