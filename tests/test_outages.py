@@ -467,6 +467,8 @@ def test_archive_step_waits_with_a_clear_reason_and_recovers_once(
             archive_files(archive(), [n for n in names if n not in before])
         system = sharepoint.authority.origin if step.on_authority else sharepoint.site.origin
         reason = check_waiting_line(step_name, fault, stopped.value, system, (secret,))
+        named = "the sign-in authority" if step.on_authority else "SharePoint"
+        assert fault == "tls" or f"{named} at {system}" in reason, reason
         MATRIX[cell] = f"waits: {short(reason)} → not recovered"
         lift_archive_fault(service)
         archive_files(archive(), names)

@@ -81,6 +81,10 @@ class SharePointArchive:
             verify=str(settings.ca_bundle) if settings.ca_bundle else True,
             sleep=sleep,
             timeout=timeout,
+            systems={
+                _origin_of(settings.site_url): "SharePoint",
+                _origin_of(authority): "the sign-in authority",
+            },
         )
         tokens = AppTokenSource(
             settings.client_id, authority, certificate, site_scope(settings.site_url), session
@@ -248,6 +252,11 @@ class SharePointArchive:
             raise ArchiveError(
                 f"cannot {action} {target}: {type(exc).__name__}; the step will retry"
             ) from None
+
+
+def _origin_of(url: str) -> str:
+    parts = urlsplit(url)
+    return f"{parts.scheme}://{parts.netloc}"
 
 
 def _origin(exc: RequestException, fallback: str) -> str:
