@@ -451,6 +451,14 @@ class RecoverySettings(Section):
     missed_heartbeats: int = Field(
         3, ge=2, description="a run silent this many heartbeats is taken for crashed"
     )
+    outage_retry_seconds: float = Field(
+        300,
+        ge=0,
+        le=86400,
+        description="a step waiting because its system was away (down, slow, throttling) is "
+        "tried again by `certrenew serve` after this long, then after twice, four and eight "
+        "times as long; 0: only when a person submits the form",
+    )
 
 
 class Settings(BaseSettings):

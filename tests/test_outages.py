@@ -27,7 +27,7 @@ import ssl
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from http.server import BaseHTTPRequestHandler
 from pathlib import Path
 from typing import Any
@@ -51,11 +51,14 @@ from certrenew.adapters.wiring import build_notice_channels
 from certrenew.config import (
     AcmeRouteSettings,
     JiraSettings,
+    RecoverySettings,
     SharePointSettings,
     SmtpSettings,
     WebhookSettings,
     load_settings,
 )
+from certrenew.deployments.outage_retry import pause_before_retry, retry_waiting_steps
+from certrenew.errors import ServiceUnavailable, TicketNotFound
 from certrenew.lab.jira_server import JiraServer
 from certrenew.lab.listener import Listener
 from certrenew.lab.mail import MailServer, WebhookReceiver
@@ -67,7 +70,14 @@ from certrenew.renewal import renewal_id
 from certrenew.rules import COMMENT_MARKER, step_marker
 from certrenew.standing import OpenRenewal, RunSnapshot, open_renewal
 from certrenew.tasks.context import RECOVERABLE
-from certrenew.tasks.forms import Question, pause_key, wait_reason, wait_text
+from certrenew.tasks.forms import (
+    RETRY_ANSWERER,
+    Question,
+    pause_key,
+    retries_by_itself,
+    wait_reason,
+    wait_text,
+)
 from certrenew.tasks.notices import report_failures, retry_pending_notices
 from certrenew.tasks.status import open_renewals
 from certrenew.tasks.tickets import post_once
@@ -864,3 +874,71 @@ def test_a_timeout_or_retry_wait_without_end_is_refused(
     """A wait that never ends would hold a step (and its renewal) forever."""
     with pytest.raises(ValidationError, match="less than or equal to 3600"):
         section.model_validate(values)
+
+
+# -- a step waiting on a system that was away is retried by the serving process ---------------
+
+
+def test_only_waits_on_a_system_that_was_away_are_retried_by_themselves() -> None:
+    away = ServiceUnavailable("Jira at https://jira.example.cat did not answer")
+    gone = TicketNotFound("SIS-12 no longer exists in Jira: restore it")
+    assert retries_by_itself(wait_text("close-tickets", away))
+    assert not retries_by_itself(wait_text("close-tickets", gone))
+    base = 300.0
+    pauses = [pause_before_retry(f"wait-collect-csr-and-key-2-{n}", base) for n in range(1, 7)]
+    assert [p.total_seconds() for p in pauses] == [300, 600, 1200, 2400, 2400, 2400]
+
+
+@pytest.mark.prefect
+def test_a_step_whose_system_is_back_goes_on_without_anyone_submitting(
+    renewal_lab: RenewalLab,
+    jira_server: JiraServer,
+    sharepoint: SharePointTestbed,
+    tmp_path: Path,
+) -> None:
+    lab = renewal_lab
+    name = "outage-retry"
+    domain, server = lab.serve_certificate(name)
+    rid = renewal_id(domain, served_serial(lab, name))
+    config = live_config(lab, tmp_path / "certrenew.toml", jira_server, sharepoint, f"{name}-owner")
+    people = DemoPeople(load_settings(config), lab.ca, server, domain, lambda _: None)
+    run = lab.start(name, config=str(config))
+    try:
+        run.wait_paused("csr-1")
+        answer = people.answer("csr-1", rid)
+        jira_server.go_down()
+        run.resume(**answer)
+        key = pause_key(Question.WAIT, "collect-csr-and-key", 2, 1)
+        form = run.wait_paused(key)
+        assert retries_by_itself(form)
+        retry = RecoverySettings(outage_retry_seconds=600)
+        assert retry_waiting_steps(retry) == []  # its pause is not over yet
+        later = datetime.now(UTC) + timedelta(seconds=601)
+        jira_server.come_back()
+        assert retry_waiting_steps(retry, now=later) == [run.id]
+        run.wait_paused("ca-choice")  # nobody submitted the wait form
+        answered = [
+            body["answered_by"]
+            for body in _stored_inputs(run)
+            if isinstance(body, dict) and "answered_by" in body
+        ]
+        assert RETRY_ANSWERER in answered
+    finally:
+        _cancel(run)
+
+
+def _stored_inputs(run: RenewalRun) -> list[object]:
+    from prefect.input.actions import read_flow_run_input
+    from prefect.input.run_input import keyset_from_base_key
+
+    key = pause_key(Question.WAIT, "collect-csr-and-key", 2, 1)
+    response = keyset_from_base_key(f"suspended-{key}")["response"]
+    return [read_flow_run_input(response, flow_run_id=run.id)]
+
+
+def _cancel(run: RenewalRun) -> None:
+    from prefect import get_client
+    from prefect.states import Cancelled
+
+    with get_client(sync_client=True) as client:
+        client.set_flow_run_state(run.id, Cancelled(), force=True)
