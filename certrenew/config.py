@@ -135,8 +135,8 @@ class JiraSettings(Section):
     # this many times, waiting Retry-After or a doubling delay (at most the maximum);
     # then the step gets ServiceUnavailable and the flow waits, keeping its state.
     retry_attempts: int = Field(4, ge=0, le=20)
-    retry_base_delay_seconds: float = Field(1.0, gt=0)
-    retry_max_delay_seconds: float = Field(60.0, gt=0)
+    retry_base_delay_seconds: float = Field(1.0, gt=0, le=MAX_TIMEOUT_SECONDS)
+    retry_max_delay_seconds: float = Field(60.0, gt=0, le=MAX_TIMEOUT_SECONDS)
     # How far Jira's search may lag behind a write. When the answer to a create is
     # lost, the label search is repeated until this long after the request's timeout
     # before the ticket is opened again: exactly once holds for any lag up to it.
@@ -173,7 +173,7 @@ class SharePointSettings(Section):
     # retried this many times, waiting Retry-After (capped) or a doubling delay;
     # then the step gets ServiceUnavailable and the flow waits, keeping its state.
     retry_attempts: int = Field(6, ge=1, le=20)
-    retry_max_delay_seconds: float = Field(60.0, ge=0)
+    retry_max_delay_seconds: float = Field(60.0, ge=0, le=MAX_TIMEOUT_SECONDS)
     timeout_seconds: float = Field(
         60.0, gt=0, le=MAX_TIMEOUT_SECONDS, description="per request, after connecting"
     )
@@ -364,7 +364,7 @@ class SmtpSettings(Section):
     user: str | None = None
     password: SecretStr | None = None
     password_file: Path | None = None
-    timeout_seconds: float = Field(30.0, gt=0)
+    timeout_seconds: float = Field(30.0, gt=0, le=MAX_TIMEOUT_SECONDS)
 
     def secret_password(self) -> str | None:
         return read_secret(self.password, self.password_file, "notices.smtp.password")
@@ -376,7 +376,7 @@ class WebhookSettings(Section):
     url: str = Field(pattern=r"^https?://[^/?#]+")
     token: SecretStr | None = None
     token_file: Path | None = None
-    timeout_seconds: float = Field(30.0, gt=0)
+    timeout_seconds: float = Field(30.0, gt=0, le=MAX_TIMEOUT_SECONDS)
 
     def secret_token(self) -> str | None:
         return read_secret(self.token, self.token_file, "notices.webhook.token")
@@ -450,6 +450,14 @@ class RecoverySettings(Section):
     )
     missed_heartbeats: int = Field(
         3, ge=2, description="a run silent this many heartbeats is taken for crashed"
+    )
+    outage_retry_seconds: float = Field(
+        300,
+        ge=0,
+        le=86400,
+        description="a step waiting because its system was away (down, slow, throttling) is "
+        "tried again by `certrenew serve` after this long, then after twice, four and eight "
+        "times as long; 0: only when a person submits the form",
     )
 
 

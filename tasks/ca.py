@@ -99,9 +99,7 @@ def generate_key_and_csr(
         key_pem = archive.read_file(folder, names["key"])
         csr_pem = archive.read_file(folder, names["csr"])
     else:
-        plain, csr_pem = make_key_and_csr(
-            ctx.subject.rules(), (start.domain, *start.old.sans)
-        )
+        plain, csr_pem = make_key_and_csr(ctx.subject.rules(), (start.domain, *start.old.sans))
         key_pem = protect_private_key(plain, passphrase)
         del plain
         store_file(archive, folder, names["csr"], csr_pem, setup.on_conflict)
@@ -234,8 +232,7 @@ def _p12_bytes(
             )
     for ticket in reversed(tickets.before_install()):
         found = newest_of_each_kind(
-            (a, ctx.tracker.download_attachment(ticket, a))
-            for a in ctx.tracker.attachments(ticket)
+            (a, ctx.tracker.download_attachment(ticket, a)) for a in ctx.tracker.attachments(ticket)
         ).get("pkcs12")
         if found:
             return f"{ticket} ({found[0].filename})", found[1]

@@ -22,6 +22,8 @@ from prefect.flow_runs import suspend_flow_run
 from prefect.input import RunInput
 from pydantic import Field, create_model
 
+from certrenew.errors import ServiceUnavailable
+
 R = TypeVar("R", bound="PersonAnswer")
 T = TypeVar("T")
 
@@ -298,9 +300,7 @@ def forget_answers(question: Question, fields: Sequence[str]) -> int:
             return changed
         if any(stored.get(name) for name in fields):
             delete_flow_run_input(key, flow_run_id=run_id)
-            create_flow_run_input(
-                key, {**stored, **dict.fromkeys(fields, "")}, flow_run_id=run_id
-            )
+            create_flow_run_input(key, {**stored, **dict.fromkeys(fields, "")}, flow_run_id=run_id)
             changed += 1
     return changed
 
@@ -311,15 +311,34 @@ def wait_for_fix(step: str, key: str, problem: Exception) -> None:
 
 
 def wait_text(step: str, problem: Exception) -> str:
-    """The wait form's description; `certrenew status` shows its problem (`wait_reason`)."""
+    """The wait form's description; `certrenew status` shows its problem (`wait_reason`).
+
+    When the system was only away (ServiceUnavailable), the form says that the
+    serving process retries by itself (`retries_by_itself` finds that line).
+    """
+    after = "The step is tried again; if it fails again, this form comes back with the new reason."
+    if isinstance(problem, ServiceUnavailable):
+        after += f" {RETRIES_BY_ITSELF}; submit to try at once."
     return form_text(
         f"Step '{step}' could not finish",
         so_far=["Nothing done so far is lost: finished steps keep their results."],
         problem=str(problem),
         now="Fix the cause (the message above says what failed and where), then submit.",
-        after="The step is tried again; if it fails again, this form comes back with "
-        "the new reason.",
+        after=after,
     )
+
+
+RETRIES_BY_ITSELF: Final = (
+    "While `certrenew serve` runs, it tries the step again by itself after a pause that grows "
+    "each time ([recovery] outage_retry_seconds)"
+)
+# Who answers a wait form when the serving process retries the step by itself.
+RETRY_ANSWERER: Final = "certrenew (retried by itself)"
+
+
+def retries_by_itself(description: str) -> bool:
+    """Whether a wait form is one the serving process may answer (its system was away)."""
+    return RETRIES_BY_ITSELF in description
 
 
 def ask(form: type[R], key: str, description: str) -> R:

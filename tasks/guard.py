@@ -385,8 +385,7 @@ def post_pending_triggers(ctx: RenewalContext, ticket: str) -> None:
         _post_pending(ctx, ticket, run_id)
     except Exception as exc:
         get_run_logger().warning(
-            "requests noted for %s not posted yet (%s); they are posted when the run "
-            "next resumes",
+            "requests noted for %s not posted yet (%s); they are posted when the run next resumes",
             ticket,
             exc,
         )

@@ -221,9 +221,7 @@ def record_ca_choice(
 def record_urgent_decision(
     ctx: RenewalContext, start: RenewalStart, ticket: str, approved: bool, by: str, at: str
 ) -> None:
-    comment_once(
-        ctx, ticket, "urgent-decision", comments.urgent_decision(approved, by, at), by
-    )
+    comment_once(ctx, ticket, "urgent-decision", comments.urgent_decision(approved, by, at), by)
     decision = "approved" if approved else "did not approve"
     say(f"{by} {decision} the urgent channel at {at}; commented on {ticket}")
 
@@ -239,9 +237,7 @@ def record_ca_request(
 ) -> None:
     portal = ctx.ca_route(ca).portal
     for ticket in tickets.before_install():
-        comment_once(
-            ctx, ticket, "ca-requested", comments.ca_requested(ca, portal, number, by), by
-        )
+        comment_once(ctx, ticket, "ca-requested", comments.ca_requested(ca, portal, number, by), by)
     say(f"{by} filed request {number} at {ca}; commented on {', '.join(tickets.before_install())}")
 
 

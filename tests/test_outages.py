@@ -27,14 +27,14 @@ import ssl
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from http.server import BaseHTTPRequestHandler
 from pathlib import Path
 from typing import Any
 
 import pytest
 import trustme
-from pydantic import SecretStr
+from pydantic import BaseModel, SecretStr, ValidationError
 
 from certrenew.adapters.archive import store_file
 from certrenew.adapters.archive.sharepoint import SharePointArchive
@@ -47,21 +47,52 @@ from certrenew.adapters.notice.webhook import WebhookTransport
 from certrenew.adapters.tracker import Attachment, NewTicket, ensure_ticket
 from certrenew.adapters.tracker.create_intents import CreateIntents
 from certrenew.adapters.tracker.jira import JiraTracker
-from certrenew.config import AcmeRouteSettings, JiraSettings, SmtpSettings, WebhookSettings
+from certrenew.adapters.wiring import build_notice_channels
+from certrenew.config import (
+    AcmeRouteSettings,
+    JiraSettings,
+    RecoverySettings,
+    SharePointSettings,
+    SmtpSettings,
+    WebhookSettings,
+    load_settings,
+)
+from certrenew.deployments.outage_retry import pause_before_retry, retry_waiting_steps
+from certrenew.errors import ServiceUnavailable, TicketNotFound
 from certrenew.lab.jira_server import JiraServer
 from certrenew.lab.listener import Listener
 from certrenew.lab.mail import MailServer, WebhookReceiver
 from certrenew.lab.pebble import Pebble, running_pebble
+from certrenew.lab.people import DemoPeople
 from certrenew.lab.sharepoint_server import HttpsService, Request
 from certrenew.pki.csr import make_key_and_csr
-from certrenew.rules import step_marker
-from certrenew.standing import RunSnapshot, open_renewal
+from certrenew.renewal import renewal_id
+from certrenew.rules import COMMENT_MARKER, step_marker
+from certrenew.standing import OpenRenewal, RunSnapshot, open_renewal
 from certrenew.tasks.context import RECOVERABLE
-from certrenew.tasks.forms import Question, pause_key, wait_reason, wait_text
-from certrenew.tasks.notices import report_failures
+from certrenew.tasks.forms import (
+    RETRY_ANSWERER,
+    Question,
+    pause_key,
+    retries_by_itself,
+    wait_reason,
+    wait_text,
+)
+from certrenew.tasks.notices import report_failures, retry_pending_notices
+from certrenew.tasks.status import open_renewals
 from certrenew.tasks.tickets import post_once
+from tests.fixtures_renewal import RenewalLab, RenewalRun
 from tests.fixtures_sharepoint import LIBRARY, SharePointTestbed
 from tests.test_acme_route import RULES
+from tests.test_renewal_flow import served_serial
+from tests.test_renewal_integrations import (
+    SMTP_PASSWORD as RELAY_PASSWORD,
+)
+from tests.test_renewal_integrations import (
+    WEBHOOK_TOKEN,
+    live_config,
+    notice_channels,
+)
 
 FAULTS = ("slow", "refused", "throttled", "tls", "cut")
 TIMEOUT = 0.4  # the clients' timeout: a stalled answer comes after it
@@ -441,17 +472,17 @@ def test_archive_step_waits_with_a_clear_reason_and_recovers_once(
     archive_files(archive(), before)
     try:
         start_archive_fault(fault, service, step, pki)
-        try:
+        # Every attempt meets the fault (each repeats the request it hits): the step waits.
+        with pytest.raises(Exception) as stopped:
             archive_files(archive(), [n for n in names if n not in before])
-        except Exception as stopped:
-            system = sharepoint.authority.origin if step.on_authority else sharepoint.site.origin
-            reason = check_waiting_line(step_name, fault, stopped, system, (secret,))
-            MATRIX[cell] = f"waits: {short(reason)} → not recovered"
-            lift_archive_fault(service)
-            archive_files(archive(), names)
-            MATRIX[cell] = f"waits: {short(reason)} → recovered, once"
-        else:
-            MATRIX[cell] = "rode it out within its retries, once"
+        system = sharepoint.authority.origin if step.on_authority else sharepoint.site.origin
+        reason = check_waiting_line(step_name, fault, stopped.value, system, (secret,))
+        named = "the sign-in authority" if step.on_authority else "SharePoint"
+        assert fault == "tls" or f"{named} at {system}" in reason, reason
+        MATRIX[cell] = f"waits: {short(reason)} → not recovered"
+        lift_archive_fault(service)
+        archive_files(archive(), names)
+        MATRIX[cell] = f"waits: {short(reason)} → recovered, once"
     finally:
         lift_archive_fault(service)
     where = f"{sharepoint.site.site_path}/{LIBRARY}/{FOLDER}"
@@ -680,3 +711,234 @@ def test_acme_order_waits_with_a_clear_reason_and_goes_through_after(
     chain = acme_route(pebble, tmp_path).collect(reference)
     assert chain.count(b"BEGIN CERTIFICATE") >= 1
     MATRIX[cell] = f"waits: {short(reason)} → ordered, once"
+
+
+# -- one whole renewal across several faults, as support staff see it ------------------------
+
+
+def status_of(run: RenewalRun) -> OpenRenewal:
+    """The run's line in `certrenew status`, read from the Prefect API as the command reads it."""
+    [found] = [r for r in open_renewals(None) if r.run.endswith(str(run.id)[:6])]
+    return found
+
+
+def check_waiting(run: RenewalRun, key: str, system: str, says: str) -> str:
+    """While the run waits at `key`: status and form show the step and the reason."""
+    form = run.wait_paused(key)
+    found = status_of(run)
+    step = key.removeprefix("wait-").rstrip("-0123456789")
+    assert found.step == f"waiting on {step}", found
+    reason = found.state.removeprefix("waiting for a fix: ")
+    assert found.state.startswith("waiting for a fix: ") and reason in form, found.state
+    assert "\n" not in found.state and "Traceback" not in found.state + form
+    assert system in reason and re.search(says, reason), reason
+    assert re.search(WHAT_TO_DO, reason), reason
+    return reason
+
+
+@pytest.fixture
+def team_relay() -> Iterator[MailServer]:
+    """The team's relay as the whole-renewal tests configure it: a login, no TLS."""
+    server = MailServer(None, "none", "certrenew", RELAY_PASSWORD).start()
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+@pytest.fixture
+def team_hook() -> Iterator[WebhookReceiver]:
+    server = WebhookReceiver(WEBHOOK_TOKEN).start()
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+@pytest.mark.prefect
+def test_a_renewal_through_outages_of_every_system_completes_once(
+    renewal_lab: RenewalLab,
+    jira_server: JiraServer,
+    sharepoint: SharePointTestbed,
+    tmp_path: Path,
+    team_relay: MailServer,
+    team_hook: WebhookReceiver,
+) -> None:
+    lab, relay, receiver = renewal_lab, team_relay, team_hook
+    name = "outages"
+    domain, server = lab.serve_certificate(name)
+    rid = renewal_id(domain, served_serial(lab, name))
+    channels = notice_channels(tmp_path, relay, receiver)
+    for transport in ("smtp", "webhook"):
+        channels[transport]["timeout_seconds"] = 1  # type: ignore[index]
+    config = live_config(
+        lab,
+        tmp_path / "certrenew.toml",
+        jira_server,
+        sharepoint,
+        f"{name}-owner",
+        channels,
+        timeout_seconds=2,
+    )
+    settings = load_settings(config)
+    people = DemoPeople(settings, lab.ca, server, domain, lambda _: None)
+    run = lab.start(name, config=str(config))
+    said: dict[str, str] = {}
+
+    # Jira goes away while the systems team works: refused connections.
+    run.wait_paused("csr-1")
+    answer = people.answer("csr-1", rid)
+    jira_server.go_down()
+    run.resume(**answer)
+    key = pause_key(Question.WAIT, "collect-csr-and-key", 2, 1)
+    said["jira refused"] = check_waiting(run, key, jira_server.url, SAYS["refused"])
+    jira_server.come_back()
+    run.resume(action="Check again", answered_by="anna")
+
+    # SharePoint takes the certificate, and its outage starts before it can say so.
+    run.answer_each(people, rid, "ca-choice", "ca-request")
+    run.wait_paused("certificate-1")
+    answer = people.answer("certificate-1", rid)
+    sharepoint.site.lose_answers(1, when=_upload_of(f"{domain}.crt"), then_down=True)
+    run.resume(**answer)
+    key = pause_key(Question.WAIT, "archive-artifacts", 1)
+    said["sharepoint cut"] = check_waiting(run, key, sharepoint.site.origin, SAYS["cut"])
+    sharepoint.site.clear_faults()
+    sharepoint.site.come_back()
+    run.resume(action="Check again", answered_by="anna")
+
+    # Jira throttles the verification comment for an hour.
+    run.wait_paused("install-1")
+    answer = people.answer("install-1", rid)
+    jira_server.fail(429, r"/comment$", "POST", times=None, headers={"Retry-After": "3600"})
+    run.resume(**answer)
+    key = pause_key(Question.WAIT, "comment-verification", 1)
+    said["jira throttled"] = check_waiting(run, key, jira_server.url, SAYS["throttled"])
+    jira_server.faults.clear()
+    run.resume(action="Check again", answered_by="anna")
+
+    # The relay stalls when the revocation notice goes: the run does not wait for it.
+    relay.stall_seconds = 3
+    run.answer_each(people, rid, "retire")
+    assert run.wait_final().is_completed()
+    relay.stall_seconds = 0
+    assert relay.arrived == []
+    assert retry_pending_notices(build_notice_channels(settings)) == []  # the next daily run
+
+    # Exactly once: tickets, comments per step marker, archived files, notices.
+    for kind in ("csr", "owner", "install"):
+        assert len(jira_server.issues_labelled(f"{rid}-{kind}")) == 1, kind
+    for issue in jira_server.issues.values():
+        markers = [
+            line.split("]")[0]
+            for comment in issue.comments
+            for line in comment["body"].splitlines()
+            if line.startswith(COMMENT_MARKER)
+        ]
+        assert len(markers) == len(set(markers)), (issue.key, markers)
+    folder = f"{sharepoint.site.site_path}/{LIBRARY}/CERTIFICATS/CDS/CESICAT/"
+    archived = sorted(p.rpartition("/")[2] for p in sharepoint.site.files if p.startswith(folder))
+    assert archived == sorted(["manifest.json", f"{domain}.crt", f"{domain}.key", f"{domain}.csr"])
+    assert [m.message["X-Certrenew-Notice"] for m in relay.arrived] == [f"{rid}-revoked"]
+    assert [body["notice"] for body in receiver.arrived] == [f"{rid}-revoked"]
+    print("\nwhole renewal: what status showed while it waited")
+    for fault, reason in said.items():
+        print(f"  {fault:16} {reason}")
+
+
+# -- every wait is bounded ------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("section", "values"),
+    [
+        (SmtpSettings, {"host": "relay", "sender": "a@b.cat", "timeout_seconds": 1e9}),
+        (WebhookSettings, {"url": "https://hooks.example.cat/x", "timeout_seconds": 1e9}),
+        (JiraSettings, {"retry_max_delay_seconds": 1e9}),
+        (JiraSettings, {"retry_base_delay_seconds": 1e9}),
+        (SharePointSettings, {"retry_max_delay_seconds": 1e9}),
+        (
+            AcmeRouteSettings,
+            {
+                "kind": "acme",
+                "directory_url": "https://ca/dir",
+                "account_key_file": "k",
+                "request_timeout_seconds": 1e9,
+            },
+        ),
+    ],
+)
+def test_a_timeout_or_retry_wait_without_end_is_refused(
+    section: type[BaseModel], values: dict[str, object]
+) -> None:
+    """A wait that never ends would hold a step (and its renewal) forever."""
+    with pytest.raises(ValidationError, match="less than or equal to 3600"):
+        section.model_validate(values)
+
+
+# -- a step waiting on a system that was away is retried by the serving process ---------------
+
+
+def test_only_waits_on_a_system_that_was_away_are_retried_by_themselves() -> None:
+    away = ServiceUnavailable("Jira at https://jira.example.cat did not answer")
+    gone = TicketNotFound("SIS-12 no longer exists in Jira: restore it")
+    assert retries_by_itself(wait_text("close-tickets", away))
+    assert not retries_by_itself(wait_text("close-tickets", gone))
+    base = 300.0
+    pauses = [pause_before_retry(f"wait-collect-csr-and-key-2-{n}", base) for n in range(1, 7)]
+    assert [p.total_seconds() for p in pauses] == [300, 600, 1200, 2400, 2400, 2400]
+
+
+@pytest.mark.prefect
+def test_a_step_whose_system_is_back_goes_on_without_anyone_submitting(
+    renewal_lab: RenewalLab,
+    jira_server: JiraServer,
+    sharepoint: SharePointTestbed,
+    tmp_path: Path,
+) -> None:
+    lab = renewal_lab
+    name = "outage-retry"
+    domain, server = lab.serve_certificate(name)
+    rid = renewal_id(domain, served_serial(lab, name))
+    config = live_config(lab, tmp_path / "certrenew.toml", jira_server, sharepoint, f"{name}-owner")
+    people = DemoPeople(load_settings(config), lab.ca, server, domain, lambda _: None)
+    run = lab.start(name, config=str(config))
+    try:
+        run.wait_paused("csr-1")
+        answer = people.answer("csr-1", rid)
+        jira_server.go_down()
+        run.resume(**answer)
+        key = pause_key(Question.WAIT, "collect-csr-and-key", 2, 1)
+        form = run.wait_paused(key)
+        assert retries_by_itself(form)
+        retry = RecoverySettings(outage_retry_seconds=600)
+        assert retry_waiting_steps(retry) == []  # its pause is not over yet
+        later = datetime.now(UTC) + timedelta(seconds=601)
+        jira_server.come_back()
+        assert retry_waiting_steps(retry, now=later) == [run.id]
+        run.wait_paused("ca-choice")  # nobody submitted the wait form
+        answered = [
+            body["answered_by"]
+            for body in _stored_inputs(run)
+            if isinstance(body, dict) and "answered_by" in body
+        ]
+        assert RETRY_ANSWERER in answered
+    finally:
+        _cancel(run)
+
+
+def _stored_inputs(run: RenewalRun) -> list[object]:
+    from prefect.input.actions import read_flow_run_input
+    from prefect.input.run_input import keyset_from_base_key
+
+    key = pause_key(Question.WAIT, "collect-csr-and-key", 2, 1)
+    response = keyset_from_base_key(f"suspended-{key}")["response"]
+    return [read_flow_run_input(response, flow_run_id=run.id)]
+
+
+def _cancel(run: RenewalRun) -> None:
+    from prefect import get_client
+    from prefect.states import Cancelled
+
+    with get_client(sync_client=True) as client:
+        client.set_flow_run_state(run.id, Cancelled(), force=True)

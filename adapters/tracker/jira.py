@@ -283,6 +283,10 @@ class JiraTracker:
             )
         if isinstance(exc, requests.exceptions.InvalidURL | requests.exceptions.MissingSchema):
             return ConfigError(f"jira.url {self.url!r} is not a valid URL")
+        if isinstance(exc, requests.ReadTimeout):
+            return Transient(
+                f"no answer within {self.settings.timeout_seconds:g} s (jira.timeout_seconds)"
+            )
         if isinstance(exc, requests.RequestException):
             return Transient(f"no answer ({type(exc).__name__})")
         return None

@@ -72,6 +72,7 @@ class SharePointArchive:
         assert settings.site_url and settings.library and settings.client_id and authority
         assert settings.cert_path is not None
         certificate = load_app_certificate(settings.cert_path, settings.secret_cert_password())
+        timeout = (10.0, settings.timeout_seconds)
         session = PatientSession(
             RetryPolicy(
                 attempts=settings.retry_attempts,
@@ -79,11 +80,16 @@ class SharePointArchive:
             ),
             verify=str(settings.ca_bundle) if settings.ca_bundle else True,
             sleep=sleep,
+            timeout=timeout,
+            systems={
+                _origin_of(settings.site_url): "SharePoint",
+                _origin_of(authority): "the sign-in authority",
+            },
         )
         tokens = AppTokenSource(
             settings.client_id, authority, certificate, site_scope(settings.site_url), session
         )
-        site_url, timeout = settings.site_url, (10.0, settings.timeout_seconds)
+        site_url = settings.site_url
 
         def connect() -> ClientContext:
             return (
@@ -246,6 +252,11 @@ class SharePointArchive:
             raise ArchiveError(
                 f"cannot {action} {target}: {type(exc).__name__}; the step will retry"
             ) from None
+
+
+def _origin_of(url: str) -> str:
+    parts = urlsplit(url)
+    return f"{parts.scheme}://{parts.netloc}"
 
 
 def _origin(exc: RequestException, fallback: str) -> str:
