@@ -14,7 +14,13 @@ from typing import Literal, TypeVar
 from cryptography.hazmat.primitives.serialization import Encoding
 
 from certrenew.adapters.ca import is_automatic
-from certrenew.adapters.tracker import Attachment, NewTicket, Ticket, TicketTracker, ensure_ticket
+from certrenew.adapters.tracker import (
+    NewTicket,
+    Ticket,
+    TicketTracker,
+    ensure_ticket,
+    read_attachments,
+)
 from certrenew.adapters.wiring import RenewalContext
 from certrenew.errors import CertificateError
 from certrenew.pki.csr import check_csr, check_key_matches_csr, load_csr
@@ -140,23 +146,18 @@ def record_csr_reuse(ctx: RenewalContext, start: RenewalStart, ticket: str, sour
     say(f"reusing the archived CSR and key at {source}; said so on {ticket}")
 
 
-def _downloaded(ctx: RenewalContext, ticket: str) -> list[tuple[Attachment, bytes]]:
-    """Every attachment of `ticket` with its bytes, oldest first (files are told by content)."""
-    tracker = ctx.tracker
-    return [(a, tracker.download_attachment(ticket, a)) for a in tracker.attachments(ticket)]
-
-
 def check_csr_and_key(
     ctx: RenewalContext, start: RenewalStart, ticket: str, pasted_csr: str
 ) -> CsrRecord | str | None:
     """The CSR and key on `ticket` if both are there and good, a problem, or None (not yet)."""
-    newest = newest_of_each_kind(_downloaded(ctx, ticket))
+    read = read_attachments(ctx.tracker, ticket)
+    newest = newest_of_each_kind(read.files)
     key = newest.get("private_key")
     csr_bytes = pasted_csr.encode() if pasted_csr.strip() else None
     if csr_bytes is None and "csr" in newest:
         csr_bytes = newest["csr"][1]
     if key is None or csr_bytes is None:
-        return None
+        return read.refused[0] if read.refused else None
     try:
         check_csr(csr_bytes, ctx.subject.rules(), start.domain)
         fingerprint = check_key_matches_csr(key[1], csr_bytes)
@@ -253,9 +254,9 @@ def check_issued(
     pasted: dict[str, str],
 ) -> IssuedRecord | str | None:
     """The CA's certificate from the form or a ticket, validated; else the first problem."""
+    read = {ticket: read_attachments(ctx.tracker, ticket) for ticket in tickets.before_install()}
     attached = [
-        (ticket, [(a.filename, data) for a, data in _downloaded(ctx, ticket)])
-        for ticket in tickets.before_install()
+        (ticket, [(a.filename, data) for a, data in files.files]) for ticket, files in read.items()
     ]
     chain = pasted.get("chain_pem", "")
     problems: list[str] = []
@@ -272,6 +273,7 @@ def check_issued(
             problems.append(f"{source}: {exc}")
             continue
         return issued_record(issued, source)
+    problems += [refused for files in read.values() for refused in files.refused]
     return problems[0] if problems else None
 
 
