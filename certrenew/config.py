@@ -220,6 +220,11 @@ class CaRequestSettings(Section):
     portal: str
     section: str
     fields: dict[str, str]
+    issuers: list[str] = Field(
+        [],
+        description="words one of which a certificate's issuer from this CA names (e.g. "
+        "'Sectigo'); a certificate from another issuer is refused at step 4. Empty: any issuer",
+    )
 
 
 class PortalRouteSettings(CaRequestSettings):
@@ -238,6 +243,11 @@ class AcmeRouteSettings(Section):
 
     kind: Literal["acme"]
     directory_url: str
+    issuers: list[str] = Field(
+        [],
+        description="words one of which a certificate's issuer from this CA names (e.g. "
+        "'Sectigo'); a certificate from another issuer is refused at step 4. Empty: any issuer",
+    )
     account_key_file: Path
     email: str | None = Field(None, description="contact for the ACME account")
     eab_kid: str | None = None

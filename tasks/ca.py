@@ -158,6 +158,8 @@ def collect_issued_certificate(
         key_fingerprint=csr.key_fingerprint,
         domain=start.domain,
         max_lifetime_days=ctx.renewal.max_lifetime_days,
+        issuers=route.issuers,
+        ca=request.ca,
     )
     record = issued_record(issued, f"{request.ca} ({route.portal})")
     certificate_accepted(ctx, tickets, record)

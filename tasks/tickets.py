@@ -15,6 +15,7 @@ from cryptography.hazmat.primitives.serialization import Encoding
 
 from certrenew.adapters.ca import is_automatic
 from certrenew.adapters.tracker import (
+    Attachment,
     NewTicket,
     Ticket,
     TicketTracker,
@@ -23,8 +24,9 @@ from certrenew.adapters.tracker import (
 )
 from certrenew.adapters.wiring import RenewalContext
 from certrenew.errors import CertificateError
-from certrenew.pki.csr import check_csr, check_key_matches_csr, load_csr
-from certrenew.pki.issued import IssuedCertificate, check_issued_certificate
+from certrenew.pki.csr import check_csr, check_key_matches_csr, load_csr, load_private_key
+from certrenew.pki.files import classify_file
+from certrenew.pki.issued import IssuedCertificate, check_issued_certificate, load_certificates
 from certrenew.renewal import (
     ArchiveRecord,
     CsrRecord,
@@ -36,6 +38,7 @@ from certrenew.renewal import (
 from certrenew.rules import (
     ca_named_in,
     certificate_candidates,
+    misplaced_certificates,
     newest_of_each_kind,
     step_footer,
     step_marker,
@@ -157,9 +160,11 @@ def check_csr_and_key(
     if csr_bytes is None and "csr" in newest:
         csr_bytes = newest["csr"][1]
     if key is None or csr_bytes is None:
-        return read.refused[0] if read.refused else None
+        return _wrong_step_1_file(ticket, read.files, csr_bytes is None) or (
+            read.refused[0] if read.refused else None
+        )
     try:
-        check_csr(csr_bytes, ctx.subject.rules(), start.domain)
+        check_csr(csr_bytes, ctx.subject.rules(), start.domain, start.old.sans)
         fingerprint = check_key_matches_csr(key[1], csr_bytes)
     except CertificateError as exc:
         return f"{exc}"
@@ -169,6 +174,21 @@ def check_csr_and_key(
         key_fingerprint=fingerprint,
         source=ticket,
     )
+
+
+def _wrong_step_1_file(
+    ticket: str, files: list[tuple[Attachment, bytes]], csr_missing: bool
+) -> str | None:
+    """What the newest attachment that is neither a CSR nor a key is, said as the refusal
+    of the file still missing; None when every attachment is one of them."""
+    for attachment, data in reversed(files):
+        if classify_file(data) in ("csr", "private_key"):
+            continue
+        try:
+            load_csr(data) if csr_missing else load_private_key(data)
+        except CertificateError as exc:
+            return f"{attachment.filename} on {ticket}: {exc}"
+    return None
 
 
 @renewal_step("collect-csr-and-key")
@@ -252,8 +272,13 @@ def check_issued(
     csr: CsrRecord,
     tickets: RenewalTickets,
     pasted: dict[str, str],
+    ca: str = "",
 ) -> IssuedRecord | str | None:
-    """The CA's certificate from the form or a ticket, validated; else the first problem."""
+    """The CA's certificate from the form or a ticket, validated; else the first problem.
+
+    With `ca` named, a certificate whose issuer is not that CA's is refused.
+    """
+    route = ctx.ca_routes.get(ca)
     read = {ticket: read_attachments(ctx.tracker, ticket) for ticket in tickets.before_install()}
     attached = [
         (ticket, [(a.filename, data) for a, data in files.files]) for ticket, files in read.items()
@@ -268,11 +293,18 @@ def check_issued(
                 domain=start.domain,
                 max_lifetime_days=ctx.renewal.max_lifetime_days,
                 chain=chain.encode() if chain.strip() else None,
+                issuers=route.issuers if route else (),
+                ca=ca or "the CA",
             )
         except CertificateError as exc:
             problems.append(f"{source}: {exc}")
             continue
         return issued_record(issued, source)
+    for source, data in misplaced_certificates(attached):
+        try:
+            load_certificates(data, source)
+        except CertificateError as exc:
+            problems.append(str(exc))
     problems += [refused for files in read.values() for refused in files.refused]
     return problems[0] if problems else None
 
@@ -314,10 +346,11 @@ def collect_certificate(
     tickets: RenewalTickets,
     pasted: dict[str, str],
     attempt: int,
+    ca: str = "",
 ) -> IssuedRecord | str:
     """Step 4 (waiting): the validated certificate, or exactly why it cannot be used."""
     outcome = poll(
-        lambda: check_issued(ctx, start, csr, tickets, pasted),
+        lambda: check_issued(ctx, start, csr, tickets, pasted, ca),
         ctx.renewal.attachment_poll_minutes,
         ctx.renewal.attachment_poll_seconds,
     )
