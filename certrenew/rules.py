@@ -57,6 +57,12 @@ def step_footer(step: str, actor: str, run_url: str) -> str:
     return FOOTER_RUN.join(part for part in (marked, run_url) if part)
 
 
+def is_step_comment(body: str, step: str) -> bool:
+    """Whether certrenew posted `body` for `step` (its footer says so)."""
+    footer = parse_step_footer(body)[1]
+    return footer is not None and footer.step == step
+
+
 def parse_step_footer(body: str) -> tuple[str, StepFooter | None]:
     """A comment's text and its step footer, when certrenew posted it.
 

@@ -305,6 +305,8 @@ def collect_p12(
             password,
             domain=start.domain,
             max_lifetime_days=route.max_lifetime_days(ctx.renewal.max_lifetime_days),
+            issuers=route.issuers,
+            ca=ca,
         )
     except CertificateError as exc:
         problem = f"{source}: {exc}"

@@ -38,10 +38,10 @@ from certrenew.renewal import (
 from certrenew.rules import (
     ca_named_in,
     certificate_candidates,
+    is_step_comment,
     misplaced_certificates,
     newest_of_each_kind,
     step_footer,
-    step_marker,
 )
 from certrenew.tasks.context import renewal_step, say
 from certrenew.templates import comments, render_ticket
@@ -62,9 +62,13 @@ def comment_once(ctx: RenewalContext, key: str, step: str, body: str, actor: str
 def post_once(
     tracker: TicketTracker, key: str, step: str, body: str, actor: str = "", run_url: str = ""
 ) -> bool:
-    """`comment_once` for callers outside a renewal run (the guard); True when posted."""
-    marker = step_marker(step)
-    if any(marker in existing for existing in tracker.comments(key)):
+    """`comment_once` for callers outside a renewal run (the guard); True when posted.
+
+    A comment is this step's only by its last line, the footer certrenew writes:
+    the marker quoted anywhere else (in a person's comment, or in outside text
+    a comment repeats) must not silence the step.
+    """
+    if any(is_step_comment(existing, step) for existing in tracker.comments(key)):
         return False
     tracker.add_comment(key, f"{body}\n\n{step_footer(step, actor, run_url)}\n")
     return True

@@ -23,6 +23,8 @@ from cryptography.hazmat.primitives.serialization import pkcs7, pkcs12
 
 from certrenew.adapters.wiring import RenewalContext, renewal_context
 from certrenew.config import load_settings
+from certrenew.pki.errors import CertificateError
+from certrenew.pki.pkcs12 import check_pkcs12
 from certrenew.renewal import (
     CsrRecord,
     RenewalStart,
@@ -370,3 +372,16 @@ def test_a_csr_and_key_handed_in_at_step_1(
     ctx.tracker.add_attachment(ticket, "seu-2.key", key_pem(KEY))
     then = collect_csr_and_key.fn(ctx, renewal, ticket, {}, 2)
     assert isinstance(then, CsrRecord), then
+
+
+def test_a_p12_from_another_issuer_is_refused_as_a_certificate_is() -> None:
+    """The .p12 route checks its certificate with the same rules, the issuer included."""
+    with pytest.raises(CertificateError) as refused:
+        check_pkcs12(
+            p12(), "pw", domain=DOMAIN, max_lifetime_days=CAP_DAYS, issuers=["EACAT"], ca="EACAT"
+        )
+    assert "issued by 'CN=Test Issuing CA 0', not by EACAT" in str(refused.value)
+    accepted, _ = check_pkcs12(
+        p12(), "pw", domain=DOMAIN, max_lifetime_days=CAP_DAYS, issuers=["test issuing ca 0"]
+    )
+    assert accepted.facts.subject_cn == DOMAIN
