@@ -145,10 +145,17 @@ def build_tracker(settings: Settings) -> TicketTracker:
     if settings.tracker == "jira":
         from certrenew.adapters.tracker.jira import JiraTracker
 
-        return JiraTracker.from_settings(settings.jira, settings.data_dir / "jira-creates")
+        return JiraTracker.from_settings(
+            settings.jira,
+            settings.data_dir / "jira-creates",
+            max_attachment_bytes=settings.tickets.max_attachment_bytes,
+        )
     from certrenew.adapters.tracker.local import LocalTracker
 
-    return LocalTracker(settings.data_dir / "tickets.sqlite3")
+    return LocalTracker(
+        settings.data_dir / "tickets.sqlite3",
+        max_attachment_bytes=settings.tickets.max_attachment_bytes,
+    )
 
 
 def build_archive(settings: Settings) -> ArchiveSetup:

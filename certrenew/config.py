@@ -47,6 +47,9 @@ SECRET_KEYS = frozenset(
 )
 # No single wait (a scan target, a request) is worth more than an hour.
 MAX_TIMEOUT_SECONDS = 3600
+# A certificate, CSR, key or .p12 is a few KiB; a ticket attachment the renewal
+# reads is refused above this, so a stray video cannot fill the memory.
+DEFAULT_MAX_ATTACHMENT_BYTES = 1024 * 1024
 
 
 class Section(PersonWritten, BaseModel):  # BaseModel named for linters that look no further
@@ -109,10 +112,16 @@ class TicketChainSettings(Section):
     link_type: str = "Relates"
     labels: list[str] = Field([], description="added to every ticket the renewal opens")
     delete_key_attachment: bool = True
+    max_attachment_bytes: int = Field(
+        DEFAULT_MAX_ATTACHMENT_BYTES,
+        ge=16 * 1024,
+        le=1024 * 1024 * 1024,
+        description="larger ticket attachments are refused, not read",
+    )
 
 
 # Keys that moved from [jira] to [tickets]; still read from [jira], with a warning.
-MOVED_TO_TICKETS = frozenset(TicketChainSettings.model_fields)
+MOVED_TO_TICKETS = frozenset(TicketChainSettings.model_fields) - {"max_attachment_bytes"}
 
 
 class JiraSettings(Section):
@@ -211,6 +220,11 @@ class CaRequestSettings(Section):
     portal: str
     section: str
     fields: dict[str, str]
+    issuers: list[str] = Field(
+        [],
+        description="words one of which a certificate's issuer from this CA names (e.g. "
+        "'Sectigo'); a certificate from another issuer is refused at step 4. Empty: any issuer",
+    )
 
 
 class PortalRouteSettings(CaRequestSettings):
@@ -229,6 +243,11 @@ class AcmeRouteSettings(Section):
 
     kind: Literal["acme"]
     directory_url: str
+    issuers: list[str] = Field(
+        [],
+        description="words one of which a certificate's issuer from this CA names (e.g. "
+        "'Sectigo'); a certificate from another issuer is refused at step 4. Empty: any issuer",
+    )
     account_key_file: Path
     email: str | None = Field(None, description="contact for the ACME account")
     eab_kid: str | None = None

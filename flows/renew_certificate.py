@@ -131,7 +131,7 @@ def renew_certificate(
             issued, archived = delivered.issued, delivered.archived
         else:
             assert csr is not None
-            issued = wait_for_certificate(ctx, start, csr, tickets)  # step 4
+            issued = wait_for_certificate(ctx, start, csr, tickets, ca.ca)  # step 4
     if archived is None:
         assert csr is not None
         archived = archive_artifacts(ctx, start, csr, issued, ca.ca, tickets)  # step 5
@@ -345,11 +345,13 @@ def request_certificate_from_ca(
 
 
 def wait_for_certificate(
-    ctx: RenewalContext, start: RenewalStart, csr: CsrRecord, tickets: RenewalTickets
+    ctx: RenewalContext, start: RenewalStart, csr: CsrRecord, tickets: RenewalTickets, ca: str
 ) -> IssuedRecord:
     """Step 4: until the CA's certificate is pasted or attached and passes every check."""
     return forms.ask_until_valid(
-        lambda pasted, attempt: collect_certificate(ctx, start, csr, tickets, pasted, attempt),
+        lambda pasted, attempt: collect_certificate(
+            ctx, start, csr, tickets, pasted, attempt, ca
+        ),
         IssuedRecord,
         forms.CertificateAnswer,
         Question.CERTIFICATE,

@@ -51,6 +51,10 @@ class AcmeRoute:
         return self.settings.portal
 
     @property
+    def issuers(self) -> tuple[str, ...]:
+        return tuple(self.settings.issuers)
+
+    @property
     def generates_key(self) -> bool:
         """The flow makes the key and CSR itself; no CSR ticket for the systems team."""
         return self.settings.key == "generate"
