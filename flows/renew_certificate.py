@@ -59,6 +59,7 @@ from certrenew.tasks.context import (
 from certrenew.tasks.endpoints import confirm_expiry, now_text, verify_served_certificate
 from certrenew.tasks.forms import Question
 from certrenew.tasks.guard import post_pending_triggers
+from certrenew.tasks.handover import hand_over
 from certrenew.tasks.notices import owner_mailbox, send_notice
 from certrenew.tasks.people import PersonAsker, Role
 from certrenew.tasks.report import RenewalReport
@@ -88,6 +89,8 @@ def renew_certificate(
     """Renew the inventory certificate `name` (or domain), from detection to retirement."""
     ctx = context_for_this_run(config)
     start = confirm_expiry(ctx, name, force)  # step 0
+    if earlier := hand_over(start, ctx.renewal.flow_ui_url):  # its crashed run carries it on
+        return {"domain": start.domain, "renewal": start.id, "stopped": f"continued by {earlier}"}
     if start.already_renewed:
         return {"domain": start.domain, "renewal": start.id, "stopped": start.note}
     mark_this_run(start.id, start.domain)

@@ -180,7 +180,8 @@ def created_by(run: FlowRun) -> str:
     return str(made.get("id", "")) if isinstance(made, dict) else ""
 
 
-def _renewal_runs(client: SyncPrefectClient, **filters: Any) -> list[FlowRun]:
+def renewal_runs(client: SyncPrefectClient, **filters: Any) -> list[FlowRun]:
+    """Runs of the renewal flow matching `filters` (`read_flow_runs`' own)."""
     from prefect.client.schemas.filters import FlowFilter, FlowFilterName
 
     return client.read_flow_runs(
@@ -216,7 +217,7 @@ def unfinished_renewal_runs(client: SyncPrefectClient) -> Iterator[FlowRun]:
     )
     page = 200
     for offset in count(0, page):
-        runs = _renewal_runs(
+        runs = renewal_runs(
             client,
             flow_run_filter=unfinished,
             sort=FlowRunSort.EXPECTED_START_TIME_ASC,
@@ -245,7 +246,7 @@ def latest_renewal_run(client: SyncPrefectClient, name: str) -> FlowRun | None:
     from prefect.client.schemas.filters import FlowRunFilter, FlowRunFilterTags
     from prefect.client.schemas.sorting import FlowRunSort
 
-    runs = _renewal_runs(
+    runs = renewal_runs(
         client,
         flow_run_filter=FlowRunFilter(tags=FlowRunFilterTags(all_=[certificate_tag(name)])),
         sort=FlowRunSort.EXPECTED_START_TIME_DESC,
