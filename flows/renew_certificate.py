@@ -53,12 +53,12 @@ from certrenew.tasks.context import (
     RENEWAL_FLOW,
     context_for_this_run,
     mark_this_run,
-    other_active_run,
     renewal_run_name,
 )
 from certrenew.tasks.endpoints import confirm_expiry, now_text, verify_served_certificate
 from certrenew.tasks.forms import Question
-from certrenew.tasks.guard import post_pending_triggers
+from certrenew.tasks.guard import older_open_run, post_pending_triggers
+from certrenew.tasks.handover import hand_over
 from certrenew.tasks.notices import owner_mailbox, send_notice
 from certrenew.tasks.people import PersonAsker, Role
 from certrenew.tasks.report import RenewalReport
@@ -88,10 +88,12 @@ def renew_certificate(
     """Renew the inventory certificate `name` (or domain), from detection to retirement."""
     ctx = context_for_this_run(config)
     start = confirm_expiry(ctx, name, force)  # step 0
+    if earlier := hand_over(start, ctx.renewal.flow_ui_url):  # its crashed run carries it on
+        return {"domain": start.domain, "renewal": start.id, "stopped": f"continued by {earlier}"}
     if start.already_renewed:
         return {"domain": start.domain, "renewal": start.id, "stopped": start.note}
     mark_this_run(start.id, start.domain)
-    if other := other_active_run(start.name, ctx):
+    if other := older_open_run(start.name, start.domain, ctx.renewal.flow_ui_url):
         return {"domain": start.domain, "renewal": start.id, "stopped": f"in progress: {other}"}
 
     report = RenewalReport(ctx, start)

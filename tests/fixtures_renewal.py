@@ -122,6 +122,8 @@ class RenewalLab:
     # The serving process's HTTP port (alerts in, metrics out) and its bearer token.
     intake_url: str = ""
     intake_token: str = ""
+    # The Prefect server and the serving process (or none: workers run the flows).
+    stack: LocalStack | None = field(default=None, repr=False)
 
     def serve_certificate(self, name: str, days: float = 5) -> tuple[str, TLSServer]:
         """A TLS endpoint serving `<name>.test.example.cat`, added to the inventory."""
@@ -177,13 +179,20 @@ def example_config(path: Path, **changes: Any) -> Path:
 
 @contextmanager
 def served_renewal_lab(
-    root: Path, api_url: str | None = None, **config: Any
+    root: Path,
+    api_url: str | None = None,
+    *,
+    serving: bool = True,
+    server_env: dict[str, str] | None = None,
+    **config: Any,
 ) -> Iterator[RenewalLab]:
     """A lab whose renewal flow is served on `api_url`, or on a Prefect server of its own.
 
     Its own server also serves the UI, which the test harness's server does not;
     this process talks to whichever server it is for as long as the lab runs.
-    `config` changes the shipped example configuration (e.g. `roles`).
+    `config` changes the shipped example configuration (e.g. `roles`; `renewal`
+    is merged into the demo's timings). Without `serving`, only the server runs
+    (with `server_env`, e.g. its database): workers run the flows.
     """
     from prefect.settings import PREFECT_API_URL, temporary_settings
 
@@ -193,10 +202,13 @@ def served_renewal_lab(
         root / "certrenew.toml",
         inventory=str(inventory),
         data_dir=str(root / "data"),
-        renewal=DEMO_TIMINGS,
+        renewal=DEMO_TIMINGS | config.pop("renewal", {}),
         **config,
     )
-    stack = LocalStack(root / "prefect", path, api_url=api_url)
+    stack = LocalStack(
+        root / "prefect", path if serving else None, api_url=api_url, serving=serving
+    )
+    stack.env.update(server_env or {})
     # Tests add certificates as they go: the metrics read them again every second.
     stack.env["CERTRENEW_INTAKE__PROBE_INTERVAL_SECONDS"] = "1"
     lab = RenewalLab(
@@ -207,10 +219,12 @@ def served_renewal_lab(
         ui_url=stack.ui_url,
         intake_url=stack.intake_url,
         intake_token=stack.intake_token,
+        stack=stack,
     )
     try:
         with stack, temporary_settings({PREFECT_API_URL: stack.api_url}):
-            wait_for_deployment()
+            if serving:
+                wait_for_deployment()
             yield lab
     finally:
         for server in lab.servers:
