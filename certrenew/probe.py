@@ -25,7 +25,7 @@ import resource
 import socket
 import ssl
 from collections.abc import AsyncIterator, Callable, Iterable
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass, fields
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Literal
@@ -38,7 +38,7 @@ Status = Literal["ok", "warning", "critical", "expired", "error"]
 STATUSES: tuple[Status, ...] = ("expired", "critical", "warning", "ok", "error")
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)  # a scan of 10,000 targets keeps them all for the sort
 class ProbeResult:
     """What one target showed; the fields are exactly the `scan --json` keys."""
 
@@ -60,12 +60,16 @@ class ProbeResult:
     note: str | None = None
 
     def as_dict(self) -> dict[str, Any]:
-        return asdict(self)
+        # Not dataclasses.asdict: its deep copy was a tenth of the scan's own CPU.
+        return {name: getattr(self, name) for name in _FIELDS}
 
     @property
     def not_after_datetime(self) -> datetime | None:
         """`not_after` as a datetime, for code that compares or stores it."""
         return datetime.fromisoformat(self.not_after) if self.not_after else None
+
+
+_FIELDS = tuple(field.name for field in fields(ProbeResult))
 
 
 def expiry_status(days_left: int, thresholds: Thresholds) -> Status:

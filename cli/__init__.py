@@ -335,10 +335,10 @@ def scan(
     from certrenew.probe import exit_code
     from certrenew.scan_report import (
         plugin_status_line,
-        results_json,
         results_table,
         scan_with_progress,
         summary_line,
+        write_results_json,
     )
 
     settings = settings_from(config)
@@ -357,7 +357,7 @@ def scan(
     )
     with reader_may_leave():
         if as_json:
-            sys.stdout.write(results_json(results) + "\n")
+            write_results_json(results, sys.stdout)
         else:
             sys.stdout.write(plugin_status_line(results, listed) + "\n")
             out = unwrapped_console()
