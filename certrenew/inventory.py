@@ -11,6 +11,7 @@ anything walks it).
 
 from __future__ import annotations
 
+import hashlib
 import ipaddress
 import re
 from collections.abc import Iterator
@@ -194,6 +195,43 @@ class Target:
             return self.endpoint.target
         assert self.file is not None
         return str(self.file.path)
+
+
+@dataclass(frozen=True)
+class Shard:
+    """Part `index` of `count` disjoint parts of an inventory, for scans split across runs.
+
+    An entry's part follows from a hash of its name alone: the same in every
+    process and on every machine (Python's own hash is not), unchanged when
+    other entries come or go, and all of one certificate's endpoints and files
+    stay in one part.
+    """
+
+    index: int
+    count: int
+
+    @classmethod
+    def parse(cls, text: str) -> Shard:
+        """`i/n`, e.g. `1/4` for the first of four parts."""
+        index, slash, count = text.strip().partition("/")
+        if not (slash and index.isdigit() and count.isdigit()):
+            raise ValueError(f"'{text}' is not a part: write i/n, e.g. 1/4 for the first of four")
+        shard = cls(int(index), int(count))
+        if not 1 <= shard.index <= shard.count:
+            raise ValueError(f"'{text}': write i/n with i from 1 to n, e.g. 2/4")
+        return shard
+
+    def holds(self, name: str) -> bool:
+        digest = hashlib.blake2b(name.encode(), digest_size=8).digest()
+        return int.from_bytes(digest, "big") % self.count == self.index - 1
+
+    def of(self, inventory: Inventory) -> Inventory:
+        """The inventory with only this part's entries (their defaults unchanged)."""
+        entries = [entry for entry in inventory.certificates if self.holds(entry.name)]
+        return inventory.model_copy(update={"certificates": entries})
+
+    def __str__(self) -> str:
+        return f"{self.index}/{self.count}"
 
 
 def targets(inventory: Inventory) -> Iterator[Target]:
