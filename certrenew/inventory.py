@@ -11,10 +11,12 @@ anything walks it).
 
 from __future__ import annotations
 
+import gc
 import hashlib
 import ipaddress
 import re
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
@@ -459,6 +461,22 @@ def _with_files_relative_to(inventory: Inventory, base: Path) -> Inventory:
     return inventory.model_copy(update={"certificates": entries})
 
 
+@contextmanager
+def _no_cycle_collection() -> Iterator[None]:
+    """Reading builds some 30 objects per entry and leaves no cycles behind.
+
+    The cycle collector, run meanwhile every few hundred allocations, only
+    walks those objects again and again: about 40% of loading 10,000 entries.
+    """
+    enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if enabled:
+            gc.enable()
+
+
 def load_inventory(path: Path) -> Inventory:
     text = read_text(
         path,
@@ -466,4 +484,5 @@ def load_inventory(path: Path) -> Inventory:
         InventoryError,
         "pass --inventory or set 'inventory' in the configuration (see examples/inventory.yaml)",
     )
-    return parse_inventory(text, str(path), base=path.parent)
+    with _no_cycle_collection():
+        return parse_inventory(text, str(path), base=path.parent)
