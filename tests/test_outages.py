@@ -736,6 +736,17 @@ def check_waiting(run: RenewalRun, key: str, system: str, says: str) -> str:
     return reason
 
 
+def _answer(run: RenewalRun, key: str) -> dict[str, object]:
+    """The answer stored for the form `key` of `run`."""
+    from prefect.input.actions import read_flow_run_input
+    from prefect.input.run_input import keyset_from_base_key
+
+    response = keyset_from_base_key(f"suspended-{key}")["response"]
+    stored = read_flow_run_input(response, flow_run_id=run.id)
+    assert isinstance(stored, dict), stored
+    return stored
+
+
 @pytest.fixture
 def team_relay() -> Iterator[MailServer]:
     """The team's relay as the whole-renewal tests configure it: a login, no TLS."""
@@ -785,15 +796,22 @@ def test_a_renewal_through_outages_of_every_system_completes_once(
     run = lab.start(name, config=str(config))
     said: dict[str, str] = {}
 
-    # Jira goes away while the systems team works: refused connections.
+    # Jira goes away while the systems team works: refused connections. When it is
+    # back, the serving process retries the step once the pause is over: nobody submits.
     run.wait_paused("csr-1")
     answer = people.answer("csr-1", rid)
     jira_server.go_down()
     run.resume(**answer)
     key = pause_key(Question.WAIT, "collect-csr-and-key", 2, 1)
     said["jira refused"] = check_waiting(run, key, jira_server.url, SAYS["refused"])
+    assert retries_by_itself(run.wait_paused(key))
+    retry = RecoverySettings(outage_retry_seconds=600)
+    assert retry_waiting_steps(retry) == []  # its pause is not over yet
     jira_server.come_back()
-    run.resume(action="Check again", answered_by="anna")
+    later = datetime.now(UTC) + timedelta(seconds=601)
+    assert retry_waiting_steps(retry, now=later) == [run.id]
+
+    assert _answer(run, key)["answered_by"] == RETRY_ANSWERER
 
     # SharePoint takes the certificate, and its outage starts before it can say so.
     run.answer_each(people, rid, "ca-choice", "ca-request")
@@ -887,58 +905,3 @@ def test_only_waits_on_a_system_that_was_away_are_retried_by_themselves() -> Non
     base = 300.0
     pauses = [pause_before_retry(f"wait-collect-csr-and-key-2-{n}", base) for n in range(1, 7)]
     assert [p.total_seconds() for p in pauses] == [300, 600, 1200, 2400, 2400, 2400]
-
-
-@pytest.mark.prefect
-def test_a_step_whose_system_is_back_goes_on_without_anyone_submitting(
-    renewal_lab: RenewalLab,
-    jira_server: JiraServer,
-    sharepoint: SharePointTestbed,
-    tmp_path: Path,
-) -> None:
-    lab = renewal_lab
-    name = "outage-retry"
-    domain, server = lab.serve_certificate(name)
-    rid = renewal_id(domain, served_serial(lab, name))
-    config = live_config(lab, tmp_path / "certrenew.toml", jira_server, sharepoint, f"{name}-owner")
-    people = DemoPeople(load_settings(config), lab.ca, server, domain, lambda _: None)
-    run = lab.start(name, config=str(config))
-    try:
-        run.wait_paused("csr-1")
-        answer = people.answer("csr-1", rid)
-        jira_server.go_down()
-        run.resume(**answer)
-        key = pause_key(Question.WAIT, "collect-csr-and-key", 2, 1)
-        form = run.wait_paused(key)
-        assert retries_by_itself(form)
-        retry = RecoverySettings(outage_retry_seconds=600)
-        assert retry_waiting_steps(retry) == []  # its pause is not over yet
-        later = datetime.now(UTC) + timedelta(seconds=601)
-        jira_server.come_back()
-        assert retry_waiting_steps(retry, now=later) == [run.id]
-        run.wait_paused("ca-choice")  # nobody submitted the wait form
-        answered = [
-            body["answered_by"]
-            for body in _stored_inputs(run)
-            if isinstance(body, dict) and "answered_by" in body
-        ]
-        assert RETRY_ANSWERER in answered
-    finally:
-        _cancel(run)
-
-
-def _stored_inputs(run: RenewalRun) -> list[object]:
-    from prefect.input.actions import read_flow_run_input
-    from prefect.input.run_input import keyset_from_base_key
-
-    key = pause_key(Question.WAIT, "collect-csr-and-key", 2, 1)
-    response = keyset_from_base_key(f"suspended-{key}")["response"]
-    return [read_flow_run_input(response, flow_run_id=run.id)]
-
-
-def _cancel(run: RenewalRun) -> None:
-    from prefect import get_client
-    from prefect.states import Cancelled
-
-    with get_client(sync_client=True) as client:
-        client.set_flow_run_state(run.id, Cancelled(), force=True)

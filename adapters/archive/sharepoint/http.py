@@ -115,11 +115,11 @@ class PatientSession(requests.Session):
             asked = f", asked to wait {wait:.0f} s" if wait is not None else ""
             origin = _where(request.url, path=False)
             system = self.systems.get(origin, "")
-            path = _where(request.url)[len(origin) :]
-            path = path if len(path) <= 120 else path[:117] + "..."
+            url = _where(request.url)
+            url = url if len(url) <= 150 else url[:147] + "..."
             return (
                 f"{system + ' at ' if system else ''}{origin} is unavailable "
-                f"({stop.last.reason}{asked} on {request.method} {path}, {stop.attempts} "
+                f"({stop.last.reason}{asked} on {request.method} {url}, {stop.attempts} "
                 f"attempts over {stop.waited:.0f} s); the step waits and retries later, the "
                 f"renewal keeps its state; check that {system or 'it'} is up"
             )
