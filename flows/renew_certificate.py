@@ -115,7 +115,9 @@ def renew_certificate(
     elif not own_key:
         csr = reused or wait_for_csr_and_key(ctx, start, tickets)  # step 1, answered
     ca = wait_for_ca_choice(ctx, start, tickets, csr)  # step 2, answered
-    report.publish("filing the request at the CA", ca=f"{ca.ca} (by {ca.answered_by})")
+    report.publish(
+        "filing the request at the CA", ca=f"{ca.ca} (by {forms.as_typed(ca.answered_by)})"
+    )
     archived: ArchiveRecord | None = None
     if automatic_route(ctx, ca.ca):
         assert csr is not None
@@ -125,8 +127,9 @@ def renew_certificate(
         request = request_certificate_from_ca(ctx, start, csr, ca, tickets, urgent)  # step 3
         report.publish(
             "waiting for the certificate the CA mails back",
-            ca_request=f"`{request.request_number}` (filed by {request.requested_by})",
-            urgent=f"approved by {request.approved_by}" if request.urgent else "",
+            ca_request=f"`{request.request_number}` "
+            f"(filed by {forms.as_typed(request.requested_by)})",
+            urgent=f"approved by {forms.as_typed(request.approved_by)}" if request.urgent else "",
         )
         if p12_route(ctx, ca.ca):
             delivered = wait_for_p12(ctx, start, ca.ca, tickets)  # steps 4 and 5
@@ -148,7 +151,7 @@ def renew_certificate(
     verification = verify_installation(ctx, start, issued, tickets)  # step 7
     report.publish(
         "waiting for the old certificate to be retired",
-        verified=f"confirmed by {verification.confirmed_by}"
+        verified=f"confirmed by {forms.as_typed(verification.confirmed_by)}"
         if verification.confirmed_by
         else "served by " + ", ".join(f"`{e}`" for e in verification.served_new),
     )
@@ -156,7 +159,7 @@ def renew_certificate(
     report.publish(
         "done: the tickets are closed",
         retired=f"{'revoked' if retirement.revoked else 'retired without revocation'} "
-        f"by {retirement.confirmed_by} at {retirement.retired_at}",
+        f"by {forms.as_typed(retirement.confirmed_by)} at {retirement.retired_at}",
     )
     return {
         "domain": start.domain,
@@ -304,7 +307,7 @@ def request_certificate_from_ca(
     """
     story = [
         *renewal_story(ctx, start, tickets),
-        f"The CA is **{ca.ca}** (by {ca.answered_by}).",
+        f"The CA is **{ca.ca}** (by {forms.as_typed(ca.answered_by)}).",
     ]
     approved_by = approved_at = ""
     approved = False
@@ -326,9 +329,12 @@ def request_certificate_from_ca(
         approved, approved_by, approved_at = approval.approved, approval.who(), now_text()
         record_urgent_decision(ctx, start, tickets.main, approved, approved_by, approved_at)
         story.append(
-            f"{approved_by} {'approved' if approved else 'did not approve'} the urgent request."
+            f"{forms.as_typed(approved_by)} "
+            f"{'approved' if approved else 'did not approve'} the urgent request."
         )
-    channel = "**Urgent channel**, approved by " + approved_by + ".\n\n" if approved else ""
+    channel = (
+        f"**Urgent channel**, approved by {forms.as_typed(approved_by)}.\n\n" if approved else ""
+    )
     route = ctx.ca_route(ca.ca)
     assert isinstance(route, PersonRoute)
     answer = support_staff(ctx, start)(
@@ -458,7 +464,7 @@ def retire_old_certificate(
     revoked at its CA; a certificate retired without revocation gets none.
     """
     served = (
-        f"confirmed by {verification.confirmed_by}"
+        f"confirmed by {forms.as_typed(verification.confirmed_by)}"
         if verification.confirmed_by
         else "served by " + ", ".join(verification.served_new)
     )

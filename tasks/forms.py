@@ -97,6 +97,15 @@ ONE_NAME = rf"^[^{_NOT_TYPED}]*[^\s{_NOT_TYPED}][^{_NOT_TYPED}]*$"
 MAX_PASTED_CHARS = 64 * 1024
 
 
+def as_typed(text: str) -> str:
+    """A name a person typed, for markdown: shown as typed, never as a link or a table cell.
+
+    `ONE_NAME` already keeps out HTML and code; brackets and bars stay allowed in
+    names, so they are escaped where markdown would make a link or split a table.
+    """
+    return text.replace("\\", "\\\\").replace("[", "\\[").replace("]", "\\]").replace("|", "\\|")
+
+
 def _login(title: str = LOGIN_TITLE) -> Any:
     return Field(min_length=1, max_length=120, pattern=ONE_NAME, title=title)
 

@@ -238,3 +238,21 @@ def test_a_step_marker_quoted_in_a_comment_does_not_silence_the_step(tmp_path: P
     assert post_once(tracker, key, "ca-chosen", "El CA és CESICAT.")
     assert not post_once(tracker, key, "ca-chosen", "El CA és CESICAT.")
     assert sum("El CA és CESICAT." in c for c in tracker.comments(key)) == 1
+
+
+@pytest.mark.parametrize(
+    "login", ["[anna](https://evil.example)", "[anna|https://evil.example]", "anna | x | y"]
+)
+def test_a_name_with_brackets_is_shown_as_typed_in_markdown(login: str) -> None:
+    """Brackets are allowed in names ("Anna [support]"), so the forms and the report
+    escape them: rendered (markdown-it, CommonMark with tables), no link and no new cell."""
+    from markdown_it import MarkdownIt
+
+    answer = {"request_number": "REQ1", "requested_by": login}
+    assert forms.CaRequestAnswer.model_validate(answer).who() == login
+    renderer = MarkdownIt("commonmark").enable("table")
+    table = f"| fact | value |\n|---|---|\n| Request | filed by {forms.as_typed(login)} |\n"
+    html = renderer.render(f"The CA is **CESICAT** (by {forms.as_typed(login)}).\n\n{table}")
+    assert "<a " not in html
+    assert html.count("<td>") == 2
+    assert login in html.replace("&amp;", "&")

@@ -13,15 +13,16 @@ import stat
 from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 import pytest
 from pydantic import SecretStr
 
-from certrenew.adapters.tracker import read_limited, too_large
+from certrenew.adapters.tracker import NewTicket, read_limited, too_large
 from certrenew.adapters.tracker.jira import JiraTracker
 from certrenew.adapters.tracker.local import LocalTracker
 from certrenew.adapters.wiring import renewal_context
-from certrenew.config import load_settings
+from certrenew.config import JiraSettings, load_settings
 from certrenew.errors import AttachmentTooLarge
 from certrenew.lab.jira_server import JiraServer
 from certrenew.lab.tls import LocalCA, build_csr
@@ -213,3 +214,25 @@ def test_a_download_without_a_true_size_is_read_only_up_to_the_limit() -> None:
     assert len(read) == 11
     assert "big.crt on SIS-1 is larger than 10 KiB" in str(refused.value)
     assert read_limited(iter([b"ab", b"cd"]), 4, lambda size: AssertionError(size)) == b"abcd"
+
+
+def test_a_jira_attachment_whose_listed_size_lies_is_refused_by_its_content_length(
+    jira_server: JiraServer,
+) -> None:
+    """Jira lists 10 bytes; the content's Content-Length says 200 KiB: refused before reading."""
+    settings = JiraSettings(url=jira_server.url, token=SecretStr(jira_server.token or ""))
+    tracker = JiraTracker.from_settings(settings, max_attachment_bytes=LIMIT)
+    key = tracker.create_ticket(NewTicket("SIS", "CSR", "", "size-lies")).key
+    big = tracker.add_attachment(key, "seu.csr", b"C" * 200 * 1024)
+    small = tracker.add_attachment(key, "seu.key", b"K" * 100)
+
+    def understated(method: str, path: str, payload: Any) -> Any:
+        if method == "GET" and path.endswith(f"/attachment/{big.id}"):
+            payload["size"] = 10
+        return payload
+
+    jira_server.tamper = understated
+    with pytest.raises(AttachmentTooLarge) as refused:
+        tracker.download_attachment(key, big)
+    assert f"seu.csr on {key} is larger than 64 KiB (200 KiB or more)" in str(refused.value)
+    assert tracker.download_attachment(key, small) == b"K" * 100
