@@ -69,6 +69,12 @@ class MailServer:
         if self._controller is not None:
             self._controller.stop()
 
+    def __enter__(self) -> Self:
+        return self.start()
+
+    def __exit__(self, *_: object) -> None:
+        self.stop()
+
     def _authenticate(
         self, server: SMTP, session: Session, envelope: Envelope, mechanism: str, data: Any
     ) -> AuthResult:
@@ -149,3 +155,9 @@ class WebhookReceiver:
         if self._server is not None:
             self._server.shutdown()
             self._server.server_close()
+
+    def __enter__(self) -> Self:
+        return self.start()
+
+    def __exit__(self, *_: object) -> None:
+        self.stop()
