@@ -460,7 +460,9 @@ class RecoverySettings(Section):
     `certrenew serve` runs every renewal with heartbeats every
     `heartbeat_seconds` and installs two automations on the Prefect server: a
     run silent for `missed_heartbeats` heartbeats is marked Crashed, and a
-    crashed renewal run is scheduled again, to replay its stored steps.
+    crashed renewal run is scheduled again, to replay its stored steps. A run
+    that crashed more than `max_retries` times within `retry_window_hours`
+    waits for a person instead of going on (certrenew.tasks.crashes).
     """
 
     enabled: bool = True
@@ -477,6 +479,15 @@ class RecoverySettings(Section):
         description="a step waiting because its system was away (down, slow, throttling) is "
         "tried again by `certrenew serve` after this long, then after twice, four and eight "
         "times as long; 0: only when a person submits the form",
+    )
+    max_retries: int = Field(
+        3,
+        ge=0,
+        description="crashes of one renewal run within `retry_window_hours` that it is "
+        "retried after by itself; after one more it waits for a person",
+    )
+    retry_window_hours: float = Field(
+        24, gt=0, le=24 * 365, description="the window `max_retries` counts crashes in"
     )
 
 

@@ -55,6 +55,7 @@ from certrenew.tasks.context import (
     mark_this_run,
     renewal_run_name,
 )
+from certrenew.tasks.crashes import wait_out_crash_loop
 from certrenew.tasks.endpoints import confirm_expiry, now_text, verify_served_certificate
 from certrenew.tasks.forms import Question
 from certrenew.tasks.guard import older_open_run, post_pending_triggers
@@ -79,9 +80,7 @@ from certrenew.tasks.tickets import (
 from certrenew.templates import comments
 
 
-@flow(
-    name=RENEWAL_FLOW, flow_run_name=renewal_run_name, persist_result=True, log_prints=False
-)
+@flow(name=RENEWAL_FLOW, flow_run_name=renewal_run_name, persist_result=True, log_prints=False)
 def renew_certificate(
     name: str, config: str | None = None, force: bool = False, urgent: bool = False
 ) -> dict[str, Any]:
@@ -95,6 +94,7 @@ def renew_certificate(
     mark_this_run(start.id, start.domain)
     if other := older_open_run(start.name, start.domain, ctx.renewal.flow_ui_url):
         return {"domain": start.domain, "renewal": start.id, "stopped": f"in progress: {other}"}
+    wait_out_crash_loop(ctx, start)  # crashed too often: a person looks first
 
     report = RenewalReport(ctx, start)
     # The inventory's CA decides when its route needs no person (ACME) or brings its
@@ -183,9 +183,7 @@ def support_staff(ctx: RenewalContext, start: RenewalStart) -> PersonAsker:
     return PersonAsker(ctx, start, Role.CERTIFICATE_MANAGERS)
 
 
-def renewal_story(
-    ctx: RenewalContext, start: RenewalStart, tickets: RenewalTickets
-) -> list[str]:
+def renewal_story(ctx: RenewalContext, start: RenewalStart, tickets: RenewalTickets) -> list[str]:
     """The first lines of every form: which certificate, and the tickets opened so far."""
     ticket = ctx.tracker.reference
     lines = [

@@ -85,6 +85,12 @@ class MailServer:
             self.tls = tls
         self.start()
 
+    def __enter__(self) -> Self:
+        return self.start()
+
+    def __exit__(self, *_: object) -> None:
+        self.stop()
+
     def _authenticate(
         self, server: SMTP, session: Session, envelope: Envelope, mechanism: str, data: Any
     ) -> AuthResult:
@@ -182,3 +188,9 @@ class WebhookReceiver:
         """Listen again on the same port; with `tls`, serve another certificate."""
         assert self._listener is not None
         self._listener.come_back(tls)
+
+    def __enter__(self) -> Self:
+        return self.start()
+
+    def __exit__(self, *_: object) -> None:
+        self.stop()

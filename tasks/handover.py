@@ -27,7 +27,7 @@ from prefect import get_client
 from prefect.runtime import flow_run
 
 from certrenew.renewal import RenewalStart
-from certrenew.tasks.context import run_page, say
+from certrenew.tasks.context import RENEWAL_LABEL, run_page, say
 from certrenew.tasks.endpoints import confirm_expiry, confirm_key
 from certrenew.tasks.guard import renewal_runs
 from certrenew.tasks.tickets import close_tickets, open_install_ticket
@@ -81,9 +81,17 @@ def carries_on(earlier: RenewalStart, now: RenewalStart) -> bool:
 
 
 def hand_over(start: RenewalStart, ui_url: str | None) -> str | None:
-    """Retry the crashed or failed run of this renewal, if any; the page of that run."""
+    """Retry the crashed or failed run of this renewal, if any; the page of that run.
+
+    Only a run that has not begun a renewal itself hands over: one resumed (or
+    retried) after it began goes on with its own, whatever other run stopped.
+    """
     me = flow_run.get_id()
+    if me is None:
+        return None
     with get_client(sync_client=True) as client:
+        if RENEWAL_LABEL in (client.read_flow_run(UUID(me)).labels or {}):
+            return None
         for run in stopped_renewal_runs(client, {start.name, start.domain}):
             if str(run.id) == me or run.deployment_id is None:
                 continue  # a run without a deployment cannot be scheduled again

@@ -312,6 +312,15 @@ def drive(
     raise AssertionError("the renewal did not complete")
 
 
+def crash_loops_unbounded(config: Path, path: Path) -> Path:
+    """`config` letting one run crash at every point: beyond `[recovery] max_retries`
+    crashes a run waits for a person (certrenew.tasks.crashes), which the matrix is not."""
+    settings = tomllib.loads(config.read_text(encoding="utf-8"))
+    settings.setdefault("recovery", {})["max_retries"] = 10 * len(KILL_POINTS)
+    path.write_text(toml.dumps(settings), encoding="utf-8")
+    return path
+
+
 def kill_matrix(
     lab: RenewalLab,
     deployment: UUID,
@@ -326,6 +335,7 @@ def kill_matrix(
     """Renew `name` under `config`, killed at every point; print and check the matrix."""
     from prefect.settings import PREFECT_API_URL
 
+    config = crash_loops_unbounded(config, folder / "kill-matrix.toml")
     settings = load_settings(config)
     domain, server = lab.serve_certificate(name)
     rid = renewal_id(domain, served_serial(lab, name))
