@@ -379,3 +379,21 @@ MANY = "certificates:\n" + "".join(
 def test_reading_entry_by_entry_answers_as_reading_the_whole_document(text: str) -> None:
     """A plain document is read one entry at a time; a comment with `*` forces the whole reading."""
     assert answer(text) == answer(text + "# * !\n")
+
+
+def test_entries_that_share_their_written_fields_stay_apart_when_copied() -> None:
+    """Entries written alike share one set of field names; a changed copy gets its own."""
+    inventory = parse_inventory(
+        "certificates:\n  - {name: a, domain: a.test, endpoints: ['h:1']}\n"
+        "  - {name: b, domain: b.test, endpoints: ['h:1']}\n",
+        "inv.yaml",
+    )
+    a, b = inventory.certificates
+    copied = a.model_copy(update={"owner": "someone"})
+    assert copied.model_fields_set == {"name", "domain", "endpoints", "owner"}
+    assert a.model_fields_set == b.model_fields_set == {"name", "domain", "endpoints"}
+    assert b.model_dump(exclude_unset=True) == {
+        "name": "b",
+        "domain": "b.test",
+        "endpoints": [{"host": "h", "port": 1}],
+    }
