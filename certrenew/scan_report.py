@@ -13,16 +13,17 @@ from __future__ import annotations
 import json
 from collections import Counter
 from collections.abc import Iterable, Sequence
-from typing import TextIO
+from typing import TYPE_CHECKING, TextIO
 
 from rich.console import Console
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
-from rich.table import Table
 from rich.text import Text
 
 from certrenew.inventory import Inventory
 from certrenew.printable import json_for_terminal, printable
 from certrenew.probe import STATUSES, ProbeResult, Status, exit_code, run_scan, target_count
+
+if TYPE_CHECKING:
+    from rich.table import Table
 
 STATUS_STYLE = {
     "ok": "green",
@@ -51,6 +52,9 @@ def scan_with_progress(
     total = target_count(inventory)
     if total < PROGRESS_MIN_TARGETS or not console.is_terminal:
         return run_scan(inventory, concurrency=concurrency, timeout=timeout)
+    # Imported here: a scan read by a program (--json, a monitor) shows no bar.
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
     with Progress(
         TextColumn("scanning"),
         BarColumn(),
@@ -89,6 +93,8 @@ def results_table(results: Sequence[ProbeResult]) -> Table:
     `[/oops]` is not markup, `[fd00::1]:443` is an address, an escape sequence
     is removed.
     """
+    from rich.table import Table  # only a person's table needs it, not --json
+
     table = Table(title="Certificate expiry (soonest first)", title_justify="left")
     table.add_column("status", no_wrap=True)
     table.add_column("days", justify="right", no_wrap=True)
