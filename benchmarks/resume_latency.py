@@ -12,24 +12,38 @@ the time from submitting a form to the next question being shown:
   the flow going through its finished steps again, then the new step's work
   and the API calls that save the next form.
 
-Also: from `certificate.expiring` to the renewal running, and the whole
-runbook's machine time (first Running to Completed, minus nothing: the demo's
-people answer at once). Variants change one lever at a time (the runner's
-poll frequency) so its effect is read against the baseline of the same run.
+With a warm window (`[renewal] warm_wait_seconds`) an answer within it is
+taken by the run's waiting process: the run goes from Paused straight to
+Running, and pickup and start are both 0; the whole wait is that process's
+polling plus the step.
+
+Also: from `certificate.expiring` to the renewal running, the whole runbook's
+machine time (first Running to Completed, minus nothing: the demo's people
+answer at once), and, in a fresh process per repetition, the time to import
+Prefect and then the renewal flow's module (what every new run process pays
+before its first step). Variants change one lever at a time (the warm window,
+the runner's poll frequency) and are interleaved, so each is read against the
+others under the same machine load.
 """
 
 from __future__ import annotations
 
 import argparse
+import itertools
 import os
 import statistics
+import subprocess
+import sys
 import tempfile
 import time
 from collections import defaultdict
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 from uuid import UUID
+
+import httpx
 
 from certrenew.config import load_settings
 from certrenew.deployments.demo import (
@@ -64,8 +78,21 @@ class Answer:
 
 
 @dataclass(frozen=True)
+class Start:
+    """From the `certificate.expiring` event to the renewal running."""
+
+    admission: float  # the event heard, the guard's checks, the run created
+    pickup: float  # created -> Pending: the runner's polling
+    process: float  # Pending -> Running: a new Python process, imports, the flow's context
+
+    @property
+    def total(self) -> float:
+        return self.admission + self.pickup + self.process
+
+
+@dataclass(frozen=True)
 class Renewal:
-    event_to_running: float
+    start: Start
     machine_time: float
     answers: list[Answer]
 
@@ -84,8 +111,7 @@ def first_after(history: list[Any], moment: Any, kind: str) -> Any:
 def one_renewal(folder: Path, env: dict[str, str]) -> Renewal:
     """The demo's renewal from detection to retirement, answered at once, timed."""
     from prefect.flow_runs import resume_flow_run
-
-    from certrenew.flows.detect_expiring import detect_expiring_certificates
+    from prefect.settings import PREFECT_API_URL, temporary_settings
 
     ca = LocalCA("certrenew bench CA")
     old = ca.issue(DEMO_DOMAIN, days=5, key_type="rsa")
@@ -98,12 +124,20 @@ def one_renewal(folder: Path, env: dict[str, str]) -> Renewal:
         settings = load_settings(config)
         stack = LocalStack(folder / "prefect", config)
         stack.env.update(overrides)
-        with stack:
+        # Prefect read its settings when it was imported: without the stack's address the
+        # detection below would run on a temporary server of its own.
+        with stack, temporary_settings({PREFECT_API_URL: stack.api_url}):
             os.environ.update(stack.env)
             wait_for_deployment()
-            detected = time.time()
-            detect_expiring_certificates(str(settings.inventory), str(config))
+            # Detection as its own process, as the served deployment runs it.
+            subprocess.run(
+                [sys.executable, "-c", DETECT, str(settings.inventory), str(config)],
+                env=stack.env,
+                check=True,
+                capture_output=True,
+            )
             run_id = find_renewal_run()
+            detected = expiring_event_time(stack.api_url)
             people = DemoPeople(settings, ca, server, DEMO_DOMAIN, lambda _: None)
             renewal = renewal_id(DEMO_DOMAIN, serial_hex(old.certificate.serial_number))
             resumed: list[tuple[str, float]] = []
@@ -120,17 +154,46 @@ def one_renewal(folder: Path, env: dict[str, str]) -> Renewal:
     return split(history, detected, resumed)
 
 
-def split(history: list[Any], detected: float, resumed: list[tuple[str, float]]) -> Renewal:
-    from datetime import UTC, datetime
+DETECT = (
+    "import sys; from certrenew.flows.detect_expiring import detect_expiring_certificates as d; "
+    "d(sys.argv[1], sys.argv[2])"
+)
 
+
+def expiring_event_time(api_url: str) -> datetime:
+    """When the detection emitted its `certificate.expiring` event (the server's record)."""
+    from certrenew.flows.detect_expiring import EXPIRING_EVENT
+
+    filter_ = {"event": {"name": [EXPIRING_EVENT]}, "order": "ASC"}
+    page = httpx.post(f"{api_url}/events/filter", json={"filter": filter_, "limit": 1}, timeout=30)
+    page.raise_for_status()
+    return datetime.fromisoformat(page.json()["events"][0]["occurred"])
+
+
+def split(history: list[Any], detected: datetime, resumed: list[tuple[str, float]]) -> Renewal:
     def at(seconds: float) -> datetime:
         return datetime.fromtimestamp(seconds, UTC)
 
-    first_running = first_after(history, at(detected), "RUNNING")
+    created = history[0]  # the run's first state: Scheduled, when the guard created it
+    first_running = first_after(history, created.timestamp, "RUNNING")
+    first_pending = first_after(history, created.timestamp, "PENDING")
+    started = Start(
+        (created.timestamp - detected).total_seconds(),
+        (first_pending.timestamp - created.timestamp).total_seconds(),
+        (first_running.timestamp - first_pending.timestamp).total_seconds(),
+    )
     answers = []
     for key, moment in resumed:
-        pending = first_after(history, at(moment), "PENDING")
-        running = first_after(history, pending.timestamp, "RUNNING")
+        running = first_after(history, at(moment), "RUNNING")
+        # Taken by the waiting process: Paused -> Running, no pickup and no new process.
+        pending = next(
+            (
+                s
+                for s in history
+                if at(moment) <= s.timestamp <= running.timestamp and s.type.value == "PENDING"
+            ),
+            running,
+        )
         after = first_after(history, running.timestamp, "PAUSED") if key != "retire" else None
         after = after or first_after(history, running.timestamp, "COMPLETED")
         # A question counts as shown once its form is saved, a moment after the pause: the
@@ -138,17 +201,32 @@ def split(history: list[Any], detected: float, resumed: list[tuple[str, float]])
         answers.append(
             Answer(
                 key,
-                (pending.timestamp - at(moment)).total_seconds(),
+                max(0.0, (pending.timestamp - at(moment)).total_seconds()),
                 (running.timestamp - pending.timestamp).total_seconds(),
                 (after.timestamp - running.timestamp).total_seconds(),
             )
         )
     completed = first_after(history, first_running.timestamp, "COMPLETED")
     return Renewal(
-        (first_running.timestamp - at(detected)).total_seconds(),
+        started,
         (completed.timestamp - first_running.timestamp).total_seconds(),
         answers,
     )
+
+
+IMPORTS = (
+    "import time; t = time.perf_counter(); import prefect; p = time.perf_counter(); "
+    "import certrenew.flows.renew_certificate; f = time.perf_counter(); "
+    "print(p - t, f - p)"
+)
+
+
+def import_seconds() -> tuple[float, float]:
+    """Seconds to import Prefect, then the renewal flow's module, in a fresh process."""
+    out = subprocess.run(
+        [sys.executable, "-c", IMPORTS], capture_output=True, text=True, check=True
+    ).stdout.split()
+    return float(out[0]), float(out[1])
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -156,21 +234,41 @@ def main(argv: list[str] | None = None) -> None:
         prog="python -m benchmarks.resume_latency", description=__doc__
     )
     parser.add_argument("--repeat", type=int, default=3)
-    parser.add_argument("--poll", type=int, nargs="+", default=[10, 1])
+    parser.add_argument("--poll", type=int, nargs="+", default=[1], help="runner poll, s")
+    parser.add_argument(
+        "--warm", type=float, nargs="+", default=[0, 120], help="warm windows, s (0: none)"
+    )
     args = parser.parse_args(argv)
+    load = subprocess.run(["uptime"], capture_output=True, text=True, check=False).stdout
+    print(f"machine: {os.cpu_count()} cores, {os.uname().release}; {load.strip()}")
     results: dict[str, list[Renewal]] = defaultdict(list)
+    imports: list[tuple[float, float]] = []
     for _ in range(args.repeat):
-        for poll in args.poll:  # interleaved: each variant meets the same machine load
-            label = f"runner poll {poll} s"
+        imports.append(import_seconds())
+        # Interleaved: each variant meets the same machine load.
+        for poll, warm in itertools.product(args.poll, args.warm):
+            label = f"runner poll {poll} s, warm window {warm:g} s"
             with tempfile.TemporaryDirectory(prefix="certrenew-bench-") as tmp:
-                env = {"PREFECT_RUNNER_POLL_FREQUENCY": str(poll)}
+                env = {
+                    "PREFECT_RUNNER_POLL_FREQUENCY": str(poll),
+                    "CERTRENEW_RENEWAL__WARM_WAIT_SECONDS": str(warm),
+                }
                 results[label].append(one_renewal(Path(tmp), env))
-    print(f"{os.cpu_count()} cores; medians of {args.repeat} renewals per variant (seconds)")
+    load = subprocess.run(["uptime"], capture_output=True, text=True, check=False).stdout
+    print(f"at the end: {load.strip()}")
+    print(f"medians of {args.repeat} renewals per variant (seconds)")
+    med = statistics.median
+    print(
+        f"\nimports in a fresh process: prefect {med(i[0] for i in imports):.2f}, then the "
+        f"renewal flow's module {med(i[1] for i in imports):.2f}"
+    )
     for label, renewals in results.items():
         answers = [a for r in renewals for a in r.answers]
-        med = statistics.median
         print(f"\n{label}")
-        print(f"  event -> renewal running      {med(r.event_to_running for r in renewals):6.2f}")
+        print(f"  event -> renewal running      {med(r.start.total for r in renewals):6.2f}")
+        print(f"    admission (event -> run)    {med(r.start.admission for r in renewals):6.2f}")
+        print(f"    pickup (runner polling)     {med(r.start.pickup for r in renewals):6.2f}")
+        print(f"    start (process, imports)    {med(r.start.process for r in renewals):6.2f}")
         print(f"  first running -> completed    {med(r.machine_time for r in renewals):6.2f}")
         print(
             f"  submit -> next question       {med(a.total for a in answers):6.2f}"

@@ -58,6 +58,7 @@ from certrenew.deployments.demo import (
     demo_environment,
     wait_for_deployment,
 )
+from certrenew.deployments.serve import PROCESS_LIMIT
 from certrenew.errors import CertRenewError
 from certrenew.lab.inventory import inventory_entry, write_inventory
 from certrenew.lab.people import DemoPeople
@@ -191,8 +192,28 @@ def wait_all(ids: list[UUID], done: Any, timeout: float) -> dict[UUID, float]:
     return seen
 
 
-def waiting_renewals(folder: Path, bed: Bed, count: int) -> None:
+def start_renewal(target: Target, config: Path) -> UUID:
+    """`run_deployment` for one target, again when SQLite refused the write (HTTP 503)."""
     from prefect.deployments import run_deployment
+    from prefect.exceptions import PrefectHTTPStatusError
+
+    for attempt in range(10):
+        try:
+            run = run_deployment(
+                RENEWAL_DEPLOYMENT,
+                parameters={"name": target.name, "config": str(config), "force": True},
+                timeout=0,
+            )
+            return cast("FlowRun", run).id
+        except PrefectHTTPStatusError as exc:
+            if exc.response.status_code != 503 or attempt == 9:
+                raise
+            time.sleep(1)
+    raise AssertionError("unreachable")
+
+
+def waiting_renewals(folder: Path, bed: Bed, count: int, warm: float, process_limit: int) -> None:
+    from prefect.exceptions import PrefectHTTPStatusError
     from prefect.flow_runs import resume_flow_run
     from prefect.settings import PREFECT_API_URL, temporary_settings
 
@@ -200,10 +221,13 @@ def waiting_renewals(folder: Path, bed: Bed, count: int) -> None:
     inventory = folder / "inventory.yaml"
     write_inventory(inventory, [inventory_entry(t.name, t.domain, t.address) for t in targets])
     overrides = demo_environment(folder / "data", inventory, DEMO_TIMINGS)
+    overrides["CERTRENEW_RENEWAL__WARM_WAIT_SECONDS"] = str(warm)
     os.environ.update(overrides)
     config = EXAMPLES / "certrenew.toml"
     settings = load_settings(config)
-    stack = LocalStack(folder / "prefect", config)
+    stack = LocalStack(
+        folder / "prefect", config, serve_args=("--process-limit", str(process_limit))
+    )
     stack.env.update(overrides)
     with stack, temporary_settings({PREFECT_API_URL: stack.api_url}):
         assert stack.server and stack.runner
@@ -211,24 +235,14 @@ def waiting_renewals(folder: Path, bed: Bed, count: int) -> None:
         server_before = rss_mib(tree(stack.server.proc.pid))
         db_before = database_bytes(stack.home)
         started = time.monotonic()
-        ids = [
-            cast(
-                "FlowRun",
-                run_deployment(
-                    RENEWAL_DEPLOYMENT,
-                    parameters={"name": t.name, "config": str(config), "force": True},
-                    timeout=0,
-                ),
-            ).id
-            for t in targets
-        ]
+        ids = [start_renewal(t, config) for t in targets]
         wait_all(ids, lambda s: asking(s, FIRST_QUESTION), timeout=60 + 30 * count)
         reached = time.monotonic() - started
-        # Each run's process exits a moment after its pause is saved: held counted at once,
-        # then again once they are gone (or after a minute, if some stay).
+        # Each run's process stays for its warm window, then suspends the run and exits: held
+        # counted at once, then again once they are gone (or a minute after the window).
         held_at_once = len(held_processes(stack))
         settled = time.monotonic()
-        while (held := held_processes(stack)) and time.monotonic() - settled < 60:
+        while (held := held_processes(stack)) and time.monotonic() - settled < warm + 60:
             time.sleep(1)
         settled = time.monotonic() - settled
         server_waiting = rss_mib(tree(stack.server.proc.pid))
@@ -236,7 +250,8 @@ def waiting_renewals(folder: Path, bed: Bed, count: int) -> None:
         print(f"\n{count} renewals waiting at {FIRST_QUESTION}: all there after {reached:.0f} s")
         print(
             f"  processes held: {held_at_once} as the last run paused, {len(held)} "
-            f"{settled:.0f} s later (under the serving process or running prefect.engine)"
+            f"{settled:.0f} s later (under the serving process or running prefect.engine; "
+            f"warm window {warm:g} s, process limit {process_limit})"
         )
         print(f"  server RSS: {server_before:.0f} MiB before, {server_waiting:.0f} MiB waiting")
         print(
@@ -254,7 +269,14 @@ def waiting_renewals(folder: Path, bed: Bed, count: int) -> None:
             answers.append(people.answer(FIRST_QUESTION, renewal_id(target.domain, target.serial)))
         resumed: dict[UUID, float] = {}
         for run_id, answer in zip(ids, answers, strict=True):
-            resume_flow_run(run_id, run_input=answer)
+            for attempt in range(10):  # SQLite refuses a write now and then (HTTP 503)
+                try:
+                    resume_flow_run(run_id, run_input=answer)
+                    break
+                except PrefectHTTPStatusError as exc:
+                    if exc.response.status_code != 503 or attempt == 9:
+                        raise
+                    time.sleep(1)
             resumed[run_id] = time.monotonic()
         asked = wait_all(ids, asking, timeout=60 + 30 * count)
     first = min(resumed.values())
@@ -348,6 +370,12 @@ def main(argv: list[str] | None = None) -> None:
     )
     parser.add_argument("--renewals", type=int, default=500)
     parser.add_argument("--detect-targets", type=int, default=10_000, help="0: skip detection")
+    parser.add_argument(
+        "--warm", type=float, default=120, help="[renewal] warm_wait_seconds for the renewals"
+    )
+    parser.add_argument(
+        "--process-limit", type=int, default=PROCESS_LIMIT, help="certrenew serve's limit"
+    )
     args = parser.parse_args(argv)
     load = subprocess.run(["uptime"], capture_output=True, text=True, check=False).stdout.strip()
     print(f"machine: {os.cpu_count()} cores, {os.uname().release}; {load}")
@@ -357,7 +385,7 @@ def main(argv: list[str] | None = None) -> None:
         bed = build_bed(folder / "bed", max(args.renewals, args.detect_targets))
         try:
             if args.renewals:
-                waiting_renewals(folder, bed, args.renewals)
+                waiting_renewals(folder, bed, args.renewals, args.warm, args.process_limit)
             if args.detect_targets:
                 detection(folder, bed)
         finally:

@@ -350,6 +350,18 @@ class RenewalSettings(Section):
     verify_poll_minutes: float = Field(
         30, ge=0, description="how long to poll endpoints before asking a person"
     )
+    warm_wait_seconds: float = Field(
+        120,
+        ge=0,
+        description="how long a run's process stays after asking a question, so an answer "
+        "within it goes on at once; then the run waits without a process (0: at once)",
+    )
+    warm_wait_runs: int = Field(
+        4,
+        ge=0,
+        description="most runs waiting so at once (each holds a process slot of certrenew "
+        "serve); a question asked beyond them suspends at once",
+    )
     flow_ui_url: str | None = Field(
         None, description="Prefect UI base URL for links in tickets (default: PREFECT_UI_URL)"
     )

@@ -159,6 +159,8 @@ def state_events(run: str, url: str, states: Iterable[RunState]) -> list[Event]:
 
     A Paused state is the run asking a question (its pause key); Scheduled,
     Pending and Running again after each answer are the machinery of resuming.
+    A question whose warm window ended unanswered is Paused, then Suspended
+    under the same key: one wait, shown once.
     """
     events: list[Event] = []
     started = False
@@ -168,6 +170,8 @@ def state_events(run: str, url: str, states: Iterable[RunState]) -> list[Event]:
             events.append(Event(state.at, "run-state", run, "run started", link=url))
         elif state.type == "PAUSED":
             question = state.pause_key or state.name
+            if events and events[-1].kind == "waiting" and events[-1].step == question:
+                continue  # the same question, still unanswered, now without a process
             why = f" ({state.message})" if state.message else ""
             what = f"waiting for: {question}{why}"
             events.append(Event(state.at, "waiting", run, what, step=question, link=url))

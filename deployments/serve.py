@@ -35,6 +35,10 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("certrenew.serve")
 
+# Run processes at once, by default. Each is a Python process with Prefect loaded (about
+# 100 MiB); Prefect's `serve` sets none, so a mass resume would start them all together.
+PROCESS_LIMIT = 10
+
 
 def renewal_deployment(config: str | None) -> RunnerDeployment:
     """The renewal, started only through the guard (events, alerts and `certrenew renew`)."""
@@ -75,6 +79,13 @@ def main(argv: list[str] | None = None) -> None:
         help="how often runs to start or resume are looked for: a person who answered a "
         "form waits up to this long before the run goes on (Prefect's default is 10)",
     )
+    parser.add_argument(
+        "--process-limit",
+        type=int,
+        default=int(os.environ.get("PREFECT_RUNNER_PROCESS_LIMIT", str(PROCESS_LIMIT))),
+        help="most run processes at once (runs waiting in their warm window count); more "
+        "runs to start or resume wait their turn (0: no limit)",
+    )
     args = parser.parse_args(argv)
     require_prefect_api()
     _log_to_stderr()
@@ -86,7 +97,11 @@ def main(argv: list[str] | None = None) -> None:
     from prefect.settings import PREFECT_RUNNER_POLL_FREQUENCY, temporary_settings
 
     with temporary_settings({PREFECT_RUNNER_POLL_FREQUENCY: max(1, args.poll_seconds)}):
-        serve(renewal_deployment(args.config), detection_deployment(args.config, args.detect_cron))
+        serve(
+            renewal_deployment(args.config),
+            detection_deployment(args.config, args.detect_cron),
+            limit=args.process_limit or None,
+        )
 
 
 def start_http_port(settings: Settings, config: str | None) -> HttpPort | None:

@@ -41,6 +41,7 @@ from certrenew.errors import (
     TrackerError,
 )
 from certrenew.tasks import forms
+from certrenew.tasks.waiting import WARM_WAIT, WarmWait
 
 P = ParamSpec("P")
 T = TypeVar("T")
@@ -60,6 +61,7 @@ RECOVERABLE: tuple[type[Exception], ...] = (
 def context_for_this_run(config_path: str | None) -> RenewalContext:
     """The renewal's context as the flow run sees it: links in tickets lead to this run."""
     ctx = renewal_context(load_settings(Path(config_path) if config_path else None))
+    WARM_WAIT.set(WarmWait(ctx.renewal.warm_wait_seconds, ctx.renewal.warm_wait_runs))
     return replace(ctx, run_url=run_page(flow_run.get_id(), ctx.renewal.flow_ui_url))
 
 

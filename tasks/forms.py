@@ -1,6 +1,7 @@
 """The questions only people can answer, as forms in the Prefect UI.
 
-Each form suspends the run (nothing is held while people take days) and has a
+Each form suspends the run (nothing is held while people take days; the
+process stays only for a short warm window, see certrenew.tasks.waiting) and has a
 markdown description saying exactly what to do. Form input is stored by
 Prefect in its database, so no form ever asks for a private key: keys travel
 only as ticket attachments or archived files.
@@ -23,6 +24,13 @@ from prefect.input import RunInput
 from pydantic import Field, create_model
 
 from certrenew.errors import ServiceUnavailable
+from certrenew.tasks.waiting import (
+    WARM_WAIT,
+    pause_and_wait,
+    question_keyset,
+    suspension_keyset,
+    waits_warm,
+)
 
 R = TypeVar("R", bound="PersonAnswer")
 T = TypeVar("T")
@@ -377,11 +385,16 @@ def ask(form: type[R], key: str, description: str) -> R:
     """Suspend the run until a person answers `form`; replays return the stored answer.
 
     `key` must be unique per question and attempt: on resume the flow runs again
-    from the top, and a key already answered returns that answer at once.
+    from the top, and a key already answered returns that answer at once. With
+    a warm window (certrenew.tasks.waiting) the process stays that long after
+    asking, and an answer within it goes on in this process.
     """
     answered = stored_answer(form, key)
     if answered is not None:
         return answered
+    warm = WARM_WAIT.get()
+    if warm and waits_warm(warm):
+        return pause_and_wait(form, key, description, warm.seconds)
     return suspend_flow_run(
         wait_for_input=form.with_initial_data(description=description), key=key, timeout=None
     )
@@ -396,10 +409,8 @@ def stored_answer(form: type[R], key: str) -> R | None:
     answers are kept with the run, so they are read from there.
     """
     from prefect.input.actions import read_flow_run_input
-    from prefect.input.run_input import keyset_from_paused_state
-    from prefect.states import Suspended
 
-    keyset = keyset_from_paused_state(Suspended(pause_key=key))
+    keyset = suspension_keyset(key)
     if read_flow_run_input(keyset["response"]) is None:
         return None
     # Called from sync code: the answer itself, not the coroutine async_dispatch allows for.
@@ -424,13 +435,12 @@ def open_question(flow_run_id: UUID) -> OpenQuestion | None:
     """
     from prefect import get_client
     from prefect.input.actions import read_flow_run_input
-    from prefect.input.run_input import keyset_from_paused_state
 
     with get_client(sync_client=True) as client:
         state = client.read_flow_run(flow_run_id).state
     if state is None or not state.is_paused() or not state.state_details.pause_key:
         return None
-    keyset = keyset_from_paused_state(state)
+    keyset = question_keyset(state)
     description = read_flow_run_input(keyset["description"], flow_run_id=flow_run_id)
     if description is None:
         return None

@@ -30,6 +30,7 @@ from certrenew.inventory import CertificateEntry
 from certrenew.tasks.context import RENEWAL_FLOW, RENEWAL_LABEL, run_page
 from certrenew.tasks.forms import Question, question_of, wait_reason, who_answered
 from certrenew.tasks.prefect_api import require_prefect_api, unreachable
+from certrenew.tasks.waiting import question_keyset
 
 if TYPE_CHECKING:
     from prefect.client.orchestration import SyncPrefectClient
@@ -129,8 +130,6 @@ def _run_history(
     client: SyncPrefectClient, run: FlowRun, url: str
 ) -> tuple[list[RunState], list[Event]]:
     """Every state of the run, oldest first, and for each question answered, the answer."""
-    from prefect.input.run_input import keyset_from_paused_state
-
     states = sorted(
         prefect_api(lambda: client.read_flow_run_states(run.id)), key=lambda s: s.timestamp
     )
@@ -142,7 +141,7 @@ def _run_history(
         reason = ""
         if key and key not in asked:
             asked.add(key)
-            keyset = keyset_from_paused_state(state)
+            keyset = question_keyset(state)
             if _is_wait(key):
                 description = _input(client, run.id, keyset["description"])
                 reason = wait_reason(str(description.decoded_value)) if description else ""

@@ -15,6 +15,7 @@ from certrenew.standing import OpenRenewal, RunSnapshot, open_renewal
 from certrenew.tasks.context import RENEWAL_FLOW, RENEWAL_LABEL, run_page
 from certrenew.tasks.forms import wait_reason
 from certrenew.tasks.history import PAGE, prefect_api
+from certrenew.tasks.waiting import question_keyset
 
 if TYPE_CHECKING:
     from prefect.client.orchestration import SyncPrefectClient
@@ -68,7 +69,6 @@ def open_renewals(ui_url: str | None) -> list[OpenRenewal]:
 
 def _snapshot(client: SyncPrefectClient, run: FlowRun, ui_url: str | None) -> RunSnapshot:
     from prefect.input.actions import read_flow_run_input
-    from prefect.input.run_input import keyset_from_paused_state
 
     state = run.state
     assert state is not None
@@ -76,7 +76,7 @@ def _snapshot(client: SyncPrefectClient, run: FlowRun, ui_url: str | None) -> Ru
     reason = ""
     if pause_key.startswith("wait-"):
         description = read_flow_run_input(
-            keyset_from_paused_state(state)["description"], flow_run_id=run.id
+            question_keyset(state)["description"], flow_run_id=run.id
         )
         reason = wait_reason(str(description or ""))
     return RunSnapshot(

@@ -47,6 +47,8 @@ VIEWPORT = {"width": 1400, "height": 3200}
 SUBMITS = 4
 # A resume restarts the run in a new process (~5 s) that replays its finished steps.
 NEXT_FORM_SECONDS = 240
+# A run waiting for an answer: Paused while its process waits, Suspended after.
+WAITING = re.compile("Paused|Suspended")
 
 
 def chromium_path() -> str:
@@ -243,8 +245,9 @@ class ResumeForm:
             )
         assert answer.ok, f"the server refused the resume ({answer.status}): {answer.text()}"
         expect(self.page.get_by_text("Flow run resumed").first).to_be_visible()
+        # Not waited for: the run leaving its wait. With its process still there, it may be
+        # waiting at the next question before the page shows anything else.
         expect(self.dialog).to_be_hidden()
-        expect(state_badge(self.page)).not_to_have_text("Suspended")
 
 
 class RunPage:
@@ -268,7 +271,8 @@ class RunPage:
         """Open Resume once the run asks the question whose description `shows` that text.
 
         The page follows the run's state by itself: after a submit the run
-        replays its steps in a new process before it is Suspended again. The
+        goes on (in its waiting process, or replaying its steps in a new one)
+        before it is Paused or Suspended again. The
         dialog shows the new form only once its schema and description are
         saved, so when it does not show `shows`, the page is loaded afresh.
         """
@@ -280,7 +284,7 @@ class RunPage:
         while True:
             left_ms = max(1_000.0, (deadline - time.monotonic()) * 1000)
             try:
-                expect(state_badge(self.page)).to_have_text("Suspended", timeout=left_ms)
+                expect(state_badge(self.page)).to_have_text(WAITING, timeout=left_ms)
                 self.page.get_by_role("button", name="Resume").click()
                 expect(form.text).to_contain_text(shows, timeout=30_000)
                 return form

@@ -105,6 +105,23 @@ def test_only_the_states_an_auditor_needs_are_kept() -> None:
     ]
 
 
+def test_a_question_waited_for_warm_then_suspended_is_one_wait() -> None:
+    states = [
+        RunState(at(0.2), "RUNNING", "Running"),
+        RunState(at(1), "PAUSED", "Paused", "csr-1"),
+        RunState(at(121), "RUNNING", "Running"),  # the warm window over: the process leaves
+        RunState(at(121.1), "PAUSED", "Suspended", "csr-1"),
+        RunState(at(500), "SCHEDULED", "Resuming"),
+        RunState(at(505), "RUNNING", "Running"),
+        RunState(at(506), "PAUSED", "Paused", "ca-choice"),
+    ]
+    events = state_events("gentle-otter", RUN_URL, states)
+    assert [(e.at, e.what) for e in events if e.kind == "waiting"] == [
+        (at(1), "waiting for: csr-1"),
+        (at(506), "waiting for: ca-choice"),
+    ]
+
+
 def test_an_answer_names_who_gave_it_and_never_repeats_a_pasted_pem() -> None:
     request = {"request_number": "REQ-4711", "requested_by": "Jordi"}
     filed = answer_event("gentle-otter", RUN_URL, "ca-request", at(2), request, "Jordi")

@@ -1,0 +1,215 @@
+"""Waiting for an answer: a short while with the run's process, then without one.
+
+A question suspends the run: the Resume form is shown, and a renewal that waits
+days holds no process. But a run resumed after a suspension starts in a new
+Python process (Prefect's imports, the replay of the finished steps): seconds
+that a person answering forms one after the other would wait every time. So
+for `[renewal] warm_wait_seconds` after asking, the run is Paused instead, the
+same form under the same stored answer's key, and its process waits:
+
+- answered within the window: Prefect resumes a paused run in its own
+  process, which goes on at once;
+- no answer within the window: the process suspends the run under the same
+  question (the form stays, nothing changes for the person) and exits; a later
+  answer starts the run in a new process, which replays its steps as before.
+  So does a question asked while `[renewal] warm_wait_runs` runs already wait
+  so: each holds a process slot of the serving process;
+- the process dies within the window: the serving process marks the run
+  Crashed (or, when it died too, the missing heartbeats do), and the recovery
+  (certrenew.deployments.recovery) starts it again: it asks the same question.
+"""
+
+from __future__ import annotations
+
+import time
+from contextvars import ContextVar
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, Final, TypeVar, cast
+
+from prefect.input import RunInput
+
+if TYPE_CHECKING:
+    from uuid import UUID
+
+    from prefect.client.orchestration import SyncPrefectClient
+    from prefect.client.schemas.objects import State
+    from prefect.context import FlowRunContext
+    from prefect.input.run_input import Keyset
+
+R = TypeVar("R", bound=RunInput)
+
+
+@dataclass(frozen=True)
+class WarmWait:
+    """How long a run's process waits after asking (0: suspended at once), and how many
+    runs of the flow may wait so at most, together."""
+
+    seconds: float = 0.0
+    most_runs: int = 0
+
+
+# Set for the run by certrenew.tasks.context from `[renewal] warm_wait_seconds` and
+# `warm_wait_runs`.
+WARM_WAIT: ContextVar[WarmWait | None] = ContextVar("certrenew_warm_wait", default=None)
+
+# How often the waiting process looks whether its run was resumed: at most this long
+# between a person's submit and the run going on.
+LOOK_SECONDS: Final = 0.25
+
+
+def suspension_keyset(key: str) -> Keyset:
+    """Where the form and its answer are kept: the suspension's keys, in both phases.
+
+    Replays (certrenew.tasks.forms.stored_answer) find the answer there however
+    it was given.
+    """
+    from prefect.input.run_input import keyset_from_paused_state
+    from prefect.states import Suspended
+
+    return keyset_from_paused_state(Suspended(pause_key=key))
+
+
+def question_keyset(state: State[Any]) -> Keyset:
+    """The keys of the form a paused or suspended run shows, as the server keeps them.
+
+    A state names its own keys; Prefect derives them from the state's name
+    otherwise, which would differ between the two phases of one question.
+    """
+    from prefect.input.run_input import keyset_from_paused_state
+
+    stored = state.state_details.run_input_keyset
+    return cast("Keyset", stored) if stored else keyset_from_paused_state(state)
+
+
+def waits_warm(warm: WarmWait | None) -> bool:
+    """Whether this run's process may wait: a window, and fewer such waits than allowed.
+
+    Every process waiting holds a slot of `certrenew serve --process-limit`: a
+    cap keeps slots for runs to start and resume when many ask at once.
+    """
+    if warm is None or warm.seconds <= 0 or warm.most_runs <= 0:
+        return False
+    from prefect import get_client
+    from prefect.client.schemas.filters import (
+        FlowFilter,
+        FlowFilterName,
+        FlowRunFilter,
+        FlowRunFilterState,
+        FlowRunFilterStateName,
+    )
+    from prefect.runtime import flow_run
+
+    with get_client(sync_client=True) as client:
+        waiting = client.count_flow_runs(
+            flow_filter=FlowFilter(name=FlowFilterName(any_=[flow_run.get_flow_name()])),
+            flow_run_filter=FlowRunFilter(
+                state=FlowRunFilterState(name=FlowRunFilterStateName(any_=["Paused"]))
+            ),
+        )
+    return waiting < warm.most_runs
+
+
+def pause_and_wait(form: type[R], key: str, description: str, window: float) -> R:
+    """Ask `form` under the pause `key` and wait `window` s in this process; then suspend."""
+    from prefect import get_client, get_run_logger
+    from prefect.context import FlowRunContext
+    from prefect.exceptions import Abort
+    from prefect.states import Paused
+    from prefect.utilities.engine import propose_state_sync
+
+    context = FlowRunContext.get()
+    assert context and context.flow_run, "a question is asked inside a flow run"
+    run_id = context.flow_run.id
+    keyset = suspension_keyset(key)
+    proposed: State[None] = Paused(reschedule=False, pause_key=key)
+    proposed.state_details.run_input_keyset = {str(k): value for k, value in keyset.items()}
+    with get_client(sync_client=True) as client:
+        try:
+            state = propose_state_sync(client, proposed, flow_run_id=run_id)
+        except Abort as exc:
+            raise RuntimeError(f"the run cannot wait at '{key}': {exc}") from exc
+        if not state.is_paused():
+            raise RuntimeError(f"the run cannot wait at '{key}': the server said {state}")
+        form.with_initial_data(description=description).save(keyset)
+        _say_alive(context)
+        get_run_logger().info(
+            "Asked '%s': this process waits %.0f s for the answer, then the run is suspended",
+            key,
+            window,
+        )
+        if _resumed_within(client, run_id, window) or _take_back(client, run_id, keyset, key):
+            # Called from sync code: the answer itself, not the coroutine async_dispatch allows.
+            return cast(R, form.load(keyset))
+    return _suspend(form, key, description)
+
+
+def _resumed_within(client: SyncPrefectClient, run_id: UUID, window: float) -> bool:
+    """Whether a person resumed the paused run within `window` seconds."""
+    deadline = time.monotonic() + window
+    while time.monotonic() < deadline:
+        time.sleep(LOOK_SECONDS)
+        state = client.read_flow_run(run_id).state
+        if state is not None and state.is_running():
+            return True
+        if state is not None and not state.is_paused():
+            from prefect.exceptions import Abort
+
+            raise Abort(f"the run left its wait as {state.name}: this process stops")
+    return False
+
+
+def _take_back(client: SyncPrefectClient, run_id: UUID, keyset: Keyset, key: str) -> bool:
+    """Leave the pause to suspend instead; True when an answer came at that moment.
+
+    A paused run can only be suspended from Running, and Prefect suspends under
+    a key once per attempt: the key is given back so that the suspension asks
+    the same question under the same key.
+    """
+    from prefect.input.actions import read_flow_run_input
+    from prefect.states import Running
+    from prefect.utilities.engine import propose_state_sync
+
+    propose_state_sync(client, Running(), flow_run_id=run_id)
+    if read_flow_run_input(keyset["response"], flow_run_id=run_id) is not None:
+        return True
+    run = client.read_flow_run(run_id)
+    policy = run.empirical_policy.model_copy()
+    policy.pause_keys = (policy.pause_keys or set()) - {key}
+    client.update_flow_run(run_id, empirical_policy=policy)
+    return False
+
+
+def _suspend(form: type[R], key: str, description: str) -> R:
+    """Suspend the run at `key` as a question without a window does: the process exits."""
+    from prefect.flow_runs import suspend_flow_run
+
+    return suspend_flow_run(
+        wait_for_input=form.with_initial_data(description=description), key=key, timeout=None
+    )
+
+
+def _say_alive(context: FlowRunContext) -> None:
+    """A heartbeat right after pausing.
+
+    The recovery's silent-run automation stops expecting heartbeats at the
+    Paused event; this one makes it expect them again while this process
+    waits, so a process that dies within the window is still found out.
+    """
+    from prefect.events import emit_event
+
+    run = context.flow_run
+    assert run
+    emit_event(
+        event="prefect.flow-run.heartbeat",
+        resource={
+            "prefect.resource.id": f"prefect.flow-run.{run.id}",
+            "prefect.resource.name": run.name,
+        },
+        related=[
+            {
+                "prefect.resource.id": f"prefect.flow.{run.flow_id}",
+                "prefect.resource.role": "flow",
+                "prefect.resource.name": context.flow.name if context.flow else "",
+            }
+        ],
+    )

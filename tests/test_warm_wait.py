@@ -1,0 +1,165 @@
+"""A question keeps the run's process for a short window, then lets it go.
+
+A Prefect server of its own and a real `certrenew serve` process. Answered
+within the window, the run goes on in the same process; not answered within
+it, the process suspends the run under the same question and exits, and the
+run resumes through the API the UI's Resume form uses, in a new process. A
+process killed during the window leaves a run that the recovery carries on.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import time
+from collections.abc import Iterator
+from datetime import datetime
+from pathlib import Path
+
+import pytest
+
+from certrenew.deployments.demo import DEMO_TIMINGS
+from certrenew.renewal import renewal_id
+from certrenew.tasks.forms import Question, pause_key
+from tests.fixtures_renewal import RenewalLab, RenewalRun, example_config, served_renewal_lab
+from tests.test_recovery import state_names
+from tests.test_renewal_flow import served_serial
+
+pytestmark = pytest.mark.prefect
+
+CSR = pause_key(Question.CSR, 1)
+LONG = 3600  # longer than any test: every answer comes within it
+SHORT = 1  # over before anyone answers: the process lets the run go
+
+
+@pytest.fixture(scope="module")
+def warm_lab(
+    tmp_path_factory: pytest.TempPathFactory,
+) -> Iterator[tuple[RenewalLab, Path, Path]]:
+    """The lab with a long window; configurations with a short one, and with one run at most."""
+    root = tmp_path_factory.mktemp("warm")
+    with served_renewal_lab(root, renewal=DEMO_TIMINGS | {"warm_wait_seconds": LONG}) as lab:
+        short = example_config(
+            root / "short.toml",
+            inventory=str(lab.inventory),
+            data_dir=str(root / "data"),
+            renewal=DEMO_TIMINGS | {"warm_wait_seconds": SHORT},
+        )
+        capped = example_config(
+            root / "capped.toml",
+            inventory=str(lab.inventory),
+            data_dir=str(root / "data"),
+            renewal=DEMO_TIMINGS | {"warm_wait_seconds": LONG, "warm_wait_runs": 1},
+        )
+        yield lab, short, capped
+
+
+def run_processes(run: RenewalRun) -> set[int]:
+    """The processes running `run` (`python -m prefect.engine` with its id)."""
+    found = set()
+    wanted = f"PREFECT__FLOW_RUN_ID={run.id}".encode()
+    for environ in Path("/proc").glob("[0-9]*/environ"):
+        try:
+            if wanted in environ.read_bytes().split(b"\0"):
+                found.add(int(environ.parent.name))
+        except OSError:
+            continue
+    return found
+
+
+def until(what: str, check: object, timeout: float = 240) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if callable(check) and check():
+            return
+        time.sleep(0.5)
+    raise AssertionError(f"never happened: {what}")
+
+
+def heartbeats_since(run: RenewalRun, moment: datetime) -> int:
+    """Heartbeat events of the run the server received after `moment`."""
+    from prefect import get_client
+
+    with get_client(sync_client=True) as client:
+        page = client.request(
+            "POST",
+            "/events/filter",
+            json={
+                "filter": {
+                    "event": {"name": ["prefect.flow-run.heartbeat"]},
+                    "resource": {"id": [f"prefect.flow-run.{run.id}"]},
+                    "occurred": {"since": moment.isoformat()},
+                },
+                "limit": 10,
+            },
+        )
+    return int(page.json()["total"])
+
+
+def pauses(run: RenewalRun) -> list[tuple[str, str]]:
+    """(state name, question) of every wait of the run, in order."""
+    return [(name, key) for name, key in state_names(run) if key]
+
+
+def test_an_answer_within_the_window_goes_on_in_the_same_process(warm_lab) -> None:
+    lab, _, _ = warm_lab
+    domain, server = lab.serve_certificate("warm-answer")
+    rid = renewal_id(domain, served_serial(lab, "warm-answer"))
+    people = lab.people(domain, server)
+    run = lab.start("warm-answer")
+
+    run.wait_paused(CSR)
+    assert run.state().name == "Paused"
+    [process] = run_processes(run)
+    run.resume(**people.answer(CSR, rid))
+    run.wait_paused(Question.CA_CHOICE)
+    assert run_processes(run) == {process}, "the answer went to another process"
+    assert pauses(run) == [("Paused", CSR), ("Paused", Question.CA_CHOICE)]
+    # The silent-run automation expects heartbeats again once the run has paused.
+    asked = run.state().timestamp
+    until("a heartbeat after the pause", lambda: heartbeats_since(run, asked) > 0)
+
+    # Killed while it waits: the serving process marks the run Crashed, the recovery
+    # schedules it again, and the new process asks the same question again.
+    os.kill(process, signal.SIGKILL)
+    until("the run crashed", lambda: "Crashed" in [name for name, _ in state_names(run)])
+    until("the recovery scheduled it again", lambda: not run.state().is_final())
+    run.wait_paused(Question.CA_CHOICE)
+    run.resume(**people.answer(Question.CA_CHOICE, rid))
+    run.wait_paused(Question.CA_REQUEST)
+    assert process not in run_processes(run)
+
+
+def test_no_answer_within_the_window_lets_the_process_go(warm_lab) -> None:
+    lab, short, _ = warm_lab
+    domain, server = lab.serve_certificate("warm-timeout")
+    rid = renewal_id(domain, served_serial(lab, "warm-timeout"))
+    people = lab.people(domain, server)
+    run = lab.start("warm-timeout", config=str(short))
+
+    run.wait_paused(CSR)
+    until("the run's process exited", lambda: not run_processes(run))
+    state = run.state()
+    assert state.name == "Suspended" and state.state_details.pause_key == CSR
+    assert pauses(run) == [("Paused", CSR), ("Suspended", CSR)]
+
+    run.resume(**people.answer(CSR, rid))  # as the UI's Resume form does
+    run.wait_paused(Question.CA_CHOICE)
+    assert run_processes(run), "the run did not start again in a new process"
+    assert "Crashed" not in [name for name, _ in state_names(run)]
+    assert pauses(run)[2] == ("Paused", Question.CA_CHOICE)  # its window is over soon too
+
+
+def test_a_question_asked_while_enough_runs_wait_so_suspends_at_once(warm_lab) -> None:
+    lab, _, capped = warm_lab
+    lab.serve_certificate("warm-first")
+    lab.serve_certificate("warm-capped")
+    first = lab.start("warm-first")
+    first.wait_paused(CSR)
+    assert first.state().name == "Paused"
+
+    capped_run = lab.start("warm-capped", config=str(capped))  # at most 1 run waits so
+    capped_run.wait_paused(CSR)
+    until("the capped run's process exited", lambda: not run_processes(capped_run))
+    assert pauses(capped_run) == [("Suspended", CSR)]
+    assert first.state().name == "Paused"
