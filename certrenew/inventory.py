@@ -296,16 +296,20 @@ def _repeated_key(node: yaml.MappingNode, source: str) -> None:
     """A key written twice in one mapping: YAML would keep the last and drop the first."""
     first: dict[tuple[str, str], int] = {}
     for key, _ in node.value:
-        if not isinstance(key, yaml.ScalarNode):
-            continue
-        line = key.start_mark.line + 1
-        if (key.tag, key.value) in first:
-            raise InventoryError(
-                f"{source}:{line}: the key '{key.value}' is written a second time in the same "
-                f"block (first at line {first[key.tag, key.value]}); YAML would keep only the "
-                "last one: merge them"
-            )
-        first[key.tag, key.value] = line
+        if isinstance(key, yaml.ScalarNode):
+            _note_key(key, first, source)
+
+
+def _note_key(key: yaml.ScalarNode, first: dict[tuple[str, str], int], source: str) -> None:
+    """Record `key`'s line in `first`; refused if the same block already wrote it."""
+    line = key.start_mark.line + 1
+    if (key.tag, key.value) in first:
+        raise InventoryError(
+            f"{source}:{line}: the key '{key.value}' is written a second time in the same "
+            f"block (first at line {first[key.tag, key.value]}); YAML would keep only the "
+            "last one: merge them"
+        )
+    first[key.tag, key.value] = line
 
 
 def _check_document(root: yaml.Node, source: str) -> None:
@@ -440,14 +444,7 @@ class _EntryReader(_CheckingLoader, Composer):
         node = self.node()
         if not isinstance(node, yaml.ScalarNode):
             return None
-        line = node.start_mark.line + 1
-        if (node.tag, node.value) in first:
-            raise InventoryError(
-                f"{self.source}:{line}: the key '{node.value}' is written a second time in the "
-                f"same block (first at line {first[node.tag, node.value]}); YAML would keep only "
-                "the last one: merge them"
-            )
-        first[node.tag, node.value] = line
+        _note_key(node, first, self.source)
         return str(node.value)
 
     def entries(self, base: Path | None) -> Iterator[tuple[CertificateEntry, int]]:
