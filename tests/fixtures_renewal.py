@@ -13,6 +13,7 @@ import tomllib
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, cast
 from uuid import UUID
@@ -33,6 +34,7 @@ from certrenew.lab.inventory import inventory_entry, write_inventory
 from certrenew.lab.people import DemoPeople
 from certrenew.lab.stack import LocalStack
 from certrenew.lab.tls import LeafCertificate, LocalCA, TLSServer
+from certrenew.renewal import RenewalStart, ServedCertificate, renewal_id
 from certrenew.tasks.forms import open_question
 
 if TYPE_CHECKING:
@@ -163,6 +165,21 @@ class RenewalLab:
 
     def install(self, server: TLSServer, crt: bytes, key: bytes) -> None:
         server.install(LeafCertificate.from_pem(crt + self.ca.cert_pem, key))
+
+
+def renewal_start(domain: str, name: str = "seu", ca: str = "CESICAT") -> RenewalStart:
+    """Step 0's answer for a certificate served on loopback, for tests that run later steps."""
+    old = ServedCertificate("0A1B", datetime(2026, 12, 20, tzinfo=UTC), "ab" * 32, domain, 18)
+    return RenewalStart(
+        id=renewal_id(domain, old.serial),
+        name=name,
+        domain=domain,
+        owner=None,
+        current_ca=ca,
+        old=old,
+        endpoints=("127.0.0.1:443",),
+        files=(),
+    )
 
 
 def example_config(path: Path, **changes: Any) -> Path:

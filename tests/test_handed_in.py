@@ -27,10 +27,7 @@ from certrenew.pki.errors import CertificateError
 from certrenew.pki.pkcs12 import check_pkcs12
 from certrenew.renewal import (
     CsrRecord,
-    RenewalStart,
     RenewalTickets,
-    ServedCertificate,
-    renewal_id,
 )
 from certrenew.tasks.tickets import (
     collect_certificate,
@@ -38,7 +35,7 @@ from certrenew.tasks.tickets import (
     open_csr_ticket,
     open_service_owner_ticket,
 )
-from tests.fixtures_renewal import example_config
+from tests.fixtures_renewal import example_config, renewal_start
 from tests.odd_certs import (
     NULL,
     SUBJECT_ALT_NAME,
@@ -216,18 +213,6 @@ def ctx(tmp_path: Path) -> RenewalContext:
     return renewal_context(settings, notice_channels=[])
 
 
-def start() -> RenewalStart:
-    old = ServedCertificate("0A1B", datetime(2026, 12, 20, tzinfo=UTC), "ab" * 32, DOMAIN, 18)
-    return RenewalStart(
-        id=renewal_id(DOMAIN, old.serial),
-        name="seu",
-        domain=DOMAIN,
-        owner=None,
-        current_ca=CA,
-        old=old,
-        endpoints=("127.0.0.1:443",),
-        files=(),
-    )
 
 
 def refused_well(problem: object, words: tuple[str, ...], comments: list[str]) -> None:
@@ -246,7 +231,7 @@ def refused_well(problem: object, words: tuple[str, ...], comments: list[str]) -
 def test_a_certificate_handed_in_at_step_4(
     ctx: RenewalContext, given: Callable[[], Given], refusal: tuple[str, ...] | None
 ) -> None:
-    renewal = start()
+    renewal = renewal_start(DOMAIN, ca=CA)
     ticket = open_csr_ticket.fn(ctx, renewal)
     ctx.tracker.add_attachment(ticket, "seu.csr", CSR)
     ctx.tracker.add_attachment(ticket, "seu.key", key_pem(KEY))
@@ -356,7 +341,8 @@ def test_a_csr_and_key_handed_in_at_step_1(
     given: Callable[[], tuple[bytes, bytes]],
     refusal: tuple[str, ...] | None,
 ) -> None:
-    renewal = replace(start(), old=replace(start().old, sans=(DOMAIN, f"www.{DOMAIN}")))
+    plain = renewal_start(DOMAIN, ca=CA)
+    renewal = replace(plain, old=replace(plain.old, sans=(DOMAIN, f"www.{DOMAIN}")))
     ticket = open_csr_ticket.fn(ctx, renewal)
     csr_data, key_data = given()
     ctx.tracker.add_attachment(ticket, "seu.csr", csr_data)

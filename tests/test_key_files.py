@@ -11,7 +11,6 @@ import os
 import sqlite3
 import stat
 from collections.abc import Iterator
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -26,7 +25,7 @@ from certrenew.config import JiraSettings, load_settings
 from certrenew.errors import AttachmentTooLarge
 from certrenew.lab.jira_server import JiraServer
 from certrenew.lab.tls import LocalCA, build_csr
-from certrenew.renewal import RenewalStart, RenewalTickets, ServedCertificate, renewal_id
+from certrenew.renewal import RenewalTickets
 from certrenew.tasks.archiving import archive_artifacts
 from certrenew.tasks.tickets import (
     collect_certificate,
@@ -35,7 +34,7 @@ from certrenew.tasks.tickets import (
     open_service_owner_ticket,
 )
 from tests.fixtures_jira import FAST_RETRIES
-from tests.fixtures_renewal import example_config
+from tests.fixtures_renewal import example_config, renewal_start
 
 DOMAIN = "seu.example.cat"
 LIMIT = 64 * 1024
@@ -64,18 +63,6 @@ def settings_file(tmp_path: Path, **changes: object) -> Path:
     )
 
 
-def start_for(domain: str) -> RenewalStart:
-    old = ServedCertificate("0A1B", datetime(2026, 12, 20, tzinfo=UTC), "ab" * 32, domain, 18)
-    return RenewalStart(
-        id=renewal_id(domain, old.serial),
-        name="seu",
-        domain=domain,
-        owner=None,
-        current_ca="CESICAT",
-        old=old,
-        endpoints=("127.0.0.1:443",),
-        files=(),
-    )
 
 
 def mode(path: Path) -> int:
@@ -100,7 +87,7 @@ def test_a_renewal_leaves_key_files_0600_and_no_key_bytes_in_the_tracker(
     held = sqlite3.connect(database)
     request.addfinalizer(held.close)
     held.execute("SELECT count(*) FROM tickets").fetchall()
-    start = start_for(DOMAIN)
+    start = renewal_start(DOMAIN)
     ticket = open_csr_ticket.fn(ctx, start)
     csr_pem, key_pem = build_csr(ctx.subject.rules(), DOMAIN)
     ctx.tracker.add_attachment(ticket, "seu.csr", csr_pem)
@@ -147,7 +134,7 @@ def test_an_oversized_attachment_is_refused_and_the_csr_step_asks_again(
     tmp_path: Path,
 ) -> None:
     ctx = renewal_context(load_settings(settings_file(tmp_path)), notice_channels=[])
-    start = start_for(DOMAIN)
+    start = renewal_start(DOMAIN)
     ticket = open_csr_ticket.fn(ctx, start)
     ctx.tracker.add_attachment(ticket, "seu.key", b"\0" * (LIMIT + 1))
 
@@ -176,7 +163,7 @@ def test_an_oversized_attachment_on_jira_is_refused_unread_and_step_4_asks_again
     settings = settings.model_copy(update={"tracker": "jira", "jira": jira})
     ctx = renewal_context(settings, notice_channels=[])
     assert isinstance(ctx.tracker, JiraTracker) and ctx.tracker.max_attachment_bytes == LIMIT
-    start = start_for(DOMAIN)
+    start = renewal_start(DOMAIN)
     ticket = open_csr_ticket.fn(ctx, start)
     csr_pem, key_pem = build_csr(ctx.subject.rules(), DOMAIN)
     ctx.tracker.add_attachment(ticket, "seu.csr", csr_pem)
