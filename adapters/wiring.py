@@ -26,6 +26,7 @@ from certrenew.config import (
     CaRouteSettings,
     CsrSettings,
     NoticeSettings,
+    RecoverySettings,
     RenewalSettings,
     RolesSettings,
     ScanSettings,
@@ -74,6 +75,8 @@ class RenewalContext:
     run_url: str = ""
     # The team's password safe, when configured (the .p12 route needs it).
     password_safe: PasswordSafeSetup | None = None
+    # How many crashes a run is retried after by itself (certrenew.tasks.crashes).
+    recovery: RecoverySettings = field(default_factory=RecoverySettings)
 
     def ca_route(self, ca: str) -> CaRoute:
         return self.ca_routes[ca]
@@ -112,6 +115,7 @@ def renewal_context(
         ca_routes=ca_routes,
         run_url=run_url,
         password_safe=build_password_safe(settings),
+        recovery=settings.recovery,
     )
 
 
@@ -145,10 +149,17 @@ def build_tracker(settings: Settings) -> TicketTracker:
     if settings.tracker == "jira":
         from certrenew.adapters.tracker.jira import JiraTracker
 
-        return JiraTracker.from_settings(settings.jira, settings.data_dir / "jira-creates")
+        return JiraTracker.from_settings(
+            settings.jira,
+            settings.data_dir / "jira-creates",
+            max_attachment_bytes=settings.tickets.max_attachment_bytes,
+        )
     from certrenew.adapters.tracker.local import LocalTracker
 
-    return LocalTracker(settings.data_dir / "tickets.sqlite3")
+    return LocalTracker(
+        settings.data_dir / "tickets.sqlite3",
+        max_attachment_bytes=settings.tickets.max_attachment_bytes,
+    )
 
 
 def build_archive(settings: Settings) -> ArchiveSetup:

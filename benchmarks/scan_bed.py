@@ -147,9 +147,7 @@ def build_bed(folder: Path, count: int) -> Bed:
         "  server_names_hash_bucket_size 128;\n"
         f"  client_body_temp_path {folder}/tmp;\n  proxy_temp_path {folder}/tmp;\n"
         f"  fastcgi_temp_path {folder}/tmp;\n  uwsgi_temp_path {folder}/tmp;\n"
-        f"  scgi_temp_path {folder}/tmp;\n"
-        + "\n".join(f"  {s}" for s in servers)
-        + "\n}\n"
+        f"  scgi_temp_path {folder}/tmp;\n" + "\n".join(f"  {s}" for s in servers) + "\n}\n"
     )
     (folder / "inventory.yaml").write_text("\n".join(inventory) + "\n")
     (folder / "targets.txt").write_text("\n".join(targets) + "\n")
@@ -157,7 +155,12 @@ def build_bed(folder: Path, count: int) -> Bed:
         f'inventory = "{folder / "inventory.yaml"}"\ndata_dir = "{folder / "data"}"\n'
     )
     process = subprocess.Popen([nginx, "-c", str(conf), "-p", str(folder)])
-    wait_for_ports(ports, process)
+    try:
+        wait_for_ports(ports, process)
+    except BaseException:  # giving up (or interrupted) must not leave nginx running
+        process.terminate()
+        process.wait(timeout=30)
+        raise
     return Bed(
         folder,
         count,
@@ -190,28 +193,44 @@ class Run:
     peak_rss_mib: float
 
 
-def timed_process(command: list[str], env: dict[str, str]) -> Run:
-    """Run `command` under GNU time -v; its wall, user + system CPU and peak RSS."""
-    with tempfile.NamedTemporaryFile("r", suffix=".time") as report:
-        result = subprocess.run(
-            ["/usr/bin/time", "-v", "-o", report.name, *command],
-            env=env,
-            cwd=ROOT,
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.PIPE,
-            check=False,
-        )
-        fields = dict(
-            line.strip().rsplit(": ", 1) for line in report.read().splitlines() if ": " in line
-        )
-    if result.returncode not in (0, 1, 2):  # the scan's monitoring exit codes (checked before)
-        sys.exit(f"{command[:3]} failed ({result.returncode}): {result.stderr.decode()[-500:]}")
-    wall = fields["Elapsed (wall clock) time (h:mm:ss or m:ss)"].split(":")
-    seconds = sum(float(part) * 60**i for i, part in enumerate(reversed(wall)))
+def timed_processes(commands: list[list[str]], env: dict[str, str]) -> Run:
+    """Run `commands` side by side, each under GNU time -v.
+
+    Wall time from the first start to the last end, user + system CPU summed,
+    the largest peak RSS: one command is one whole process; several are the
+    parts of a sharded scan.
+    """
+    with tempfile.TemporaryDirectory() as folder:
+        reports = [Path(folder) / f"{index}.time" for index in range(len(commands))]
+        start = time.perf_counter()
+        running = [
+            subprocess.Popen(
+                ["/usr/bin/time", "-v", "-o", str(report), *command],
+                env=env,
+                cwd=ROOT,
+                stdout=subprocess.DEVNULL,
+                stderr=subprocess.PIPE,
+            )
+            for report, command in zip(reports, commands, strict=True)
+        ]
+        for process, command in zip(running, commands, strict=True):
+            _, err = process.communicate()
+            # The scan's monitoring exit codes are fine (every target was checked before).
+            if process.returncode not in (0, 1, 2):
+                sys.exit(f"{command[:3]} failed ({process.returncode}): {err.decode()[-500:]}")
+        wall = time.perf_counter() - start
+        fields = [
+            dict(
+                line.strip().rsplit(": ", 1) for line in r.read_text().splitlines() if ": " in line
+            )
+            for r in reports
+        ]
     return Run(
-        wall=seconds,
-        cpu=float(fields["User time (seconds)"]) + float(fields["System time (seconds)"]),
-        peak_rss_mib=int(fields["Maximum resident set size (kbytes)"]) / 1024,
+        wall=wall,
+        cpu=sum(
+            float(f["User time (seconds)"]) + float(f["System time (seconds)"]) for f in fields
+        ),
+        peak_rss_mib=max(int(f["Maximum resident set size (kbytes)"]) for f in fields) / 1024,
     )
 
 
@@ -246,44 +265,67 @@ def load_time(inventory: Path, env: dict[str, str]) -> float:
     return float(out.stdout.strip())
 
 
+SCAN = "certrenew scan --json"
+CLIENT = "minimal asyncio+ssl client"
+
+
+def uptime() -> str:
+    """The load average over 1, 5 and 15 minutes, as `uptime` prints it."""
+    return ", ".join(Path("/proc/loadavg").read_text().split()[:3])
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(prog="python -m benchmarks.scan_bed", description=__doc__)
     parser.add_argument("--targets", type=int, nargs="+", default=[2000, 10_000])
-    parser.add_argument("--concurrency", type=int, default=64)
+    parser.add_argument("--concurrency", type=int, nargs="+", default=[64, 256])
     parser.add_argument("--repeat", type=int, default=5)
+    parser.add_argument(
+        "--shards",
+        type=int,
+        default=2,
+        help="also time the scan split in this many parts, run side by side (0: not measured)",
+    )
     args = parser.parse_args(argv)
     certrenew = str(Path(sys.executable).with_name("certrenew"))
     print(
-        f"machine: {os.cpu_count()} cores, {os.uname().release}; "
-        f"concurrency {args.concurrency}, {args.repeat} runs each, medians"
+        f"machine: {os.cpu_count()} cores, {os.uname().release}; load average {uptime()}; "
+        f"{args.repeat} runs each, interleaved, medians"
     )
     for count in args.targets:
         with tempfile.TemporaryDirectory(prefix="certrenew-bench-") as tmp:
             bed = build_bed(Path(tmp), count)
-            env = dict(os.environ, CERTRENEW_SCAN__CONCURRENCY=str(args.concurrency))
-            commands = {
-                "certrenew scan --json": [
-                    certrenew, "scan", "--config", str(bed.config), "--json"
-                ],
-                "minimal asyncio+ssl client": [
-                    sys.executable, "-m", "benchmarks.minimal_client", str(bed.targets),
-                    "--concurrency", str(args.concurrency),
-                ],
-            }
-            runs: dict[str, list[Run]] = {label: [] for label in commands}
-            loads = []
             try:
-                check_both_read_everything(commands, env, count)
-                for _ in range(args.repeat):
-                    for label, command in commands.items():
-                        runs[label].append(timed_process(command, env))
-                    loads.append(load_time(bed.inventory, env))
+                for concurrency in args.concurrency:
+                    env = dict(os.environ, CERTRENEW_SCAN__CONCURRENCY=str(concurrency))
+                    scan = [certrenew, "scan", "--config", str(bed.config), "--json"]
+                    commands = {
+                        SCAN: [scan],
+                        CLIENT: [[
+                            sys.executable, "-m", "benchmarks.minimal_client", str(bed.targets),
+                            "--concurrency", str(concurrency),
+                        ]],
+                    }  # fmt: skip
+                    if args.shards > 1:
+                        commands[f"{SCAN}, {args.shards} parts side by side"] = [
+                            [*scan, "--shard", f"{index}/{args.shards}"]
+                            for index in range(1, args.shards + 1)
+                        ]
+                    check_both_read_everything(
+                        {SCAN: commands[SCAN][0], CLIENT: commands[CLIENT][0]}, env, count
+                    )
+                    runs: dict[str, list[Run]] = {label: [] for label in commands}
+                    loads = []
+                    for _ in range(args.repeat):
+                        for label, parts in commands.items():
+                            runs[label].append(timed_processes(parts, env))
+                        loads.append(load_time(bed.inventory, env))
+                    report(count, concurrency, runs, statistics.median(loads))
             finally:
                 bed.stop()
-            report(count, runs, statistics.median(loads))
+    print(f"\nload average at the end {uptime()}")
 
 
-def report(count: int, runs: dict[str, list[Run]], load: float) -> None:
+def report(count: int, concurrency: int, runs: dict[str, list[Run]], load: float) -> None:
     medians = {
         label: Run(
             statistics.median(r.wall for r in found),
@@ -292,16 +334,16 @@ def report(count: int, runs: dict[str, list[Run]], load: float) -> None:
         )
         for label, found in runs.items()
     }
-    baseline = medians["minimal asyncio+ssl client"]
-    print(f"\n{count} targets")
-    print(f"  {'':<28} {'targets/s':>10} {'ratio':>7} {'CPU ms/target':>14} {'peak RSS MiB':>13}")
+    baseline = medians[CLIENT]
+    print(f"\n{count} targets, concurrency {concurrency} (load average {uptime()})")
+    print(f"  {'':<42} {'targets/s':>10} {'ratio':>7} {'CPU ms/target':>14} {'peak RSS MiB':>13}")
     for label, run in medians.items():
         print(
-            f"  {label:<28} {count / run.wall:10.0f} {baseline.wall / run.wall:7.2f} "
+            f"  {label:<42} {count / run.wall:10.0f} {baseline.wall / run.wall:7.2f} "
             f"{run.cpu * 1000 / count:14.2f} {run.peak_rss_mib:13.1f}"
         )
-    scan = medians["certrenew scan --json"]
-    print(f"  loading the inventory: {load:.2f} s ({100 * load / scan.wall:.0f}% of the scan)")
+    scan = medians[SCAN]
+    print(f"  loading the inventory: {load:.2f} s ({100 * load / scan.wall:.1f}% of the scan)")
 
 
 if __name__ == "__main__":

@@ -59,9 +59,10 @@ from certrenew.deployments.demo import (
     wait_for_deployment,
 )
 from certrenew.deployments.serve import PROCESS_LIMIT
+from certrenew.errors import CertRenewError
 from certrenew.lab.inventory import inventory_entry, write_inventory
 from certrenew.lab.people import DemoPeople
-from certrenew.lab.stack import LocalStack, Process, free_port, prefect_env
+from certrenew.lab.stack import LocalStack
 from certrenew.lab.tls import LocalCA, TLSServer
 from certrenew.pki.certs import serial_hex
 from certrenew.renewal import renewal_id
@@ -310,37 +311,15 @@ def detection(folder: Path, bed: Bed) -> None:
 
     from certrenew.flows.detect_expiring import EXPIRING_EVENT, EXPIRY_ARTIFACT_KEY
 
-    home = folder / "prefect-detection"
-    port = free_port()
-    api = f"http://127.0.0.1:{port}/api"
-    # The bed's own configuration: nothing of the renewal phase's settings.
-    env = {k: v for k, v in prefect_env(home, api).items() if not k.startswith("CERTRENEW_")}
-    server = Process(
-        [
-            sys.executable,
-            "-m",
-            "prefect",
-            "server",
-            "start",
-            "--host",
-            "127.0.0.1",
-            "--port",
-            str(port),
-        ],
-        env,
-        home / "server.log",
-    )
+    stack = LocalStack(folder / "prefect-detection", None, serving=False)
     try:
-        deadline = time.monotonic() + 180
-        while True:
-            try:
-                if httpx.get(f"{api}/health", timeout=2).status_code == 200:
-                    break
-            except httpx.HTTPError:
-                pass
-            if time.monotonic() > deadline or server.proc.poll() is not None:
-                sys.exit(f"the detection's Prefect server did not start:\n{server.tail()}")
-            time.sleep(0.5)
+        stack.start(timeout=180)
+    except CertRenewError as exc:
+        sys.exit(f"the detection's Prefect server did not start: {exc}")
+    api = stack.api_url
+    # The bed's own configuration: nothing of the renewal phase's settings.
+    env = {k: v for k, v in stack.env.items() if not k.startswith("CERTRENEW_")}
+    try:
         code = (
             "import json, sys; from certrenew.flows.detect_expiring import "
             "detect_expiring_certificates as d; "
@@ -366,7 +345,7 @@ def detection(folder: Path, bed: Bed) -> None:
             )[0]
         first, last = (events(api, order) for order in ("ASC", "DESC"))
     finally:
-        server.stop()
+        stack.stop()
     assert task.start_time and task.end_time, "the announcing task did not finish"
     announcing = (task.end_time - task.start_time).total_seconds()
     received = first["total"]

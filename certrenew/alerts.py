@@ -20,6 +20,7 @@ from urllib.parse import urlsplit
 
 from certrenew.errors import CertRenewError
 from certrenew.inventory import CertificateEntry, Inventory
+from certrenew.printable import printable
 
 AlertStatus = Literal["firing", "resolved"]
 
@@ -32,6 +33,11 @@ _HOST_PORT = re.compile(
     r"^(?:\[(?P<v6>[0-9A-Fa-f:.]+)\]|(?P<host>[^:/\s\[\]]+))(?::(?P<port>\d+))?$"
 )
 _DEFAULT_PORTS = {"https": 443, "tls": 443, "tcp": 443}
+# What names a certificate is a name, a DNS name or a URL: far shorter than this.
+MAX_NAME_CHARS = 512
+# Words that only describe an alert (its source, receiver, alert name) go into the
+# log and onto the ticket, cut to this and with control characters removed.
+MAX_SAID_CHARS = 200
 
 
 class AlertError(CertRenewError):
@@ -82,7 +88,7 @@ def alertmanager_alerts(data: dict[str, Any]) -> list[Alert]:
     alerts = data.get("alerts")
     if not isinstance(alerts, list) or not alerts:
         raise AlertError("the webhook's 'alerts' is not a list of alerts")
-    receiver = str(data.get("receiver") or "Alertmanager")
+    receiver = _said(data.get("receiver"), "the webhook's 'receiver'") or "Alertmanager"
     return [_alertmanager_alert(alert, index, receiver) for index, alert in enumerate(alerts)]
 
 
@@ -94,16 +100,17 @@ def _alertmanager_alert(alert: Any, index: int, receiver: str) -> Alert:
     status = alert.get("status")
     if status not in ("firing", "resolved"):
         raise AlertError(f"alerts[{index}].status must be 'firing' or 'resolved', not {status!r}")
-    name = _first(labels, NAME_LABELS)
-    domain = _first(labels, DOMAIN_LABELS)
-    target = _first(labels, TARGET_LABELS)
+    where = f"alerts[{index}].labels"
+    name = _first(labels, NAME_LABELS, where)
+    domain = _first(labels, DOMAIN_LABELS, where)
+    target = _first(labels, TARGET_LABELS, where)
     if not (name or domain or target):
         raise AlertError(
             f"alerts[{index}] names no certificate: give it an 'instance' label (host:port or "
             "URL), or a 'certificate' or 'domain' label"
         )
     not_after = annotations.get("not_after") if annotations else None
-    alertname = labels.get("alertname") or "alert"
+    alertname = _said(labels.get("alertname"), f"{where}.alertname") or "alert"
     return Alert(
         status=status,
         source=f"{receiver}: {alertname} on {target or domain or name}",
@@ -123,10 +130,8 @@ def generic_alert(data: dict[str, Any]) -> Alert:
             f"unknown field(s) {', '.join(unknown)}: send name, domain or target, and "
             "optionally not_after, status (firing/resolved) and source"
         )
-    fields = {key: data.get(key) for key in ("name", "domain", "target", "source")}
-    for key, value in fields.items():
-        if value is not None and not (isinstance(value, str) and value.strip()):
-            raise AlertError(f"'{key}' must be a non-empty string")
+    fields = {key: _name(data.get(key), f"'{key}'") for key in ("name", "domain", "target")}
+    fields["source"] = _said(data.get("source"), "'source'")
     if not (fields["name"] or fields["domain"] or fields["target"]):
         raise AlertError("the alert names no certificate: give 'name', 'domain' or 'target'")
     status = data.get("status", "firing")
@@ -168,12 +173,42 @@ def _is_number(text: str) -> bool:
     return True
 
 
-def _first(labels: dict[str, Any], keys: tuple[str, ...]) -> str | None:
+def _first(labels: dict[str, Any], keys: tuple[str, ...], where: str) -> str | None:
     for key in keys:
         value = labels.get(key)
         if isinstance(value, str) and value.strip():
-            return value.strip()
+            return _name(value, f"{where}.{key}")
     return None
+
+
+def _name(value: Any, field: str) -> str | None:
+    """A value naming a certificate: a string of one plain line, or an AlertError."""
+    if value is None:
+        return None
+    if not (isinstance(value, str) and value.strip()):
+        raise AlertError(f"{field} must be a non-empty string")
+    text = value.strip()
+    if printable(text) != text:
+        raise AlertError(
+            f"{field} holds control characters: send the certificate's name, domain or "
+            "host:port as plain text"
+        )
+    if len(text) > MAX_NAME_CHARS:
+        raise AlertError(
+            f"{field} is {len(text)} characters long, more than any name ({MAX_NAME_CHARS}): "
+            "send the certificate's name, domain or host:port"
+        )
+    return text
+
+
+def _said(value: Any, field: str) -> str | None:
+    """Words describing the alert, made safe for the log and the ticket; None when absent."""
+    if value is None or value == "":
+        return None
+    if not isinstance(value, str):
+        raise AlertError(f"{field} must be a string")
+    text = " ".join(printable(value).split())
+    return text if len(text) <= MAX_SAID_CHARS else text[: MAX_SAID_CHARS - 1] + "…"
 
 
 def host_port(target: str) -> tuple[str, int] | None:

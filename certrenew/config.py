@@ -47,6 +47,9 @@ SECRET_KEYS = frozenset(
 )
 # No single wait (a scan target, a request) is worth more than an hour.
 MAX_TIMEOUT_SECONDS = 3600
+# A certificate, CSR, key or .p12 is a few KiB; a ticket attachment the renewal
+# reads is refused above this, so a stray video cannot fill the memory.
+DEFAULT_MAX_ATTACHMENT_BYTES = 1024 * 1024
 
 
 class Section(PersonWritten, BaseModel):  # BaseModel named for linters that look no further
@@ -109,10 +112,16 @@ class TicketChainSettings(Section):
     link_type: str = "Relates"
     labels: list[str] = Field([], description="added to every ticket the renewal opens")
     delete_key_attachment: bool = True
+    max_attachment_bytes: int = Field(
+        DEFAULT_MAX_ATTACHMENT_BYTES,
+        ge=16 * 1024,
+        le=1024 * 1024 * 1024,
+        description="larger ticket attachments are refused, not read",
+    )
 
 
 # Keys that moved from [jira] to [tickets]; still read from [jira], with a warning.
-MOVED_TO_TICKETS = frozenset(TicketChainSettings.model_fields)
+MOVED_TO_TICKETS = frozenset(TicketChainSettings.model_fields) - {"max_attachment_bytes"}
 
 
 class JiraSettings(Section):
@@ -135,8 +144,8 @@ class JiraSettings(Section):
     # this many times, waiting Retry-After or a doubling delay (at most the maximum);
     # then the step gets ServiceUnavailable and the flow waits, keeping its state.
     retry_attempts: int = Field(4, ge=0, le=20)
-    retry_base_delay_seconds: float = Field(1.0, gt=0)
-    retry_max_delay_seconds: float = Field(60.0, gt=0)
+    retry_base_delay_seconds: float = Field(1.0, gt=0, le=MAX_TIMEOUT_SECONDS)
+    retry_max_delay_seconds: float = Field(60.0, gt=0, le=MAX_TIMEOUT_SECONDS)
     # How far Jira's search may lag behind a write. When the answer to a create is
     # lost, the label search is repeated until this long after the request's timeout
     # before the ticket is opened again: exactly once holds for any lag up to it.
@@ -173,7 +182,7 @@ class SharePointSettings(Section):
     # retried this many times, waiting Retry-After (capped) or a doubling delay;
     # then the step gets ServiceUnavailable and the flow waits, keeping its state.
     retry_attempts: int = Field(6, ge=1, le=20)
-    retry_max_delay_seconds: float = Field(60.0, ge=0)
+    retry_max_delay_seconds: float = Field(60.0, ge=0, le=MAX_TIMEOUT_SECONDS)
     timeout_seconds: float = Field(
         60.0, gt=0, le=MAX_TIMEOUT_SECONDS, description="per request, after connecting"
     )
@@ -211,6 +220,11 @@ class CaRequestSettings(Section):
     portal: str
     section: str
     fields: dict[str, str]
+    issuers: list[str] = Field(
+        [],
+        description="words one of which a certificate's issuer from this CA names (e.g. "
+        "'Sectigo'); a certificate from another issuer is refused at step 4. Empty: any issuer",
+    )
 
 
 class PortalRouteSettings(CaRequestSettings):
@@ -229,6 +243,11 @@ class AcmeRouteSettings(Section):
 
     kind: Literal["acme"]
     directory_url: str
+    issuers: list[str] = Field(
+        [],
+        description="words one of which a certificate's issuer from this CA names (e.g. "
+        "'Sectigo'); a certificate from another issuer is refused at step 4. Empty: any issuer",
+    )
     account_key_file: Path
     email: str | None = Field(None, description="contact for the ACME account")
     eab_kid: str | None = None
@@ -248,7 +267,12 @@ class AcmeRouteSettings(Section):
         "csr: the systems team's CSR and key, as on other routes",
     )
     ca_bundle: Path | None = Field(None, description="CA bundle for a CA behind a private CA")
-    timeout_seconds: float = Field(300, gt=0, description="validation and issuance, at most")
+    timeout_seconds: float = Field(
+        300, gt=0, le=MAX_TIMEOUT_SECONDS, description="validation and issuance, at most"
+    )
+    request_timeout_seconds: float = Field(
+        45, gt=0, le=MAX_TIMEOUT_SECONDS, description="each request to the ACME server, at most"
+    )
 
     @property
     def portal(self) -> str:
@@ -371,7 +395,7 @@ class SmtpSettings(Section):
     user: str | None = None
     password: SecretStr | None = None
     password_file: Path | None = None
-    timeout_seconds: float = Field(30.0, gt=0)
+    timeout_seconds: float = Field(30.0, gt=0, le=MAX_TIMEOUT_SECONDS)
 
     def secret_password(self) -> str | None:
         return read_secret(self.password, self.password_file, "notices.smtp.password")
@@ -383,7 +407,7 @@ class WebhookSettings(Section):
     url: str = Field(pattern=r"^https?://[^/?#]+")
     token: SecretStr | None = None
     token_file: Path | None = None
-    timeout_seconds: float = Field(30.0, gt=0)
+    timeout_seconds: float = Field(30.0, gt=0, le=MAX_TIMEOUT_SECONDS)
 
     def secret_token(self) -> str | None:
         return read_secret(self.token, self.token_file, "notices.webhook.token")
@@ -448,7 +472,9 @@ class RecoverySettings(Section):
     `certrenew serve` runs every renewal with heartbeats every
     `heartbeat_seconds` and installs two automations on the Prefect server: a
     run silent for `missed_heartbeats` heartbeats is marked Crashed, and a
-    crashed renewal run is scheduled again, to replay its stored steps.
+    crashed renewal run is scheduled again, to replay its stored steps. A run
+    that crashed more than `max_retries` times within `retry_window_hours`
+    waits for a person instead of going on (certrenew.tasks.crashes).
     """
 
     enabled: bool = True
@@ -457,6 +483,23 @@ class RecoverySettings(Section):
     )
     missed_heartbeats: int = Field(
         3, ge=2, description="a run silent this many heartbeats is taken for crashed"
+    )
+    outage_retry_seconds: float = Field(
+        300,
+        ge=0,
+        le=86400,
+        description="a step waiting because its system was away (down, slow, throttling) is "
+        "tried again by `certrenew serve` after this long, then after twice, four and eight "
+        "times as long; 0: only when a person submits the form",
+    )
+    max_retries: int = Field(
+        3,
+        ge=0,
+        description="crashes of one renewal run within `retry_window_hours` that it is "
+        "retried after by itself; after one more it waits for a person",
+    )
+    retry_window_hours: float = Field(
+        24, gt=0, le=24 * 365, description="the window `max_retries` counts crashes in"
     )
 
 

@@ -18,6 +18,7 @@ __all__ = [
     "PERSON_FIXABLE",
     "ArchiveConflict",
     "ArchiveError",
+    "AttachmentTooLarge",
     "AuthenticationError",
     "CaError",
     "CertRenewError",
@@ -51,6 +52,10 @@ class TrackerError(CertRenewError):
 
 class TicketNotFound(TrackerError):
     """A ticket the renewal recorded no longer exists (deleted by hand?)."""
+
+
+class AttachmentTooLarge(TrackerError):
+    """An attachment above the configured size: refused before (or while) it is read."""
 
 
 class ArchiveError(CertRenewError):

@@ -70,8 +70,10 @@ class PersonWritten(BaseModel):
         if not isinstance(data, dict):
             return data
         for name, value in data.items():
+            if not isinstance(value, bool):  # first: looking the field up costs more
+                continue
             field = cls.model_fields.get(name) if isinstance(name, str) else None
-            if field is None or not isinstance(value, bool):
+            if field is None:
                 continue
             accepted = {field.annotation, *get_args(field.annotation)}
             if bool not in accepted and accepted & {int, float}:

@@ -21,6 +21,9 @@ T = TypeVar("T")
 # owner's own words are told apart from ours.
 COMMENT_MARKER = "[certrenew:"
 
+# File names people give a certificate the CA sent (a `.pem` may as well be a key).
+CERTIFICATE_SUFFIXES = (".crt", ".cer", ".der", ".p7b", ".p7c")
+
 # A CSR archived by a renewal of this year or the two before may be offered again.
 REUSE_WINDOW_YEARS = 3
 
@@ -52,6 +55,12 @@ def step_footer(step: str, actor: str, run_url: str) -> str:
     who = f"{FOOTER_BY}{name}" if name else ""
     marked = f"{step_marker(step)} {who}".rstrip()
     return FOOTER_RUN.join(part for part in (marked, run_url) if part)
+
+
+def is_step_comment(body: str, step: str) -> bool:
+    """Whether certrenew posted `body` for `step` (its footer says so)."""
+    footer = parse_step_footer(body)[1]
+    return footer is not None and footer.step == step
 
 
 def parse_step_footer(body: str) -> tuple[str, StepFooter | None]:
@@ -101,6 +110,30 @@ def certificate_candidates(
             if classify_file(data) in ("certificate", "pkcs7"):
                 candidates.append((f"{name} a {ticket}", data))
     return candidates
+
+
+def misplaced_certificates(
+    attached: Sequence[tuple[str, Sequence[tuple[str, bytes]]]],
+) -> list[tuple[str, bytes]]:
+    """The attachments given as a certificate that are none, newest first, named like
+    `certificate_candidates` names them.
+
+    A person who attached the wrong file must hear what it is, not that nothing
+    came. The step-1 CSR and key beside them are no such file, unless they are
+    named like a certificate (`.crt`, `.cer`, ...) or a key file holds one too.
+    """
+    found: list[tuple[str, bytes]] = []
+    for ticket, files in attached:
+        for name, data in reversed(files):
+            kind = classify_file(data)
+            if kind in ("certificate", "pkcs7"):
+                continue
+            step_1_file = kind in ("csr", "private_key") and not (
+                name.lower().endswith(CERTIFICATE_SUFFIXES) or b"CERTIFICATE-----" in data
+            )
+            if not step_1_file:
+                found.append((f"{name} a {ticket}", data))
+    return found
 
 
 def ca_named_in(comments: Iterable[str], cas: Sequence[str]) -> str | None:

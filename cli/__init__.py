@@ -321,6 +321,15 @@ def scan(
     as_json: Annotated[
         bool, typer.Option("--json", help="print a JSON array, one object per target")
     ] = False,
+    shard: Annotated[
+        str | None,
+        typer.Option(
+            "--shard",
+            metavar="I/N",
+            help="scan only part I of N of the inventory (by a hash of each name), "
+            "e.g. 1/4 on one machine and 2/4 on another",
+        ),
+    ] = None,
     config: ConfigOption = None,
 ) -> None:
     """Read the expiry of every certificate in the inventory (runbook step 0).
@@ -331,19 +340,29 @@ def scan(
     does not cover its domain), 3 (UNKNOWN) a target could not be checked and
     nothing worse, the inventory is empty or the scan could not run.
     """
-    from certrenew.inventory import load_inventory
+    from certrenew.inventory import Shard, load_inventory
     from certrenew.probe import exit_code
     from certrenew.scan_report import (
         plugin_status_line,
-        results_json,
         results_table,
         scan_with_progress,
         summary_line,
+        write_results_json,
     )
 
+    try:
+        part = Shard.parse(shard) if shard is not None else None
+    except ValueError as exc:
+        raise typer.BadParameter(str(exc), param_hint="'--shard'") from None
     settings = settings_from(config)
     path = inventory or settings.inventory
     listed = load_inventory(path)
+    if part is not None:
+        listed = part.of(listed)
+        if not listed.certificates:
+            raise InventoryError(
+                f"{path}: part {part} of the inventory holds no certificate: use fewer parts"
+            )
     if not listed.certificates:
         raise InventoryError(
             f"{path}: the inventory lists no certificate, so nothing was checked: add the "
@@ -357,7 +376,7 @@ def scan(
     )
     with reader_may_leave():
         if as_json:
-            sys.stdout.write(results_json(results) + "\n")
+            write_results_json(results, sys.stdout)
         else:
             sys.stdout.write(plugin_status_line(results, listed) + "\n")
             out = unwrapped_console()

@@ -56,9 +56,7 @@ PEOPLE_TIMINGS: dict[str, float] = {
 }
 
 
-def demo_environment(
-    data_dir: Path, inventory: Path, timings: dict[str, float]
-) -> dict[str, str]:
+def demo_environment(data_dir: Path, inventory: Path, timings: dict[str, float]) -> dict[str, str]:
     """Settings the demo overrides on top of the configuration, for every process."""
     return {
         "CERTRENEW_DATA_DIR": str(data_dir),

@@ -138,9 +138,7 @@ class Intake:
                 )
             served = f"{newest.target} serves serial {newest.serial}, {newest.days_left} days left"
             if not decision.needs_renewal:
-                return self._done(
-                    alert, "not_due", f"{served}: not due, not acted on", entry.name
-                )
+                return self._done(alert, "not_due", f"{served}: not due, not acted on", entry.name)
             trigger = Trigger("alert", f"{alert.source} (live check: {served})")
             admission = self.admit(self.settings, entry.name, trigger)
         except PERSON_FIXABLE as exc:

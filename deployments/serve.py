@@ -23,6 +23,7 @@ from certrenew.config import CONFIG_ENV, Settings, load_settings
 from certrenew.deployments.intake import HttpPort, Intake, intake_app
 from certrenew.deployments.listen import start_listening
 from certrenew.deployments.metrics import Metrics, start_probing
+from certrenew.deployments.outage_retry import start_retrying
 from certrenew.deployments.recovery import install_recovery
 from certrenew.flows.detect_expiring import detect_expiring_certificates
 from certrenew.flows.renew_certificate import renew_certificate
@@ -91,6 +92,7 @@ def main(argv: list[str] | None = None) -> None:
     prepare_recovery(args.config)
     settings = load_settings(Path(args.config) if args.config else None)
     start_listening(settings, args.config)
+    start_retrying(settings.recovery)
     start_http_port(settings, args.config)
     from prefect.settings import PREFECT_RUNNER_POLL_FREQUENCY, temporary_settings
 

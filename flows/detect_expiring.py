@@ -19,7 +19,8 @@ from prefect.events import emit_event
 
 from certrenew.adapters.wiring import build_notice_channels, build_tracker
 from certrenew.config import Settings, load_settings
-from certrenew.inventory import Inventory, load_inventory
+from certrenew.errors import ConfigError
+from certrenew.inventory import Inventory, Shard, load_inventory
 from certrenew.probe import ProbeResult
 from certrenew.renewal_need import (
     RenewalDecision,
@@ -38,10 +39,12 @@ RESOURCE_PREFIX = "certrenew.certificate."
 
 
 @task(name="publish-expiry-table", cache_policy=NO_CACHE)
-def publish_expiry_table(results: list[ProbeResult], decisions: list[RenewalDecision]) -> None:
+def publish_expiry_table(
+    results: list[ProbeResult], decisions: list[RenewalDecision], key: str = EXPIRY_ARTIFACT_KEY
+) -> None:
     create_table_artifact(
         table=expiry_table(results, decisions),
-        key=EXPIRY_ARTIFACT_KEY,
+        key=key,
         description=expiry_notes(decisions),
     )
 
@@ -100,14 +103,27 @@ def send_expiry_reminders(
 
 @flow(name="detect-expiring-certificates")
 def detect_expiring_certificates(
-    inventory_path: str | None = None, config_path: str | None = None
+    inventory_path: str | None = None, config_path: str | None = None, shard: str | None = None
 ) -> dict[str, Any]:
-    """Scan the inventory, publish the expiry table, announce what needs renewal."""
+    """Scan the inventory, publish the expiry table, announce what needs renewal.
+
+    `shard` ("i/n") scans only that part of the inventory, so an inventory
+    larger than one run can probe in its window is split across runs (one
+    deployment per part, or parallel runs); each part publishes its own table.
+    """
     settings = load_settings(Path(config_path) if config_path else None)
     inventory = load_inventory(Path(inventory_path) if inventory_path else settings.inventory)
+    table_key = EXPIRY_ARTIFACT_KEY
+    if shard is not None:
+        try:
+            part = Shard.parse(shard)
+        except ValueError as exc:
+            raise ConfigError(f"the detection's shard parameter: {exc}") from None
+        inventory = part.of(inventory)
+        table_key = f"{EXPIRY_ARTIFACT_KEY}-part-{part.index}-of-{part.count}"
     results = scan_certificates(inventory, settings.scan.concurrency, settings.scan.timeout_seconds)
     decisions = renewal_decisions(results, inventory)
-    publish_expiry_table(results, decisions)
+    publish_expiry_table(results, decisions, table_key)
     announced = announce_expiring(decisions)
     undelivered = deliver_pending_notices(settings)
     undelivered += send_expiry_reminders(decisions, inventory, settings)

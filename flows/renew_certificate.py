@@ -53,12 +53,13 @@ from certrenew.tasks.context import (
     RENEWAL_FLOW,
     context_for_this_run,
     mark_this_run,
-    other_active_run,
     renewal_run_name,
 )
+from certrenew.tasks.crashes import wait_out_crash_loop
 from certrenew.tasks.endpoints import confirm_expiry, now_text, verify_served_certificate
 from certrenew.tasks.forms import Question
-from certrenew.tasks.guard import post_pending_triggers
+from certrenew.tasks.guard import older_open_run, post_pending_triggers
+from certrenew.tasks.handover import hand_over
 from certrenew.tasks.notices import owner_mailbox, send_notice
 from certrenew.tasks.people import PersonAsker, Role
 from certrenew.tasks.report import RenewalReport
@@ -79,20 +80,21 @@ from certrenew.tasks.tickets import (
 from certrenew.templates import comments
 
 
-@flow(
-    name=RENEWAL_FLOW, flow_run_name=renewal_run_name, persist_result=True, log_prints=False
-)
+@flow(name=RENEWAL_FLOW, flow_run_name=renewal_run_name, persist_result=True, log_prints=False)
 def renew_certificate(
     name: str, config: str | None = None, force: bool = False, urgent: bool = False
 ) -> dict[str, Any]:
     """Renew the inventory certificate `name` (or domain), from detection to retirement."""
     ctx = context_for_this_run(config)
     start = confirm_expiry(ctx, name, force)  # step 0
+    if earlier := hand_over(start, ctx.renewal.flow_ui_url):  # its crashed run carries it on
+        return {"domain": start.domain, "renewal": start.id, "stopped": f"continued by {earlier}"}
     if start.already_renewed:
         return {"domain": start.domain, "renewal": start.id, "stopped": start.note}
     mark_this_run(start.id, start.domain)
-    if other := other_active_run(start.name, ctx):
+    if other := older_open_run(start.name, start.domain, ctx.renewal.flow_ui_url):
         return {"domain": start.domain, "renewal": start.id, "stopped": f"in progress: {other}"}
+    wait_out_crash_loop(ctx, start)  # crashed too often: a person looks first
 
     report = RenewalReport(ctx, start)
     # The inventory's CA decides when its route needs no person (ACME) or brings its
@@ -113,7 +115,9 @@ def renew_certificate(
     elif not own_key:
         csr = reused or wait_for_csr_and_key(ctx, start, tickets)  # step 1, answered
     ca = wait_for_ca_choice(ctx, start, tickets, csr)  # step 2, answered
-    report.publish("filing the request at the CA", ca=f"{ca.ca} (by {ca.answered_by})")
+    report.publish(
+        "filing the request at the CA", ca=f"{ca.ca} (by {forms.as_typed(ca.answered_by)})"
+    )
     archived: ArchiveRecord | None = None
     if automatic_route(ctx, ca.ca):
         assert csr is not None
@@ -123,15 +127,16 @@ def renew_certificate(
         request = request_certificate_from_ca(ctx, start, csr, ca, tickets, urgent)  # step 3
         report.publish(
             "waiting for the certificate the CA mails back",
-            ca_request=f"`{request.request_number}` (filed by {request.requested_by})",
-            urgent=f"approved by {request.approved_by}" if request.urgent else "",
+            ca_request=f"`{request.request_number}` "
+            f"(filed by {forms.as_typed(request.requested_by)})",
+            urgent=f"approved by {forms.as_typed(request.approved_by)}" if request.urgent else "",
         )
         if p12_route(ctx, ca.ca):
             delivered = wait_for_p12(ctx, start, ca.ca, tickets)  # steps 4 and 5
             issued, archived = delivered.issued, delivered.archived
         else:
             assert csr is not None
-            issued = wait_for_certificate(ctx, start, csr, tickets)  # step 4
+            issued = wait_for_certificate(ctx, start, csr, tickets, ca.ca)  # step 4
     if archived is None:
         assert csr is not None
         archived = archive_artifacts(ctx, start, csr, issued, ca.ca, tickets)  # step 5
@@ -146,7 +151,7 @@ def renew_certificate(
     verification = verify_installation(ctx, start, issued, tickets)  # step 7
     report.publish(
         "waiting for the old certificate to be retired",
-        verified=f"confirmed by {verification.confirmed_by}"
+        verified=f"confirmed by {forms.as_typed(verification.confirmed_by)}"
         if verification.confirmed_by
         else "served by " + ", ".join(f"`{e}`" for e in verification.served_new),
     )
@@ -154,7 +159,7 @@ def renew_certificate(
     report.publish(
         "done: the tickets are closed",
         retired=f"{'revoked' if retirement.revoked else 'retired without revocation'} "
-        f"by {retirement.confirmed_by} at {retirement.retired_at}",
+        f"by {forms.as_typed(retirement.confirmed_by)} at {retirement.retired_at}",
     )
     return {
         "domain": start.domain,
@@ -178,9 +183,7 @@ def support_staff(ctx: RenewalContext, start: RenewalStart) -> PersonAsker:
     return PersonAsker(ctx, start, Role.CERTIFICATE_MANAGERS)
 
 
-def renewal_story(
-    ctx: RenewalContext, start: RenewalStart, tickets: RenewalTickets
-) -> list[str]:
+def renewal_story(ctx: RenewalContext, start: RenewalStart, tickets: RenewalTickets) -> list[str]:
     """The first lines of every form: which certificate, and the tickets opened so far."""
     ticket = ctx.tracker.reference
     lines = [
@@ -302,7 +305,7 @@ def request_certificate_from_ca(
     """
     story = [
         *renewal_story(ctx, start, tickets),
-        f"The CA is **{ca.ca}** (by {ca.answered_by}).",
+        f"The CA is **{ca.ca}** (by {forms.as_typed(ca.answered_by)}).",
     ]
     approved_by = approved_at = ""
     approved = False
@@ -314,8 +317,8 @@ def request_certificate_from_ca(
                 f"Urgent renewal of {start.domain}",
                 so_far=story,
                 now="An urgent request goes to the CA's urgent channel only with a workflow "
-                "manager's approval. The manager who decided enters their login; tick "
-                "*Approved* only if they approved.",
+                "manager's approval. The manager who decided enters their login; switch "
+                "*Approved* on only if they approved.",
                 after="Approved: the CA form marks the request for the urgent channel. Not "
                 "approved: the request goes through the normal channel. Either way the "
                 "decision is commented on the ticket.",
@@ -324,9 +327,12 @@ def request_certificate_from_ca(
         approved, approved_by, approved_at = approval.approved, approval.who(), now_text()
         record_urgent_decision(ctx, start, tickets.main, approved, approved_by, approved_at)
         story.append(
-            f"{approved_by} {'approved' if approved else 'did not approve'} the urgent request."
+            f"{forms.as_typed(approved_by)} "
+            f"{'approved' if approved else 'did not approve'} the urgent request."
         )
-    channel = "**Urgent channel**, approved by " + approved_by + ".\n\n" if approved else ""
+    channel = (
+        f"**Urgent channel**, approved by {forms.as_typed(approved_by)}.\n\n" if approved else ""
+    )
     route = ctx.ca_route(ca.ca)
     assert isinstance(route, PersonRoute)
     answer = support_staff(ctx, start)(
@@ -345,11 +351,13 @@ def request_certificate_from_ca(
 
 
 def wait_for_certificate(
-    ctx: RenewalContext, start: RenewalStart, csr: CsrRecord, tickets: RenewalTickets
+    ctx: RenewalContext, start: RenewalStart, csr: CsrRecord, tickets: RenewalTickets, ca: str
 ) -> IssuedRecord:
     """Step 4: until the CA's certificate is pasted or attached and passes every check."""
     return forms.ask_until_valid(
-        lambda pasted, attempt: collect_certificate(ctx, start, csr, tickets, pasted, attempt),
+        lambda pasted, attempt: collect_certificate(
+            ctx, start, csr, tickets, pasted, attempt, ca
+        ),
         IssuedRecord,
         forms.CertificateAnswer,
         Question.CERTIFICATE,
@@ -454,7 +462,7 @@ def retire_old_certificate(
     revoked at its CA; a certificate retired without revocation gets none.
     """
     served = (
-        f"confirmed by {verification.confirmed_by}"
+        f"confirmed by {forms.as_typed(verification.confirmed_by)}"
         if verification.confirmed_by
         else "served by " + ", ".join(verification.served_new)
     )

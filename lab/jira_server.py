@@ -9,9 +9,12 @@ records attachments added and deleted and links made in each issue's changelog
 (`expand=changelog`), stamped with the wall clock. It keeps every
 exchange in `exchanges` for assertions and injects failures on demand: an HTTP
 status (401, 403, 404, 429 with Retry-After, 5xx), a dropped connection before
-the request is handled, or a lost answer after it was (the issue exists, the
-client never hears about it). On command it leaves out of its answers the fields
-Atlassian's OpenAPI description does not mark required (`omit_optional`), and
+the request is handled, a lost answer after it was (the issue exists, the
+client never hears about it), or an answer held longer than the client waits
+(`stall`). It can go down (connections refused) and come back on the same
+port, with another certificate if told (certrenew.lab.listener). On command it
+leaves out of its answers the fields Atlassian's OpenAPI description does not
+mark required (`omit_optional`), and
 its search lags behind creates as Jira's index does (`search_lag_seconds`: an
 issue shows in searches only that long after it was created; reading it by key
 works at once).
@@ -30,6 +33,7 @@ import json
 import re
 import ssl
 import threading
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -40,6 +44,7 @@ from typing import Any, cast
 from urllib.parse import parse_qsl, quote, urlsplit
 
 from certrenew.lab.jira_optional import OptionalFields
+from certrenew.lab.listener import Listener
 
 API = "/rest/api/2"
 EPOCH = datetime(2026, 11, 23, 9, 0, tzinfo=UTC)
@@ -108,12 +113,14 @@ class Exchange:
 class Fault:
     """A failure to inject on matching requests, `times` times (None: until cleared)."""
 
-    kind: str  # "status" | "drop" | "lose_response"
+    kind: str  # "status" | "drop" | "lose_response" | "stall"
     method: str | None = None
     path: str = ""
     status: int = 500
     headers: dict[str, str] = field(default_factory=dict)
     times: int | None = 1
+    seconds: float = 0.0  # how long a stall holds the answer
+    then_down: bool = False  # after a lost answer, the server goes down
 
     def matches(self, method: str, path: str) -> bool:
         return (self.method in (None, method)) and re.search(self.path, path) is not None
@@ -200,26 +207,29 @@ class JiraServer:
         self._lock = threading.RLock()
         self._ids = iter(range(10000, 1_000_000))
         self._last_moment = EPOCH
-        self._httpd = ThreadingHTTPServer(("127.0.0.1", port), _handler_for(self))
-        self._httpd.daemon_threads = True
-        if tls is not None:
-            self._httpd.socket = tls.wrap_socket(self._httpd.socket, server_side=True)
-        scheme = "https" if tls is not None else "http"
-        self.url = f"{scheme}://127.0.0.1:{self._httpd.server_address[1]}"
-        self._thread = threading.Thread(
-            target=self._httpd.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True
-        )
+        self._listener = Listener(_handler_for(self), tls, port)
+        self.url = f"{self._listener.scheme}://127.0.0.1:{self._listener.port}"
 
     # -- lifecycle and test controls -----------------------------------------------
 
+    @property
+    def _httpd(self) -> ThreadingHTTPServer:
+        return self._listener.httpd
+
     def start(self) -> JiraServer:
-        self._thread.start()
+        self._listener.start()
         return self
 
     def stop(self) -> None:
-        self._httpd.shutdown()
-        self._httpd.server_close()
-        self._thread.join(timeout=5)
+        self._listener.stop()
+
+    def go_down(self) -> None:
+        """The machine is gone: connections are refused (open ones cut) until `come_back`."""
+        self._listener.stop()
+
+    def come_back(self, tls: ssl.SSLContext | None = None) -> None:
+        """Back on the same port, its state kept; `tls` is another certificate to serve."""
+        self._listener.come_back(tls)
 
     def fail(
         self,
@@ -239,10 +249,30 @@ class JiraServer:
         self.faults.append(Fault("drop", method, path, times=times))
 
     def lose_response(
-        self, path: str = "", method: str | None = None, *, times: int | None = 1
+        self,
+        path: str = "",
+        method: str | None = None,
+        *,
+        times: int | None = 1,
+        then_down: bool = False,
     ) -> None:
-        """Handle the request, then close the connection: it happened, the client cannot know."""
-        self.faults.append(Fault("lose_response", method, path, times=times))
+        """Handle the request, then close the connection: it happened, the client cannot know.
+
+        `then_down`: an outage starts right after, until `come_back`.
+        """
+        self.faults.append(Fault("lose_response", method, path, times=times, then_down=then_down))
+
+    def stall(
+        self,
+        seconds: float,
+        path: str = "",
+        method: str | None = None,
+        *,
+        times: int | None = 1,
+    ) -> None:
+        """Handle the request, then hold the answer `seconds`: slower than a client's timeout,
+        it finds nobody listening; the work is done all the same."""
+        self.faults.append(Fault("stall", method, path, times=times, seconds=seconds))
 
     def omit_optional(
         self, description: dict[str, Any], omit: Callable[[str], bool] = lambda _: True
@@ -1088,7 +1118,13 @@ def _handler_for(server: JiraServer) -> type[BaseHTTPRequestHandler]:
             if fault is not None and fault.kind == "lose_response":
                 exchange.fault = "lose_response"  # handled and recorded, never sent
                 self.close_connection = True
+                if fault.then_down:
+                    server.go_down()
                 return
+            if fault is not None and fault.kind == "stall":
+                exchange.fault = "stall"  # handled and recorded, answered too late
+                time.sleep(fault.seconds)
+                self.close_connection = True
             self.send_response(status)
             for name, value in extra.items():
                 self.send_header(name, value)
@@ -1123,7 +1159,7 @@ def main() -> None:
     )
     server.start()
     try:
-        server._thread.join()
+        server._listener.join()
     except KeyboardInterrupt:
         server.stop()
 

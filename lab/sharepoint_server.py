@@ -17,7 +17,10 @@ production:
 
 Both keep a request log and take injected failures: a status (401, 403, 429,
 503 ...) with Retry-After for the next matching requests, an outage, dropped
-connections, expired form digests.
+connections, answers lost or held past the client's timeout after the request
+was handled, expired form digests; and both can go down (connections refused)
+and come back on the same port, with another certificate if told
+(certrenew.lab.listener).
 """
 
 from __future__ import annotations
@@ -29,17 +32,20 @@ import re
 import secrets
 import ssl
 import threading
+import time
 import uuid
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from typing import Any
 from urllib.parse import parse_qs, unquote, urlsplit
 
 import jwt
 from cryptography import x509
 from cryptography.hazmat.primitives.serialization import Encoding
+
+from certrenew.lab.listener import Listener
 
 LOOPBACK = "127.0.0.1"
 
@@ -59,6 +65,10 @@ class Response:
     body: bytes = b""
     content_type: str = "application/json;odata=verbose;charset=utf-8"
     headers: dict[str, str] = field(default_factory=dict)
+    # After the request was handled: the answer is never sent (lost) or sent this late.
+    lost: bool = False
+    late_seconds: float = 0.0
+    then_down: bool = False  # after a lost answer, the server goes down
 
 
 DROP = Response(0)  # close the connection without answering
@@ -70,10 +80,15 @@ def json_response(status: int, payload: Any, **headers: str) -> Response:
 
 @dataclass
 class Injection:
-    status: int
+    status: int  # 0: drop the connection; LOSE and STALL: handle, then lose or hold the answer
     count: int
     retry_after: str | None
     matches: Callable[[Request], bool]
+    seconds: float = 0.0
+    then_down: bool = False
+
+
+LOSE, STALL = -1, -2
 
 
 @dataclass(frozen=True)
@@ -92,20 +107,24 @@ class HttpsService:
         self._injections: list[Injection] = []
         self.outage_retry_after: str | None = None
         self.in_outage = False
-        handler = _handler_for(self)
-        self._server = ThreadingHTTPServer((LOOPBACK, 0), handler)
-        self._server.daemon_threads = True
-        self._server.socket = server_context.wrap_socket(self._server.socket, server_side=True)
-        self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
-        self._thread.start()
+        self.server_context = server_context
+        self._listener = Listener(_handler_for(self), server_context)
+        self._listener.start()
 
     @property
     def origin(self) -> str:
-        return f"https://{LOOPBACK}:{self._server.server_address[1]}"
+        return f"https://{LOOPBACK}:{self._listener.port}"
 
     def close(self) -> None:
-        self._server.shutdown()
-        self._server.server_close()
+        self._listener.stop()
+
+    def go_down(self) -> None:
+        """The machine is gone: connections are refused (open ones cut) until `come_back`."""
+        self._listener.stop()
+
+    def come_back(self, tls: ssl.SSLContext | None = None) -> None:
+        """Back on the same port, its state kept; `tls` is another certificate to serve."""
+        self._listener.come_back(tls)
 
     def reset(self) -> None:
         with self._lock:
@@ -125,11 +144,40 @@ class HttpsService:
         with self._lock:
             self._injections.append(Injection(status, count, retry_after, when))
 
+    def lose_answers(
+        self,
+        count: int = 1,
+        when: Callable[[Request], bool] = lambda request: True,
+        then_down: bool = False,
+    ) -> None:
+        """The next `count` matching requests are handled, and their answers lost.
+
+        `then_down`: an outage starts right after, until `come_back`.
+        """
+        with self._lock:
+            self._injections.append(Injection(LOSE, count, None, when, then_down=then_down))
+
+    def stall(
+        self,
+        seconds: float,
+        count: int = 1,
+        when: Callable[[Request], bool] = lambda request: True,
+    ) -> None:
+        """The next `count` matching requests are handled, and answered `seconds` late."""
+        with self._lock:
+            self._injections.append(Injection(STALL, count, None, when, seconds))
+
     def outage(self, retry_after: str | None = "5") -> None:
         """Every request gets 503 until `reset()`."""
         with self._lock:
             self.in_outage = True
             self.outage_retry_after = retry_after
+
+    def clear_faults(self) -> None:
+        """Every injected failure and the outage lifted; the service's content kept."""
+        with self._lock:
+            self._injections.clear()
+        self.end_outage()
 
     def end_outage(self) -> None:
         with self._lock:
@@ -147,7 +195,16 @@ class HttpsService:
     def respond(self, request: Request) -> Response:
         with self._lock:
             injected = self._injected(request)
-        response = injected or self.handle(request)
+        if injected is not None and injected.status in (LOSE, STALL):
+            handled = self.handle(request)
+            response = replace(
+                handled,
+                lost=injected.lost,
+                late_seconds=injected.late_seconds,
+                then_down=injected.then_down,
+            )
+        else:
+            response = injected or self.handle(request)
         with self._lock:
             self.log.append(LoggedRequest(request.method, request.path, response.status))
         return response
@@ -161,6 +218,10 @@ class HttpsService:
                 injection.count -= 1
                 if injection.status == 0:
                     return DROP
+                if injection.status == LOSE:
+                    return Response(LOSE, lost=True, then_down=injection.then_down)
+                if injection.status == STALL:
+                    return Response(STALL, late_seconds=injection.seconds)
                 headers = {"Retry-After": injection.retry_after} if injection.retry_after else {}
                 body = {"error": {"code": "injected", "message": {"value": "injected failure"}}}
                 return json_response(injection.status, body, **headers)
@@ -190,9 +251,14 @@ def _handler_for(service: HttpsService) -> type[BaseHTTPRequestHandler]:
                 body=body,
             )
             response = service.respond(request)
-            if response is DROP:
+            if response is DROP or response.lost:
                 self.close_connection = True
+                if response.then_down:
+                    service.go_down()
                 return
+            if response.late_seconds:
+                time.sleep(response.late_seconds)
+                self.close_connection = True
             self.send_response(response.status)
             self.send_header("Content-Type", response.content_type)
             self.send_header("Content-Length", str(len(response.body)))

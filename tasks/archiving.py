@@ -48,7 +48,7 @@ def find_previous_csr(ctx: RenewalContext, start: RenewalStart) -> CsrRecord | N
                 continue
             csr_pem = archive.read_file(folder, names["csr"])
             try:
-                check_csr(csr_pem, ctx.subject.rules(), start.domain)
+                check_csr(csr_pem, ctx.subject.rules(), start.domain, start.old.sans)
                 fingerprint = check_key_matches_csr(
                     _archived_key(ctx, folder, names["key"]), csr_pem
                 )

@@ -19,6 +19,7 @@ from certrenew.adapters.archive import store_file
 from certrenew.adapters.archive.renewal import MANIFEST_NAME, archive_renewal
 from certrenew.adapters.ca import AutomaticRoute, CaRoute, CertificateOrder, PersonRoute
 from certrenew.adapters.ca.p12 import P12Route
+from certrenew.adapters.tracker import read_attachments
 from certrenew.adapters.wiring import RenewalContext
 from certrenew.errors import CaError, CertificateError
 from certrenew.naming import renewal_file_names, renewal_folder
@@ -99,9 +100,7 @@ def generate_key_and_csr(
         key_pem = archive.read_file(folder, names["key"])
         csr_pem = archive.read_file(folder, names["csr"])
     else:
-        plain, csr_pem = make_key_and_csr(
-            ctx.subject.rules(), (start.domain, *start.old.sans)
-        )
+        plain, csr_pem = make_key_and_csr(ctx.subject.rules(), (start.domain, *start.old.sans))
         key_pem = protect_private_key(plain, passphrase)
         del plain
         store_file(archive, folder, names["csr"], csr_pem, setup.on_conflict)
@@ -157,6 +156,8 @@ def collect_issued_certificate(
         key_fingerprint=csr.key_fingerprint,
         domain=start.domain,
         max_lifetime_days=ctx.renewal.max_lifetime_days,
+        issuers=route.issuers,
+        ca=request.ca,
     )
     record = issued_record(issued, f"{request.ca} ({route.portal})")
     certificate_accepted(ctx, tickets, record)
@@ -224,22 +225,30 @@ def _p12_bytes(
     ctx: RenewalContext, tickets: RenewalTickets, path: str
 ) -> tuple[str, bytes] | str | None:
     """The .p12 from a path on this machine, else the newest attached to a ticket."""
+    limit = ctx.chain.max_attachment_bytes
     if path.strip():
         try:
-            return path.strip(), Path(path.strip()).expanduser().read_bytes()
+            with Path(path.strip()).expanduser().open("rb") as given:
+                data = given.read(limit + 1)
         except OSError as exc:
             return (
                 f"cannot read {path.strip()} on the machine running the flow ({exc.strerror}): "
                 "give the full path of the downloaded .p12, or attach it to the ticket"
             )
+        if len(data) > limit:
+            return (
+                f"{path.strip()} is larger than {limit} bytes (tickets.max_attachment_bytes): "
+                "a .p12 is a few KiB; give the path of the .p12 downloaded from the CA"
+            )
+        return path.strip(), data
+    refused: list[str] = []
     for ticket in reversed(tickets.before_install()):
-        found = newest_of_each_kind(
-            (a, ctx.tracker.download_attachment(ticket, a))
-            for a in ctx.tracker.attachments(ticket)
-        ).get("pkcs12")
+        read = read_attachments(ctx.tracker, ticket)
+        found = newest_of_each_kind(read.files).get("pkcs12")
         if found:
             return f"{ticket} ({found[0].filename})", found[1]
-    return None
+        refused += read.refused
+    return refused[0] if refused else None
 
 
 def inventory_lines(inventory: Path, files: tuple[str, ...]) -> list[str]:
@@ -294,6 +303,8 @@ def collect_p12(
             password,
             domain=start.domain,
             max_lifetime_days=route.max_lifetime_days(ctx.renewal.max_lifetime_days),
+            issuers=route.issuers,
+            ca=ca,
         )
     except CertificateError as exc:
         problem = f"{source}: {exc}"

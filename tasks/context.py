@@ -130,9 +130,14 @@ def say(message: str) -> None:
 CacheKey = Callable[[TaskRunContext, dict[str, Any]], str]
 
 
+def step_result_key(renewal: str, step: str, attempt: int = 0) -> str:
+    """Where a step's result is kept: per renewal, not per run, so any run of it finds it."""
+    return f"{renewal}.{step}.{attempt}"
+
+
 def _step_key(step: str) -> CacheKey:
     def key(_: TaskRunContext, parameters: dict[str, Any]) -> str:
-        return f"{parameters['start'].id}.{step}.{parameters.get('attempt', 0)}"
+        return step_result_key(parameters["start"].id, step, parameters.get("attempt", 0))
 
     return key
 
@@ -171,11 +176,14 @@ class Step(Generic[P, T]):
 
     def _stored(self, *args: object, **kwargs: object) -> tuple[bool, T]:
         """The step's result kept by an earlier run or resume, read without a task run."""
-        from prefect.results import ResultStore, get_result_store
-
         bound = self._signature.bind(*args, **kwargs)
         bound.apply_defaults()
-        key = self._key(None, dict(bound.arguments))  # type: ignore[arg-type]
+        return self.stored_under(self._key(None, dict(bound.arguments)))  # type: ignore[arg-type]
+
+    def stored_under(self, key: str) -> tuple[bool, T]:
+        """The result kept under `key`, by whichever run of the renewal kept it."""
+        from prefect.results import ResultStore, get_result_store
+
         store = cast(
             ResultStore,
             get_result_store().update_for_task(self._task, _sync=True),  # type: ignore[call-arg]
@@ -183,6 +191,10 @@ class Step(Generic[P, T]):
         if not store.exists(key):
             return False, None  # type: ignore[return-value]
         return True, store.read(key).result
+
+    def kept_for(self, renewal: str, attempt: int = 0) -> bool:
+        """Whether this step finished for `renewal` (in any of its runs)."""
+        return self.stored_under(step_result_key(renewal, self.name, attempt))[0]
 
     def _run_name(self) -> str:
         """`collect-certificate #2`, `check-answerer (ca-request)`: the step in the graph."""
@@ -212,42 +224,3 @@ def renewal_step(name: str, key: CacheKey | None = None) -> Callable[[Callable[P
         return Step(name, fn, key)
 
     return wrap
-
-
-def other_active_run(name: str, ctx: RenewalContext) -> str | None:
-    """The page of another unfinished renewal run of the same certificate, if any.
-
-    Detection announces an expiring certificate every day until it is renewed;
-    only the oldest unfinished run goes on, later ones stop at once.
-    """
-    from prefect import get_client
-    from prefect.client.schemas.filters import (
-        FlowFilter,
-        FlowFilterName,
-        FlowRunFilter,
-        FlowRunFilterState,
-        FlowRunFilterStateType,
-    )
-    from prefect.client.schemas.objects import StateType
-    from prefect.client.schemas.sorting import FlowRunSort
-
-    me = flow_run.get_id()
-    with get_client(sync_client=True) as client:
-        runs = client.read_flow_runs(
-            flow_filter=FlowFilter(name=FlowFilterName(any_=[flow_run.get_flow_name()])),
-            flow_run_filter=FlowRunFilter(
-                state=FlowRunFilterState(
-                    type=FlowRunFilterStateType(
-                        any_=[StateType.RUNNING, StateType.PAUSED, StateType.PENDING]
-                    )
-                )
-            ),
-            sort=FlowRunSort.EXPECTED_START_TIME_ASC,
-            limit=200,
-        )
-    for run in runs:
-        if str(run.id) == me:
-            return None  # the oldest unfinished run is this one
-        if run.parameters.get("name") == name:
-            return run_page(str(run.id), ctx.renewal.flow_ui_url)
-    return None

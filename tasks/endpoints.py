@@ -74,8 +74,13 @@ def confirm(ctx: RenewalContext, name: str, force: bool) -> RenewalStart:
     )
 
 
+def confirm_key(run_id: str | None, name: object) -> str:
+    """Step 0 is kept per run: another run may find another certificate served."""
+    return f"{run_id}.confirm-expiry.{name}"
+
+
 def _per_run_key(_: object, parameters: dict[str, object]) -> str:
-    return f"{flow_run.get_id()}.confirm-expiry.{parameters['name']}"
+    return confirm_key(flow_run.get_id(), parameters["name"])
 
 
 @renewal_step("confirm-expiry", key=_per_run_key)

@@ -23,6 +23,7 @@ from prefect.flow_runs import suspend_flow_run
 from prefect.input import RunInput
 from pydantic import Field, create_model
 
+from certrenew.errors import ServiceUnavailable
 from certrenew.tasks.waiting import (
     WARM_WAIT,
     pause_and_wait,
@@ -92,8 +93,39 @@ def wait_reason(description: str) -> str:
     return problem.split("\n\n**", 1)[0].strip()
 
 
+# What a person types as one word or name (a login, a request number): one line, not
+# blank, without control characters or bidirectional marks (they reorder what is
+# shown around them), and without `<`, `>`, backticks or backslashes, which would
+# turn into HTML or code where the name is shown again (form descriptions in
+# markdown, the report). Brackets stay allowed: people write `Anna (support)`. The
+# Prefect server checks answers against this before it resumes the run.
+_NOT_TYPED = r"\x00-\x1f\x7f-\x9f\u200e\u200f\u202a-\u202e\u2066-\u2069<>`\\"
+ONE_NAME = rf"^[^{_NOT_TYPED}]*[^\s{_NOT_TYPED}][^{_NOT_TYPED}]*$"
+# A pasted certificate with its whole chain is a few KiB; a CSR less.
+MAX_PASTED_CHARS = 64 * 1024
+
+
+def as_typed(text: str) -> str:
+    """A name a person typed, for markdown: shown as typed, never as a link or a table cell.
+
+    `ONE_NAME` already keeps out HTML and code; brackets and bars stay allowed in
+    names, so they are escaped where markdown would make a link or split a table.
+    """
+    return text.replace("\\", "\\\\").replace("[", "\\[").replace("]", "\\]").replace("|", "\\|")
+
+
 def _login(title: str = LOGIN_TITLE) -> Any:
-    return Field(min_length=1, max_length=120, title=title)
+    return Field(min_length=1, max_length=120, pattern=ONE_NAME, title=title)
+
+
+def _pasted(title: str, description: str) -> Any:
+    return Field(
+        "",
+        max_length=MAX_PASTED_CHARS,
+        title=title,
+        description=description,
+        json_schema_extra={"format": "textarea"},
+    )
 
 
 class CsrReuseChoice(StrEnum):
@@ -130,12 +162,10 @@ class CsrReuseAnswer(PersonAnswer):
 
 
 class CsrAnswer(PersonAnswer):
-    csr_pem: str = Field(
-        "",
-        title="CSR (PEM)",
-        description="Paste the CSR here, or leave empty when the .csr is attached to the "
+    csr_pem: str = _pasted(
+        "CSR (PEM)",
+        "Paste the CSR here, or leave empty when the .csr is attached to the "
         "ticket. The private key is never entered here: it must be attached to the ticket.",
-        json_schema_extra={"format": "textarea"},
     )
     answered_by: str = _login()
 
@@ -143,7 +173,10 @@ class CsrAnswer(PersonAnswer):
 class CaRequestAnswer(PersonAnswer):
     who_field: ClassVar[str] = "requested_by"
     request_number: str = Field(
-        min_length=1, max_length=64, title="Request number given by the CA's portal"
+        min_length=1,
+        max_length=64,
+        pattern=ONE_NAME,
+        title="Request number given by the CA's portal",
     )
     requested_by: str = _login()
 
@@ -152,6 +185,7 @@ class UrgentApproval(PersonAnswer):
     who_field: ClassVar[str] = "approved_by"
     approved_by: str = _login("Login of the manager who decided")
     approved: bool = Field(
+        strict=True,  # "no" is not False: only the switch's true or false
         title="Approved for the urgent channel",
         description="Leave unticked when the manager did not approve: the request then goes "
         "through the normal channel.",
@@ -159,18 +193,14 @@ class UrgentApproval(PersonAnswer):
 
 
 class CertificateAnswer(PersonAnswer):
-    certificate_pem: str = Field(
-        "",
-        title="Certificate (PEM)",
-        description="Paste the .crt the CA sent, or leave empty when it is attached to a "
+    certificate_pem: str = _pasted(
+        "Certificate (PEM)",
+        "Paste the .crt the CA sent, or leave empty when it is attached to a "
         "ticket of this renewal.",
-        json_schema_extra={"format": "textarea"},
     )
-    chain_pem: str = Field(
-        "",
-        title="Intermediate chain (PEM)",
-        description="Only when the CA sent the intermediate certificates separately.",
-        json_schema_extra={"format": "textarea"},
+    chain_pem: str = _pasted(
+        "Intermediate chain (PEM)",
+        "Only when the CA sent the intermediate certificates separately.",
     )
     answered_by: str = _login()
 
@@ -185,11 +215,14 @@ class P12Answer(PersonAnswer):
     secret_fields: ClassVar[tuple[str, ...]] = ("p12_password",)
     p12_path: str = Field(
         "",
+        max_length=4096,
+        pattern=r"^[^\x00-\x1f\x7f]*$",
         title="Path of the .p12 on the machine running the flow",
         description="Or leave empty when the .p12 is attached to the renewal's ticket.",
     )
     p12_password: str = Field(
         "",
+        max_length=1024,
         title="Password of the .p12",
         description="Goes to the team's password safe only; blanked in this form's stored "
         "answer as soon as it is there.",
@@ -307,27 +340,45 @@ def forget_answers(question: Question, fields: Sequence[str]) -> int:
             return changed
         if any(stored.get(name) for name in fields):
             delete_flow_run_input(key, flow_run_id=run_id)
-            create_flow_run_input(
-                key, {**stored, **dict.fromkeys(fields, "")}, flow_run_id=run_id
-            )
+            create_flow_run_input(key, {**stored, **dict.fromkeys(fields, "")}, flow_run_id=run_id)
             changed += 1
     return changed
 
 
 def wait_for_fix(step: str, key: str, problem: Exception) -> None:
     """A step's outside system failed: wait for a person to fix it and say so."""
-    ask(
-        WaitAnswer,
-        key,
-        form_text(
-            f"Step '{step}' could not finish",
-            so_far=["Nothing done so far is lost: finished steps keep their results."],
-            problem=str(problem),
-            now="Fix the cause (the message above says what failed and where), then submit.",
-            after="The step is tried again; if it fails again, this form comes back with "
-            "the new reason.",
-        ),
+    ask(WaitAnswer, key, wait_text(step, problem))
+
+
+def wait_text(step: str, problem: Exception) -> str:
+    """The wait form's description; `certrenew status` shows its problem (`wait_reason`).
+
+    When the system was only away (ServiceUnavailable), the form says that the
+    serving process retries by itself (`retries_by_itself` finds that line).
+    """
+    after = "The step is tried again; if it fails again, this form comes back with the new reason."
+    if isinstance(problem, ServiceUnavailable):
+        after += f" {RETRIES_BY_ITSELF}; submit to try at once."
+    return form_text(
+        f"Step '{step}' could not finish",
+        so_far=["Nothing done so far is lost: finished steps keep their results."],
+        problem=str(problem),
+        now="Fix the cause (the message above says what failed and where), then submit.",
+        after=after,
     )
+
+
+RETRIES_BY_ITSELF: Final = (
+    "While `certrenew serve` runs, it tries the step again by itself after a pause that grows "
+    "each time ([recovery] outage_retry_seconds)"
+)
+# Who answers a wait form when the serving process retries the step by itself.
+RETRY_ANSWERER: Final = "certrenew (retried by itself)"
+
+
+def retries_by_itself(description: str) -> bool:
+    """Whether a wait form is one the serving process may answer (its system was away)."""
+    return RETRIES_BY_ITSELF in description
 
 
 def ask(form: type[R], key: str, description: str) -> R:

@@ -180,7 +180,8 @@ def created_by(run: FlowRun) -> str:
     return str(made.get("id", "")) if isinstance(made, dict) else ""
 
 
-def _renewal_runs(client: SyncPrefectClient, **filters: Any) -> list[FlowRun]:
+def renewal_runs(client: SyncPrefectClient, **filters: Any) -> list[FlowRun]:
+    """Runs of the renewal flow matching `filters` (`read_flow_runs`' own)."""
     from prefect.client.schemas.filters import FlowFilter, FlowFilterName
 
     return client.read_flow_runs(
@@ -216,7 +217,7 @@ def unfinished_renewal_runs(client: SyncPrefectClient) -> Iterator[FlowRun]:
     )
     page = 200
     for offset in count(0, page):
-        runs = _renewal_runs(
+        runs = renewal_runs(
             client,
             flow_run_filter=unfinished,
             sort=FlowRunSort.EXPECTED_START_TIME_ASC,
@@ -228,16 +229,31 @@ def unfinished_renewal_runs(client: SyncPrefectClient) -> Iterator[FlowRun]:
             return
 
 
-def open_renewal_run(client: SyncPrefectClient, name: str) -> FlowRun | None:
-    """The oldest unfinished renewal run of `name`.
+def open_renewal_run(client: SyncPrefectClient, name: str, *aliases: str) -> FlowRun | None:
+    """The oldest unfinished renewal run of `name` (or of its `aliases`, e.g. its domain).
 
     Runs are matched by their `name` parameter, not only by the guard's tag, so
     a run started from the Prefect UI counts as open too.
     """
+    names = {name, *aliases}
     return next(
-        (run for run in unfinished_renewal_runs(client) if run.parameters.get("name") == name),
+        (run for run in unfinished_renewal_runs(client) if run.parameters.get("name") in names),
         None,
     )
+
+
+def older_open_run(name: str, domain: str, ui_url: str | None) -> str | None:
+    """The page of an older unfinished renewal run of this certificate, seen from a run.
+
+    The guard starts one run per certificate; a run started some other way
+    (the Prefect UI, a deployment trigger) checks here at step 0 and stops
+    when an older one is open, scheduled again after a crash included.
+    """
+    with get_client(sync_client=True) as client:
+        oldest = open_renewal_run(client, name, domain)
+    if oldest is None or str(oldest.id) == flow_run.get_id():
+        return None
+    return run_page(str(oldest.id), ui_url)
 
 
 def latest_renewal_run(client: SyncPrefectClient, name: str) -> FlowRun | None:
@@ -245,7 +261,7 @@ def latest_renewal_run(client: SyncPrefectClient, name: str) -> FlowRun | None:
     from prefect.client.schemas.filters import FlowRunFilter, FlowRunFilterTags
     from prefect.client.schemas.sorting import FlowRunSort
 
-    runs = _renewal_runs(
+    runs = renewal_runs(
         client,
         flow_run_filter=FlowRunFilter(tags=FlowRunFilterTags(all_=[certificate_tag(name)])),
         sort=FlowRunSort.EXPECTED_START_TIME_DESC,
@@ -385,8 +401,7 @@ def post_pending_triggers(ctx: RenewalContext, ticket: str) -> None:
         _post_pending(ctx, ticket, run_id)
     except Exception as exc:
         get_run_logger().warning(
-            "requests noted for %s not posted yet (%s); they are posted when the run "
-            "next resumes",
+            "requests noted for %s not posted yet (%s); they are posted when the run next resumes",
             ticket,
             exc,
         )

@@ -14,11 +14,19 @@ from typing import Literal, TypeVar
 from cryptography.hazmat.primitives.serialization import Encoding
 
 from certrenew.adapters.ca import is_automatic
-from certrenew.adapters.tracker import Attachment, NewTicket, Ticket, TicketTracker, ensure_ticket
+from certrenew.adapters.tracker import (
+    Attachment,
+    NewTicket,
+    Ticket,
+    TicketTracker,
+    ensure_ticket,
+    read_attachments,
+)
 from certrenew.adapters.wiring import RenewalContext
 from certrenew.errors import CertificateError
-from certrenew.pki.csr import check_csr, check_key_matches_csr, load_csr
-from certrenew.pki.issued import IssuedCertificate, check_issued_certificate
+from certrenew.pki.csr import check_csr, check_key_matches_csr, load_csr, load_private_key
+from certrenew.pki.files import classify_file
+from certrenew.pki.issued import IssuedCertificate, check_issued_certificate, load_certificates
 from certrenew.renewal import (
     ArchiveRecord,
     CsrRecord,
@@ -30,9 +38,10 @@ from certrenew.renewal import (
 from certrenew.rules import (
     ca_named_in,
     certificate_candidates,
+    is_step_comment,
+    misplaced_certificates,
     newest_of_each_kind,
     step_footer,
-    step_marker,
 )
 from certrenew.tasks.context import renewal_step, say
 from certrenew.templates import comments, render_ticket
@@ -53,9 +62,13 @@ def comment_once(ctx: RenewalContext, key: str, step: str, body: str, actor: str
 def post_once(
     tracker: TicketTracker, key: str, step: str, body: str, actor: str = "", run_url: str = ""
 ) -> bool:
-    """`comment_once` for callers outside a renewal run (the guard); True when posted."""
-    marker = step_marker(step)
-    if any(marker in existing for existing in tracker.comments(key)):
+    """`comment_once` for callers outside a renewal run (the guard); True when posted.
+
+    A comment is this step's only by its last line, the footer certrenew writes:
+    the marker quoted anywhere else (in a person's comment, or in outside text
+    a comment repeats) must not silence the step.
+    """
+    if any(is_step_comment(existing, step) for existing in tracker.comments(key)):
         return False
     tracker.add_comment(key, f"{body}\n\n{step_footer(step, actor, run_url)}\n")
     return True
@@ -140,25 +153,22 @@ def record_csr_reuse(ctx: RenewalContext, start: RenewalStart, ticket: str, sour
     say(f"reusing the archived CSR and key at {source}; said so on {ticket}")
 
 
-def _downloaded(ctx: RenewalContext, ticket: str) -> list[tuple[Attachment, bytes]]:
-    """Every attachment of `ticket` with its bytes, oldest first (files are told by content)."""
-    tracker = ctx.tracker
-    return [(a, tracker.download_attachment(ticket, a)) for a in tracker.attachments(ticket)]
-
-
 def check_csr_and_key(
     ctx: RenewalContext, start: RenewalStart, ticket: str, pasted_csr: str
 ) -> CsrRecord | str | None:
     """The CSR and key on `ticket` if both are there and good, a problem, or None (not yet)."""
-    newest = newest_of_each_kind(_downloaded(ctx, ticket))
+    read = read_attachments(ctx.tracker, ticket)
+    newest = newest_of_each_kind(read.files)
     key = newest.get("private_key")
     csr_bytes = pasted_csr.encode() if pasted_csr.strip() else None
     if csr_bytes is None and "csr" in newest:
         csr_bytes = newest["csr"][1]
     if key is None or csr_bytes is None:
-        return None
+        return _wrong_step_1_file(ticket, read.files, csr_bytes is None) or (
+            read.refused[0] if read.refused else None
+        )
     try:
-        check_csr(csr_bytes, ctx.subject.rules(), start.domain)
+        check_csr(csr_bytes, ctx.subject.rules(), start.domain, start.old.sans)
         fingerprint = check_key_matches_csr(key[1], csr_bytes)
     except CertificateError as exc:
         return f"{exc}"
@@ -168,6 +178,21 @@ def check_csr_and_key(
         key_fingerprint=fingerprint,
         source=ticket,
     )
+
+
+def _wrong_step_1_file(
+    ticket: str, files: list[tuple[Attachment, bytes]], csr_missing: bool
+) -> str | None:
+    """What the newest attachment that is neither a CSR nor a key is, said as the refusal
+    of the file still missing; None when every attachment is one of them."""
+    for attachment, data in reversed(files):
+        if classify_file(data) in ("csr", "private_key"):
+            continue
+        try:
+            load_csr(data) if csr_missing else load_private_key(data)
+        except CertificateError as exc:
+            return f"{attachment.filename} on {ticket}: {exc}"
+    return None
 
 
 @renewal_step("collect-csr-and-key")
@@ -221,9 +246,7 @@ def record_ca_choice(
 def record_urgent_decision(
     ctx: RenewalContext, start: RenewalStart, ticket: str, approved: bool, by: str, at: str
 ) -> None:
-    comment_once(
-        ctx, ticket, "urgent-decision", comments.urgent_decision(approved, by, at), by
-    )
+    comment_once(ctx, ticket, "urgent-decision", comments.urgent_decision(approved, by, at), by)
     decision = "approved" if approved else "did not approve"
     say(f"{by} {decision} the urgent channel at {at}; commented on {ticket}")
 
@@ -239,9 +262,7 @@ def record_ca_request(
 ) -> None:
     portal = ctx.ca_route(ca).portal
     for ticket in tickets.before_install():
-        comment_once(
-            ctx, ticket, "ca-requested", comments.ca_requested(ca, portal, number, by), by
-        )
+        comment_once(ctx, ticket, "ca-requested", comments.ca_requested(ca, portal, number, by), by)
     say(f"{by} filed request {number} at {ca}; commented on {', '.join(tickets.before_install())}")
 
 
@@ -251,11 +272,16 @@ def check_issued(
     csr: CsrRecord,
     tickets: RenewalTickets,
     pasted: dict[str, str],
+    ca: str = "",
 ) -> IssuedRecord | str | None:
-    """The CA's certificate from the form or a ticket, validated; else the first problem."""
+    """The CA's certificate from the form or a ticket, validated; else the first problem.
+
+    With `ca` named, a certificate whose issuer is not that CA's is refused.
+    """
+    route = ctx.ca_routes.get(ca)
+    read = {ticket: read_attachments(ctx.tracker, ticket) for ticket in tickets.before_install()}
     attached = [
-        (ticket, [(a.filename, data) for a, data in _downloaded(ctx, ticket)])
-        for ticket in tickets.before_install()
+        (ticket, [(a.filename, data) for a, data in files.files]) for ticket, files in read.items()
     ]
     chain = pasted.get("chain_pem", "")
     problems: list[str] = []
@@ -267,11 +293,19 @@ def check_issued(
                 domain=start.domain,
                 max_lifetime_days=ctx.renewal.max_lifetime_days,
                 chain=chain.encode() if chain.strip() else None,
+                issuers=route.issuers if route else (),
+                ca=ca or "the CA",
             )
         except CertificateError as exc:
             problems.append(f"{source}: {exc}")
             continue
         return issued_record(issued, source)
+    for source, data in misplaced_certificates(attached):
+        try:
+            load_certificates(data, source)
+        except CertificateError as exc:
+            problems.append(str(exc))
+    problems += [refused for files in read.values() for refused in files.refused]
     return problems[0] if problems else None
 
 
@@ -312,10 +346,11 @@ def collect_certificate(
     tickets: RenewalTickets,
     pasted: dict[str, str],
     attempt: int,
+    ca: str = "",
 ) -> IssuedRecord | str:
     """Step 4 (waiting): the validated certificate, or exactly why it cannot be used."""
     outcome = poll(
-        lambda: check_issued(ctx, start, csr, tickets, pasted),
+        lambda: check_issued(ctx, start, csr, tickets, pasted, ca),
         ctx.renewal.attachment_poll_minutes,
         ctx.renewal.attachment_poll_seconds,
     )

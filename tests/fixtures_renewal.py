@@ -13,6 +13,7 @@ import tomllib
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, cast
 from uuid import UUID
@@ -33,6 +34,7 @@ from certrenew.lab.inventory import inventory_entry, write_inventory
 from certrenew.lab.people import DemoPeople
 from certrenew.lab.stack import LocalStack
 from certrenew.lab.tls import LeafCertificate, LocalCA, TLSServer
+from certrenew.renewal import RenewalStart, ServedCertificate, renewal_id
 from certrenew.tasks.forms import open_question
 
 if TYPE_CHECKING:
@@ -122,6 +124,8 @@ class RenewalLab:
     # The serving process's HTTP port (alerts in, metrics out) and its bearer token.
     intake_url: str = ""
     intake_token: str = ""
+    # The Prefect server and the serving process (or none: workers run the flows).
+    stack: LocalStack | None = field(default=None, repr=False)
 
     def serve_certificate(self, name: str, days: float = 5) -> tuple[str, TLSServer]:
         """A TLS endpoint serving `<name>.test.example.cat`, added to the inventory."""
@@ -163,6 +167,21 @@ class RenewalLab:
         server.install(LeafCertificate.from_pem(crt + self.ca.cert_pem, key))
 
 
+def renewal_start(domain: str, name: str = "seu", ca: str = "CESICAT") -> RenewalStart:
+    """Step 0's answer for a certificate served on loopback, for tests that run later steps."""
+    old = ServedCertificate("0A1B", datetime(2026, 12, 20, tzinfo=UTC), "ab" * 32, domain, 18)
+    return RenewalStart(
+        id=renewal_id(domain, old.serial),
+        name=name,
+        domain=domain,
+        owner=None,
+        current_ca=ca,
+        old=old,
+        endpoints=("127.0.0.1:443",),
+        files=(),
+    )
+
+
 def example_config(path: Path, **changes: Any) -> Path:
     """The shipped example configuration with `changes` (sections merged), as a file."""
     config = tomllib.loads((EXAMPLES / "certrenew.toml").read_text(encoding="utf-8"))
@@ -177,13 +196,20 @@ def example_config(path: Path, **changes: Any) -> Path:
 
 @contextmanager
 def served_renewal_lab(
-    root: Path, api_url: str | None = None, **config: Any
+    root: Path,
+    api_url: str | None = None,
+    *,
+    serving: bool = True,
+    server_env: dict[str, str] | None = None,
+    **config: Any,
 ) -> Iterator[RenewalLab]:
     """A lab whose renewal flow is served on `api_url`, or on a Prefect server of its own.
 
     Its own server also serves the UI, which the test harness's server does not;
     this process talks to whichever server it is for as long as the lab runs.
-    `config` changes the shipped example configuration (e.g. `roles`).
+    `config` changes the shipped example configuration (e.g. `roles`; `renewal`
+    is merged into the demo's timings). Without `serving`, only the server runs
+    (with `server_env`, e.g. its database): workers run the flows.
     """
     from prefect.settings import PREFECT_API_URL, temporary_settings
 
@@ -193,9 +219,13 @@ def served_renewal_lab(
         root / "certrenew.toml",
         inventory=str(inventory),
         data_dir=str(root / "data"),
-        **{"renewal": DEMO_TIMINGS} | config,
+        renewal=DEMO_TIMINGS | config.pop("renewal", {}),
+        **config,
     )
-    stack = LocalStack(root / "prefect", path, api_url=api_url)
+    stack = LocalStack(
+        root / "prefect", path if serving else None, api_url=api_url, serving=serving
+    )
+    stack.env.update(server_env or {})
     # Tests add certificates as they go: the metrics read them again every second.
     stack.env["CERTRENEW_INTAKE__PROBE_INTERVAL_SECONDS"] = "1"
     lab = RenewalLab(
@@ -206,10 +236,12 @@ def served_renewal_lab(
         ui_url=stack.ui_url,
         intake_url=stack.intake_url,
         intake_token=stack.intake_token,
+        stack=stack,
     )
     try:
         with stack, temporary_settings({PREFECT_API_URL: stack.api_url}):
-            wait_for_deployment()
+            if serving:
+                wait_for_deployment()
             yield lab
     finally:
         for server in lab.servers:

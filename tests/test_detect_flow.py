@@ -130,7 +130,9 @@ def flow_inventory(lab: ScanLab, folder: Path, renewed_at: str) -> Path:
     return path
 
 
-async def read_back(flow_run_id: Any) -> tuple[list[Any], list[Any]]:
+async def read_back(
+    flow_run_id: Any, key: str = "certificate-expiry"
+) -> tuple[list[Any], list[Any]]:
     from prefect.client.orchestration import get_client
     from prefect.client.schemas.filters import (
         ArtifactFilter,
@@ -142,7 +144,7 @@ async def read_back(flow_run_id: Any) -> tuple[list[Any], list[Any]]:
     async with get_client() as client:
         artifacts = await client.read_artifacts(
             artifact_filter=ArtifactFilter(
-                key=ArtifactFilterKey(any_=["certificate-expiry"]),
+                key=ArtifactFilterKey(any_=[key]),
                 flow_run_id=ArtifactFilterFlowRunId(any_=[flow_run_id]),
             )
         )
@@ -231,3 +233,32 @@ def test_detection_flow_publishes_the_table_and_one_event_per_due_certificate(
         *capfd.readouterr(),
     ]
     assert not [text for text in published if scan_lab.p12_password in text]
+
+
+def test_detection_in_two_parts_covers_the_inventory_once(
+    prefect_harness: None, scan_lab: ScanLab, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from certrenew.flows.detect_expiring import detect_expiring_certificates
+
+    for name, value in scan_lab.env.items():
+        monkeypatch.setenv(name, value)
+    monkeypatch.setenv("CERTRENEW_DATA_DIR", str(tmp_path / "data"))
+    config = scan_lab.config(timeout=2)
+    with TLSServer(scan_lab.ca.issue("soon3.lab.test", days=396.5)) as renewed:
+        inventory = flow_inventory(scan_lab, tmp_path, renewed.address)
+        states = [
+            detect_expiring_certificates(str(inventory), str(config), part, return_state=True)
+            for part in ("1/2", "2/2")
+        ]
+    summaries = [state.result() for state in states]
+    assert sum(summary["targets"] for summary in summaries) == 7
+    assert all(summary["targets"] for summary in summaries)
+    due = sorted(name for summary in summaries for name in summary["needs_renewal"])
+    assert due == ["due", "lapsed", "seal"]
+    for index, state in enumerate(states, start=1):
+        artifacts, _ = asyncio.run(
+            read_back(state.state_details.flow_run_id, f"certificate-expiry-part-{index}-of-2")
+        )
+        (artifact,) = artifacts
+        rows = json.loads(artifact.data) if isinstance(artifact.data, str) else artifact.data
+        assert len(rows) == summaries[index - 1]["targets"]

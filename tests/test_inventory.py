@@ -336,3 +336,64 @@ def test_a_utf8_byte_order_mark_is_fine(tmp_path: Path) -> None:
     path = tmp_path / "inventory.yaml"
     path.write_bytes(b"\xef\xbb\xbf" + GOOD.encode())
     assert len(load_inventory(path).certificates) == 2
+
+
+def answer(text: str) -> object:
+    """What reading `text` gives: the inventory, or the one-line message."""
+    try:
+        return parse_inventory(text, "inv.yaml", base=Path("/srv"))
+    except InventoryError as exc:
+        return str(exc)
+
+
+MANY = "certificates:\n" + "".join(
+    f"  - name: e{i}\n    domain: e{i}.test\n    endpoints: ['h{i}:443']\n" for i in range(50)
+)
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        GOOD,
+        MANY,
+        MANY.replace("domain: e37.test", "domain: 'e 37'"),
+        MANY.replace("['h42:443']", "['h42:443']\n    port: 1"),
+        MANY.replace("name: e44", "name: e3"),
+        MANY + "defaults: {warn_days: 5, critical_days: 3}\n",
+        MANY.replace("name: e20\n", "name: e20\n    critical_days: 9\n")
+        + "defaults: {warn_days: 5, critical_days: 3}\n",
+        MANY + "defaults: {warn_days: 5, critical_days: 9}\n",
+        MANY + "colour: red\n",
+        MANY + "certificates: []\n",
+        "certificates:\n  - {name: a, domain: a.test, files: [{path: a.p12}, {path: /b.p12}]}\n",
+        "certificates:\n  - 5\n",
+        "certificates:\n",
+        "certificates: {name: a}\n",
+        "defaults: {warn_days: x}\n",
+        "? [a]\n: b\n",
+        "certificates: []\n---\ncertificates: []\n",
+        "",
+        "- a\n",
+    ],
+)
+def test_reading_entry_by_entry_answers_as_reading_the_whole_document(text: str) -> None:
+    """A plain document is read one entry at a time; a comment with `*` forces the whole reading."""
+    assert answer(text) == answer(text + "# * !\n")
+
+
+def test_entries_that_share_their_written_fields_stay_apart_when_copied() -> None:
+    """Entries written alike share one set of field names; a changed copy gets its own."""
+    inventory = parse_inventory(
+        "certificates:\n  - {name: a, domain: a.test, endpoints: ['h:1']}\n"
+        "  - {name: b, domain: b.test, endpoints: ['h:1']}\n",
+        "inv.yaml",
+    )
+    a, b = inventory.certificates
+    copied = a.model_copy(update={"owner": "someone"})
+    assert copied.model_fields_set == {"name", "domain", "endpoints", "owner"}
+    assert a.model_fields_set == b.model_fields_set == {"name", "domain", "endpoints"}
+    assert b.model_dump(exclude_unset=True) == {
+        "name": "b",
+        "domain": "b.test",
+        "endpoints": [{"host": "h", "port": 1}],
+    }

@@ -57,11 +57,8 @@ def server_context(ca: trustme.CA) -> ssl.SSLContext:
 def relay(
     ca: trustme.CA, security: Literal["starttls", "tls", "none"] = "starttls"
 ) -> Iterator[MailServer]:
-    server = MailServer(server_context(ca), security, USER, PASSWORD).start()
-    try:
+    with MailServer(server_context(ca), security, USER, PASSWORD) as server:
         yield server
-    finally:
-        server.stop()
 
 
 @pytest.fixture
@@ -71,11 +68,8 @@ def mail_server(ca: trustme.CA, trusted: None) -> Iterator[MailServer]:
 
 @pytest.fixture
 def receiver() -> Iterator[WebhookReceiver]:
-    server = WebhookReceiver(TOKEN).start()
-    try:
+    with WebhookReceiver(TOKEN) as server:
         yield server
-    finally:
-        server.stop()
 
 
 def smtp_settings(server: MailServer, password: str = PASSWORD) -> SmtpSettings:

@@ -16,6 +16,7 @@ import os
 import signal
 import time
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from uuid import UUID
 
@@ -23,13 +24,11 @@ import pytest
 from typer.testing import CliRunner
 
 from certrenew.cli import app
-from certrenew.config import load_settings
-from certrenew.deployments.demo import DEMO_TIMINGS, wait_for_deployment
-from certrenew.lab.inventory import write_inventory
 from certrenew.lab.stack import LocalStack
 from certrenew.renewal import renewal_id
+from certrenew.tasks.crashes import CRASH_LOOP
 from certrenew.tasks.forms import Question, pause_key
-from tests.fixtures_renewal import RenewalLab, RenewalRun, example_config
+from tests.fixtures_renewal import RenewalLab, RenewalRun, served_renewal_lab
 from tests.test_renewal_flow import served_serial
 
 pytestmark = pytest.mark.prefect
@@ -37,29 +36,23 @@ pytestmark = pytest.mark.prefect
 HEARTBEAT = 30  # the shortest Prefect accepts; a silent run is crashed after 3 of them
 
 
+@contextmanager
+def killable_lab(root: Path, **recovery: int) -> Iterator[tuple[RenewalLab, LocalStack]]:
+    """A served lab of its own server; steps 1 and 4 poll their ticket for a long while,
+    so a test can kill the run there."""
+    with served_renewal_lab(
+        root,
+        renewal={"attachment_poll_minutes": 30, "attachment_poll_seconds": 1},
+        recovery={"heartbeat_seconds": HEARTBEAT, "missed_heartbeats": 3, **recovery},
+    ) as lab:
+        assert lab.stack is not None
+        yield lab, lab.stack
+
+
 @pytest.fixture
 def recovery_lab(tmp_path: Path) -> Iterator[tuple[RenewalLab, LocalStack]]:
-    from prefect.settings import PREFECT_API_URL, temporary_settings
-
-    inventory = tmp_path / "inventory.yaml"
-    write_inventory(inventory, [])
-    config = example_config(
-        tmp_path / "certrenew.toml",
-        inventory=str(inventory),
-        data_dir=str(tmp_path / "data"),
-        # Steps 1 and 4 poll their ticket for a long while: the test kills the run there.
-        renewal=DEMO_TIMINGS | {"attachment_poll_minutes": 30, "attachment_poll_seconds": 1},
-        recovery={"heartbeat_seconds": HEARTBEAT, "missed_heartbeats": 3},
-    )
-    stack = LocalStack(tmp_path / "prefect", config)
-    lab = RenewalLab(load_settings(config), config, inventory, stack.home, ui_url=stack.ui_url)
-    try:
-        with stack, temporary_settings({PREFECT_API_URL: stack.api_url}):
-            wait_for_deployment()
-            yield lab, stack
-    finally:
-        for server in lab.servers:
-            server.stop()
+    with killable_lab(tmp_path) as lab:
+        yield lab
 
 
 def running_step(run: RenewalRun, step: str, seen: set[UUID], timeout: float = 240) -> UUID:
@@ -140,8 +133,10 @@ def test_a_killed_renewal_resumes_by_itself_and_opens_no_ticket_twice(recovery_l
     stack.runner.proc.wait()
     wait_for(
         "the silent run marked Crashed and scheduled again",
-        lambda: [name for name, _ in state_names(run)].count("Crashed") == 2
-        and run.state().is_scheduled(),
+        lambda: (
+            [name for name, _ in state_names(run)].count("Crashed") == 2
+            and run.state().is_scheduled()
+        ),
         timeout=HEARTBEAT * 3 + 120,
     )
     shown = CliRunner().invoke(app, ["status", "--json", "--config", str(lab.config)])
@@ -170,3 +165,38 @@ def test_a_killed_renewal_resumes_by_itself_and_opens_no_ticket_twice(recovery_l
     asked = [key for name, key in state_names(run) if name == "Suspended"]
     assert sorted(asked) == sorted(set(asked)), asked
     assert [name for name, _ in state_names(run)].count("Crashed") == 2
+
+
+def test_a_renewal_that_keeps_crashing_waits_for_a_person(tmp_path: Path) -> None:
+    """Beyond `[recovery] max_retries` crashes in the window, the run is not carried on for
+    ever: it waits for a person, with the reason in its form, on its service-owner ticket
+    and in `certrenew status`; submitting the form lets it go on."""
+    with killable_lab(tmp_path, max_retries=1) as (lab, stack):
+        domain, _ = lab.serve_certificate("loop")
+        rid = renewal_id(domain, served_serial(lab, "loop"))
+        run = lab.start("loop")
+        seen: set[UUID] = set()
+        assert stack.runner
+        for _ in range(2):  # the first crash is retried; the second is one beyond the bound
+            running_step(run, "collect-csr-and-key", seen)
+            os.kill(flow_run_process(stack.runner.proc.pid, run), signal.SIGKILL)
+
+        wait_for(
+            "the run crashed twice and scheduled again",
+            lambda: [name for name, _ in state_names(run)].count("Crashed") == 2
+            and not run.state().is_crashed(),
+        )
+        crash_loop = pause_key(Question.WAIT, CRASH_LOOP, 2)
+        assert "crashed 2 times in the last 24 hours" in run.wait_paused(crash_loop)
+        shown = CliRunner().invoke(app, ["status", "--json", "--config", str(lab.config)])
+        assert shown.exit_code == 0, shown.output
+        [standing] = [r for r in json.loads(shown.output) if r["certificate"] == "loop"]
+        assert "crashed 2 times" in standing["state"], standing
+        tracker = lab.tracker()
+        [owner] = tracker.find_tickets(f"{rid}-owner")
+        said = [c for c in tracker.comments(owner.key) if f"[certrenew:{CRASH_LOOP}-2]" in c]
+        assert len(said) == 1 and "2 vegades" in said[0], said
+
+        run.resume(answered_by="anna")  # the cause is fixed: it goes on where it crashed
+        running_step(run, "collect-csr-and-key", seen)
+        assert [name for name, _ in state_names(run)].count("Crashed") == 2

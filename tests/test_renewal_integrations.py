@@ -37,20 +37,14 @@ pytestmark = pytest.mark.prefect
 
 @pytest.fixture
 def relay() -> Iterator[MailServer]:
-    server = MailServer(None, "none", "certrenew", SMTP_PASSWORD).start()
-    try:
+    with MailServer(None, "none", "certrenew", SMTP_PASSWORD) as server:
         yield server
-    finally:
-        server.stop()
 
 
 @pytest.fixture
 def receiver() -> Iterator[WebhookReceiver]:
-    server = WebhookReceiver(WEBHOOK_TOKEN).start()
-    try:
+    with WebhookReceiver(WEBHOOK_TOKEN) as server:
         yield server
-    finally:
-        server.stop()
 
 
 # Secrets the configuration below reads from files (as an operator keeps them).

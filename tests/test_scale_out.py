@@ -21,15 +21,13 @@ from typing import Any, cast
 
 import pytest
 
-from certrenew.config import load_settings
-from certrenew.deployments.demo import DEMO_TIMINGS
-from certrenew.lab.inventory import write_inventory
 from certrenew.lab.postgres import PostgresCluster
 from certrenew.lab.stack import LocalStack, Process
 from certrenew.renewal import renewal_id
 from certrenew.tasks.context import RENEWAL_FLOW
 from certrenew.tasks.forms import Question, pause_key
-from tests.fixtures_renewal import RenewalLab, RenewalRun, example_config
+from certrenew.tasks.guard import created_by
+from tests.fixtures_renewal import RenewalLab, RenewalRun, served_renewal_lab
 from tests.test_renewal_flow import served_serial
 
 pytestmark = pytest.mark.prefect
@@ -79,33 +77,23 @@ def prefect(stack: LocalStack, *args: str) -> None:
 
 @pytest.fixture
 def scaled_out(tmp_path: Path) -> Iterator[tuple[RenewalLab, Workers]]:
-    from prefect.settings import PREFECT_API_URL, temporary_settings
-
-    inventory = tmp_path / "inventory.yaml"
-    write_inventory(inventory, [])
-    config = example_config(
-        tmp_path / "certrenew.toml",
-        inventory=str(inventory),
-        data_dir=str(tmp_path / "data"),
-        renewal=DEMO_TIMINGS,
-    )
-    stack = LocalStack(tmp_path / "server", None, serving=False)
-    lab = RenewalLab(load_settings(config), config, inventory, stack.home, ui_url=stack.ui_url)
-    workers = Workers(stack, config, tmp_path / "shared-results")
-    with PostgresCluster() as database:
-        stack.env["PREFECT_SERVER_DATABASE_CONNECTION_URL"] = database.url
+    with (
+        PostgresCluster() as database,
+        served_renewal_lab(
+            tmp_path,
+            serving=False,
+            server_env={"PREFECT_SERVER_DATABASE_CONNECTION_URL": database.url},
+        ) as lab,
+    ):
+        assert lab.stack is not None
+        workers = Workers(lab.stack, lab.config, tmp_path / "shared-results")
+        prefect(lab.stack, "work-pool", "create", POOL, "--type", "process")
+        prefect(lab.stack, "deploy", "--all")
         try:
-            with stack, temporary_settings({PREFECT_API_URL: stack.api_url}):
-                prefect(stack, "work-pool", "create", POOL, "--type", "process")
-                prefect(stack, "deploy", "--all")
-                try:
-                    yield lab, workers
-                finally:
-                    for worker in workers.running.values():  # before their server
-                        worker.stop()
+            yield lab, workers
         finally:
-            for server in lab.servers:
-                server.stop()
+            for worker in workers.running.values():  # before their server
+                worker.stop()
 
 
 def the_renewal_run(name: str, timeout: float = 240) -> RenewalRun:
@@ -126,6 +114,14 @@ def the_renewal_run(name: str, timeout: float = 240) -> RenewalRun:
     raise AssertionError(f"no renewal run of {name} was started by the detection's event")
 
 
+def started_by_the_guard(run: RenewalRun) -> bool:
+    """The guard names the request that created a run in the run's context."""
+    from prefect import get_client
+
+    with get_client(sync_client=True) as client:
+        return created_by(client.read_flow_run(run.id)) != ""
+
+
 def test_a_renewal_from_event_to_retirement_on_two_workers_and_postgresql(scaled_out) -> None:
     from prefect.deployments import run_deployment
 
@@ -138,11 +134,10 @@ def test_a_renewal_from_event_to_retirement_on_two_workers_and_postgresql(scaled
     workers.start("worker-a")
     detection = cast(
         Any,
-        run_deployment(
-            "detect-expiring-certificates/detect-expiring", parameters={}, timeout=0
-        ),
+        run_deployment("detect-expiring-certificates/detect-expiring", parameters={}, timeout=0),
     )
     run = the_renewal_run("scaled")
+    assert started_by_the_guard(run), "the event reached the renewal through the guard"
     run.answer_each(people, rid, pause_key(Question.CSR, 1))
     run.wait_paused(Question.CA_CHOICE)
 

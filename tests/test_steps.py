@@ -7,7 +7,6 @@ production uses (`renewal_context`) and adapters handed in by the test.
 from __future__ import annotations
 
 from dataclasses import replace
-from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
@@ -23,7 +22,7 @@ from certrenew.config import load_settings
 from certrenew.lab.jira_server import JiraServer
 from certrenew.lab.tls import LocalCA, build_csr
 from certrenew.pki.certs import serial_hex
-from certrenew.renewal import RenewalStart, RenewalTickets, ServedCertificate, renewal_id
+from certrenew.renewal import RenewalTickets
 from certrenew.tasks.archiving import archive_artifacts
 from certrenew.tasks.people import Role, check_answerer
 from certrenew.tasks.tickets import (
@@ -32,7 +31,7 @@ from certrenew.tasks.tickets import (
     open_csr_ticket,
     open_service_owner_ticket,
 )
-from tests.fixtures_renewal import example_config
+from tests.fixtures_renewal import example_config, renewal_start
 
 WILDCARD = "*.example.cat"
 
@@ -67,18 +66,6 @@ def ctx(tmp_path: Path) -> RenewalContext:
     )
 
 
-def start_for(domain: str) -> RenewalStart:
-    old = ServedCertificate("0A1B", datetime(2026, 12, 20, tzinfo=UTC), "ab" * 32, domain, 18)
-    return RenewalStart(
-        id=renewal_id(domain, old.serial),
-        name="wild",
-        domain=domain,
-        owner=None,
-        current_ca="CESICAT",
-        old=old,
-        endpoints=("127.0.0.1:443",),
-        files=(),
-    )
 
 
 def test_the_context_uses_the_adapters_handed_in(ctx: RenewalContext) -> None:
@@ -89,7 +76,7 @@ def test_the_context_uses_the_adapters_handed_in(ctx: RenewalContext) -> None:
 
 
 def test_configured_labels_go_on_every_ticket(ctx: RenewalContext) -> None:
-    start = start_for("seu.example.cat")
+    start = renewal_start("seu.example.cat", "wild")
     key = open_csr_ticket.fn(ctx, start)
     ticket = ctx.tracker.get_ticket(key)
     assert ticket.labels[0] == start.label("csr")
@@ -102,7 +89,7 @@ def test_a_wildcard_renewal_is_archived_under_a_name_sharepoint_accepts(
     ctx: RenewalContext,
 ) -> None:
     """`*.example.cat` is stored in `.../wildcard.example.cat/wildcard.example.cat.crt`."""
-    start = start_for(WILDCARD)
+    start = renewal_start(WILDCARD, "wild")
     ca = LocalCA("steps test CA")
     ticket = open_csr_ticket.fn(ctx, start)
     csr_pem, key_pem = build_csr(ctx.subject.rules(), WILDCARD)
@@ -135,7 +122,7 @@ def test_archiving_again_after_the_key_left_the_ticket_reads_the_encrypted_key_b
         ctx.archive, key_passphrase=SecretStr("passphrase-from-the-safe"), key_passphrase_hint="x"
     )
     ctx = replace(ctx, archive=protected)
-    start = start_for("seu.example.cat")
+    start = renewal_start("seu.example.cat", "wild")
     ticket = open_csr_ticket.fn(ctx, start)
     csr_pem, key_pem = build_csr(ctx.subject.rules(), start.domain)
     ctx.tracker.add_attachment(ticket, "seu.csr", csr_pem)
@@ -164,7 +151,7 @@ def test_archiving_again_after_the_key_left_the_ticket_reads_the_encrypted_key_b
 
 def test_each_attempt_of_a_step_waits_under_its_own_key(ctx: RenewalContext) -> None:
     """A wait answered during attempt 1 must not answer attempt 2's wait at once."""
-    start = start_for("seu.example.cat")
+    start = renewal_start("seu.example.cat", "wild")
     tickets = RenewalTickets(owner="ST-1", csr="SIS-1")
     first = collect_certificate.wait_key(1, ctx, start, None, tickets, {}, 1)
     second = collect_certificate.wait_key(1, ctx, start, None, tickets, {}, attempt=2)
@@ -189,7 +176,7 @@ def test_a_member_of_the_role_unknown_to_jira_is_refused_and_the_refusal_is_on_t
         archive=ArchiveSetup(LocalArchive(tmp_path / "archive"), "CERTIFICATS/CDS"),
         notice_channels=[],
     )
-    start = start_for("roles.example.cat")
+    start = renewal_start("roles.example.cat", "wild")
     owner = open_service_owner_ticket.fn(ctx, start)
 
     taken = check_answerer.fn(ctx, start, "anna", Role.CERTIFICATE_MANAGERS, "retire")

@@ -111,4 +111,3 @@ class LocalArchive:
     def _file(self, folder: str, name: str) -> Path:
         check_archive_name(name)
         return self._folder(folder) / name
-

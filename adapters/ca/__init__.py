@@ -45,6 +45,11 @@ class CaRoute(Protocol):
         """Where the request is filed, in the words people use (quoted on tickets)."""
         ...
 
+    @property
+    def issuers(self) -> tuple[str, ...]:
+        """Words one of which the issuer of this CA's certificates names; () when unknown."""
+        ...
+
 
 @runtime_checkable
 class PersonRoute(CaRoute, Protocol):

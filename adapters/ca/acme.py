@@ -35,6 +35,8 @@ from certrenew.config import AcmeRouteSettings
 from certrenew.errors import CaError, ConfigError, ServiceUnavailable
 
 SUPERSEDED = 4  # RFC 5280 CRLReason superseded
+# Problem types (RFC 8555 6.7) that say "not now", not "no": the step waits and tries again.
+BUSY = frozenset({"rateLimited", "serverInternal"})
 
 
 class AcmeRoute:
@@ -47,6 +49,10 @@ class AcmeRoute:
     @property
     def portal(self) -> str:
         return self.settings.portal
+
+    @property
+    def issuers(self) -> tuple[str, ...]:
+        return tuple(self.settings.issuers)
 
     @property
     def generates_key(self) -> bool:
@@ -82,6 +88,12 @@ class AcmeRoute:
         where = self.settings.directory_url
         try:
             yield
+        except requests.exceptions.SSLError:
+            raise CaError(
+                f"the TLS certificate of the ACME server {where} is not trusted or names another "
+                f"host while {doing}: set ca_bundle in the route's section to the CA bundle that "
+                "signs it (a private CA), or fix directory_url, then resume"
+            ) from None
         except (requests.ConnectionError, requests.Timeout) as exc:
             raise ServiceUnavailable(
                 f"the ACME server {where} cannot be reached while {doing} ({type(exc).__name__})"
@@ -97,6 +109,12 @@ class AcmeRoute:
                 "that the webroot or hook publishes it where the CA looks, then resume"
             ) from None
         except messages.Error as exc:
+            if exc.code in BUSY:
+                raise ServiceUnavailable(
+                    f"the ACME server {where} put off {doing} ({exc.code}: "
+                    f"{exc.detail or exc.description}): the renewal waits; resume once the "
+                    "CA's limit has reset or its outage is over"
+                ) from None
             raise CaError(
                 f"the ACME server {where} refused {doing}: {exc.detail or exc.typ}; "
                 "check the route's settings (EAB key id and HMAC key, names), then resume"
@@ -111,7 +129,12 @@ class AcmeRoute:
         settings = self.settings
         key = josepy.JWKRSA(key=_account_key(settings.account_key_file))
         verify: Any = str(settings.ca_bundle) if settings.ca_bundle else True
-        net = client.ClientNetwork(key, verify_ssl=verify, user_agent="certrenew")
+        net = client.ClientNetwork(
+            key,
+            verify_ssl=verify,
+            user_agent="certrenew",
+            timeout=settings.request_timeout_seconds,  # type: ignore[arg-type]
+        )
         directory = client.ClientV2.get_directory(settings.directory_url, net)
         acme = client.ClientV2(directory, net)
         binding: dict[str, Any] | None = None

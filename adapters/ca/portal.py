@@ -18,6 +18,10 @@ class PortalRoute:
     def portal(self) -> str:
         return self.form.portal
 
+    @property
+    def issuers(self) -> tuple[str, ...]:
+        return tuple(self.form.issuers)
+
     def request_instructions(self, order: CertificateOrder) -> str:
         domain = order.domain
         fields = [

@@ -10,9 +10,12 @@ that inside `create_ticket` (see jira.py and create_intents.py).
 
 from __future__ import annotations
 
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Protocol, runtime_checkable
+
+from certrenew.errors import AttachmentTooLarge
 
 
 @dataclass(frozen=True)
@@ -81,7 +84,9 @@ class TicketTracker(Protocol):
 
     def attachments(self, key: str) -> list[Attachment]: ...
 
-    def download_attachment(self, key: str, attachment: Attachment) -> bytes: ...
+    def download_attachment(self, key: str, attachment: Attachment) -> bytes:
+        """The bytes; AttachmentTooLarge above the tracker's limit, refused unread."""
+        ...
 
     def delete_attachment(self, key: str, attachment: Attachment) -> None: ...
 
@@ -200,3 +205,56 @@ def ensure_ticket(tracker: TicketTracker, new: NewTicket) -> Ticket:
     if existing:
         return existing[0]
     return tracker.create_ticket(new)
+
+
+def too_large(key: str, filename: str, size: int, limit: int) -> AttachmentTooLarge:
+    """The refusal of an attachment above `limit` bytes (`size`: what is known of it)."""
+    return AttachmentTooLarge(
+        f"{filename} on {key} is larger than {_kib(limit)} ({_kib(size)} or more), the "
+        "limit for files the renewal reads (tickets.max_attachment_bytes): a certificate, "
+        f"CSR, key or .p12 is a few KiB, so remove {filename} from {key} and attach the "
+        "right file"
+    )
+
+
+def read_limited(chunks: Iterable[bytes], limit: int, refuse: Callable[[int], Exception]) -> bytes:
+    """Join `chunks`, stopping with `refuse(bytes seen)` as soon as they pass `limit`.
+
+    A download whose size was not declared (or was declared wrongly) is read
+    only up to the limit, never whole.
+    """
+    body = bytearray()
+    for chunk in chunks:
+        body += chunk
+        if len(body) > limit:
+            raise refuse(len(body))
+    return bytes(body)
+
+
+@dataclass(frozen=True)
+class ReadAttachments:
+    """A ticket's attachments read, oldest first, and why any were left unread."""
+
+    files: list[tuple[Attachment, bytes]]
+    refused: list[str]
+
+
+def read_attachments(tracker: TicketTracker, key: str) -> ReadAttachments:
+    """Every attachment of `key` with its bytes; one too large is refused, not read.
+
+    A person may attach anything to a ticket (a screenshot, a log): one file
+    too large to be a certificate must not stop the renewal finding the
+    certificate beside it, so it is set aside with the reason.
+    """
+    files: list[tuple[Attachment, bytes]] = []
+    refused: list[str] = []
+    for attachment in tracker.attachments(key):
+        try:
+            files.append((attachment, tracker.download_attachment(key, attachment)))
+        except AttachmentTooLarge as exc:
+            refused.append(str(exc))
+    return ReadAttachments(files, refused)
+
+
+def _kib(size: int) -> str:
+    return f"{size / 1024:,.0f} KiB" if size < 1024 * 1024 else f"{size / 1024 / 1024:,.1f} MiB"

@@ -25,6 +25,7 @@ KeyError or AttributeError on a missing field becomes the same error.
 
 from __future__ import annotations
 
+import contextlib
 import io
 import logging
 import re
@@ -50,9 +51,11 @@ from certrenew.adapters.tracker import (
     Ticket,
     TicketHistory,
     TicketLink,
+    read_limited,
+    too_large,
 )
 from certrenew.adapters.tracker.create_intents import CreateIntents, Intent
-from certrenew.config import JiraSettings
+from certrenew.config import DEFAULT_MAX_ATTACHMENT_BYTES, JiraSettings
 from certrenew.errors import (
     AuthenticationError,
     CertRenewError,
@@ -141,6 +144,7 @@ class JiraTracker:
         sleep: Callable[[float], None] = time.sleep,
         clock: Callable[[], float] = time.time,
         intents: CreateIntents | None = None,
+        max_attachment_bytes: int = DEFAULT_MAX_ATTACHMENT_BYTES,
     ):
         if not settings.url:
             raise ConfigError(
@@ -167,16 +171,24 @@ class JiraTracker:
         self._sleep = sleep
         self._clock = clock
         self._intents = intents or CreateIntents()
+        self.max_attachment_bytes = max_attachment_bytes
         self._jira: JIRA | None = None
         self._lock = threading.Lock()
 
     @classmethod
-    def from_settings(cls, settings: JiraSettings, intents: Path | None = None) -> JiraTracker:
+    def from_settings(
+        cls,
+        settings: JiraSettings,
+        intents: Path | None = None,
+        max_attachment_bytes: int = DEFAULT_MAX_ATTACHMENT_BYTES,
+    ) -> JiraTracker:
         """Nothing is sent to Jira yet: the first operation connects and checks the credentials.
 
         `intents` is the folder where creates sent are recorded (see create_intents).
         """
-        return cls(settings, intents=CreateIntents(intents))
+        return cls(
+            settings, intents=CreateIntents(intents), max_attachment_bytes=max_attachment_bytes
+        )
 
     @staticmethod
     def _credentials(settings: JiraSettings) -> dict[str, Any]:
@@ -283,6 +295,10 @@ class JiraTracker:
             )
         if isinstance(exc, requests.exceptions.InvalidURL | requests.exceptions.MissingSchema):
             return ConfigError(f"jira.url {self.url!r} is not a valid URL")
+        if isinstance(exc, requests.ReadTimeout):
+            return Transient(
+                f"no answer within {self.settings.timeout_seconds:g} s (jira.timeout_seconds)"
+            )
         if isinstance(exc, requests.RequestException):
             return Transient(f"no answer ({type(exc).__name__})")
         return None
@@ -579,13 +595,33 @@ class JiraTracker:
                     f"Jira gave {content} as the address of {attachment.filename}, "
                     f"outside {self.url}: check Jira's base URL setting against jira.url"
                 )
-            return meta.get()
+            return self._limited_download(jira, key, attachment, meta.raw.get("size"), content)
 
         gone = TrackerError(
             f"{attachment.filename} is no longer attached to {key} (deleted by hand?): "
             "attach it again, then resume the renewal"
         )
         return self._call(what, download, gone=gone)
+
+    def _limited_download(
+        self, jira: JIRA, key: str, attachment: Attachment, declared: object, content: str
+    ) -> bytes:
+        """The content, refused unread above the limit: by the size Jira lists, by
+        Content-Length, and while streaming when neither told the truth."""
+        limit = self.max_attachment_bytes
+
+        def refuse(size: int) -> Exception:
+            return too_large(key, attachment.filename, size, limit)
+
+        if isinstance(declared, int) and declared > limit:
+            raise refuse(declared)
+        # The library's Attachment.get() reads the whole body: the session is asked directly.
+        response = jira._session.get(content, headers={"Accept": "*/*"}, stream=True)
+        with contextlib.closing(response):
+            length = response.headers.get("Content-Length", "")
+            if length.isdigit() and int(length) > limit:
+                raise refuse(int(length))
+            return read_limited(response.iter_content(64 * 1024), limit, refuse)
 
     def delete_attachment(self, key: str, attachment: Attachment) -> None:
         def delete(jira: JIRA) -> None:

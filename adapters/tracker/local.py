@@ -14,10 +14,16 @@ them (`certrenew tickets comment` / `attach`); the renewal's own have none ("").
 Databases written before the author was recorded gain the column when opened.
 A deleted attachment leaves its name, dates and author behind (never its bytes),
 so a ticket's history shows that the `.key` was there and when it left.
+
+The file holds private keys while they wait to be archived, so it is created
+readable by its owner only (0600, as are the journal files SQLite makes beside
+it), and a deleted attachment's bytes are overwritten, not merely unlinked from
+the table (`secure_delete`, then the write-ahead log emptied).
 """
 
 from __future__ import annotations
 
+import os
 import re
 import sqlite3
 from collections.abc import Iterator
@@ -36,7 +42,9 @@ from certrenew.adapters.tracker import (
     Ticket,
     TicketHistory,
     TicketLink,
+    too_large,
 )
+from certrenew.config import DEFAULT_MAX_ATTACHMENT_BYTES
 from certrenew.errors import ServiceUnavailable, TicketNotFound, TrackerError
 
 OPEN_STATUS = "Open"
@@ -114,11 +122,18 @@ class LocalTracker:
     """TicketTracker on SQLite; for the CLI also BrowsableTracker, AuthoredTracker and
     AuditableTracker."""
 
-    def __init__(self, path: Path, done_status: str = "Done") -> None:
+    def __init__(
+        self,
+        path: Path,
+        done_status: str = "Done",
+        max_attachment_bytes: int = DEFAULT_MAX_ATTACHMENT_BYTES,
+    ) -> None:
         self.path = path.resolve()
         self.done_status = done_status
+        self.max_attachment_bytes = max_attachment_bytes
         try:
             self.path.parent.mkdir(parents=True, exist_ok=True)
+            _owner_only(self.path)
         except OSError as exc:
             raise self._unusable(exc) from None
         with self._connection() as db:
@@ -223,6 +238,13 @@ class LocalTracker:
     def download_attachment(self, key: str, attachment: Attachment) -> bytes:
         with self._connection() as db:
             self._require(db, key)
+            # The size first, from the column SQLite keeps apart: a blob too large is never read.
+            found = db.execute(
+                "SELECT length(data) FROM attachments WHERE key = ? AND id = ?",
+                (key, attachment.id),
+            ).fetchone()
+            if found is not None and found[0] > self.max_attachment_bytes:
+                raise too_large(key, attachment.filename, found[0], self.max_attachment_bytes)
             row = db.execute(
                 "SELECT data FROM attachments WHERE key = ? AND id = ?", (key, attachment.id)
             ).fetchone()
@@ -234,24 +256,32 @@ class LocalTracker:
         return bytes(row[0])
 
     def delete_attachment(self, key: str, attachment: Attachment) -> None:
-        """Deleting an attachment that is already gone leaves the ticket as wanted."""
-        with self._connection() as db, _transaction(db):
-            self._require(db, key)
-            db.execute(
-                "INSERT OR IGNORE INTO removed_attachments "
-                "(id, key, filename, created, author, removed) "
-                "SELECT id, key, filename, created, author, ? FROM attachments "
-                "WHERE key = ? AND id = ?",
-                (_now(), key, attachment.id),
-            )
-            db.execute("DELETE FROM attachments WHERE key = ? AND id = ?", (key, attachment.id))
+        """Deleting an attachment that is already gone leaves the ticket as wanted.
+
+        The bytes are overwritten with zeros in the file and the write-ahead log
+        is emptied, so a removed `.key` cannot be read back from the disk. A
+        reader holding the log open at that moment leaves it for the next delete.
+        """
+        with self._connection() as db:
+            db.execute("PRAGMA secure_delete = ON")
+            with _transaction(db):
+                self._require(db, key)
+                db.execute(
+                    "INSERT OR IGNORE INTO removed_attachments "
+                    "(id, key, filename, created, author, removed) "
+                    "SELECT id, key, filename, created, author, ? FROM attachments "
+                    "WHERE key = ? AND id = ?",
+                    (_now(), key, attachment.id),
+                )
+                db.execute(
+                    "DELETE FROM attachments WHERE key = ? AND id = ?", (key, attachment.id)
+                )
+            db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
 
     def close_ticket(self, key: str) -> None:
         with self._connection() as db, _transaction(db):
             self._require(db, key)
-            db.execute(
-                "UPDATE tickets SET status = ? WHERE key = ?", (self.done_status, key)
-            )
+            db.execute("UPDATE tickets SET status = ? WHERE key = ?", (self.done_status, key))
 
     # --- what a person needs beyond the renewal: the CLI view ----------------------
 
@@ -464,6 +494,16 @@ def _transaction(db: sqlite3.Connection) -> Iterator[None]:
         db.execute("ROLLBACK")
         raise
     db.execute("COMMIT")
+
+
+def _owner_only(path: Path) -> None:
+    """Create the database file 0600 before SQLite opens it; tighten one made by hand."""
+    descriptor = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
+    try:
+        if os.fstat(descriptor).st_mode & 0o077:
+            os.fchmod(descriptor, 0o600)
+    finally:
+        os.close(descriptor)
 
 
 def _now() -> str:

@@ -9,10 +9,8 @@ from __future__ import annotations
 
 import base64
 import binascii
-import hashlib
 import re
 from dataclasses import dataclass
-from datetime import UTC, datetime
 
 from cryptography import x509
 from cryptography.exceptions import UnsupportedAlgorithm
@@ -24,58 +22,21 @@ from cryptography.hazmat.primitives.serialization import Encoding, pkcs12
 from certrenew.pki.der import DerError
 from certrenew.pki.errors import CertificateError
 from certrenew.pki.files import CERTIFICATE_LABELS, PEM_LABEL, looks_like_pkcs12
-from certrenew.pki.outer import (
-    KEY_ALGORITHMS,
-    SUBJECT_ALT_NAME,
-    OuterCertificate,
-    common_name,
-    read_outer_certificate,
-    rfc4514,
-    subject_alt_names,
-)
+from certrenew.pki.outer import KEY_ALGORITHMS, OuterCertificate, read_outer_certificate
+from certrenew.pki.served import ServedFacts, facts_of, outer_certificate
+from certrenew.pki.served import covers_domain as covers_domain  # where callers look for them
+from certrenew.pki.served import serial_hex as serial_hex
 
 # A PEM boundary line; group 1 is BEGIN or END, group 2 the label.
 _PEM_MARKER = re.compile(rb"-----(BEGIN|END) ([A-Z0-9 ]+)-----")
 
 
-@dataclass(frozen=True)
-class CertificateFacts:
-    """What a person (or the scan) wants to know about one certificate.
+@dataclass(frozen=True, kw_only=True)
+class CertificateFacts(ServedFacts):
+    """The served facts plus the key, for people choosing or checking a certificate."""
 
-    `sans` is None when the subjectAltName extension cannot be read; `note`
-    then says why. Every other fact comes from the certificate's outer
-    structure, so an unreadable extension never hides the expiry.
-    """
-
-    not_before: datetime
-    not_after: datetime
-    subject_cn: str | None
-    sans: tuple[str, ...] | None
-    issuer: str
-    serial: str
-    sha256: str
     key_type: str
     key_bits: int
-    note: str | None = None
-
-    def days_left(self, now: datetime | None = None) -> int:
-        """Whole days until expiry, rounded down; negative once expired."""
-        delta = self.not_after - (now or datetime.now(UTC))
-        return delta.days
-
-    def covers(self, domain: str) -> bool | None:
-        """Whether the certificate is valid for `domain`; None when its names are unknown."""
-        if self.sans is None:
-            return None
-        return covers_domain(self.subject_cn, self.sans, domain)
-
-
-def serial_hex(serial: int) -> str:
-    """Upper-case hex, even length: the form openssl and browsers show."""
-    if serial < 0:
-        return "-" + serial_hex(-serial)
-    text = f"{serial:X}"
-    return text if len(text) % 2 == 0 else "0" + text
 
 
 def key_description(key: object) -> tuple[str, int]:
@@ -91,36 +52,9 @@ def certificate_facts(certificate: bytes | x509.Certificate) -> CertificateFacts
     """The facts of a certificate given as DER (as load_certificate returns it) or parsed."""
     if isinstance(certificate, x509.Certificate):
         certificate = certificate.public_bytes(Encoding.DER)
-    outer = _outer(certificate, "the certificate")
-    sans, note = _sans(outer)
+    outer = outer_certificate(certificate, "the certificate")
     key_type, key_bits = _key(outer)
-    return CertificateFacts(
-        not_before=outer.not_before,
-        not_after=outer.not_after,
-        subject_cn=common_name(outer.subject),
-        sans=sans,
-        issuer=rfc4514(outer.issuer),
-        serial=serial_hex(outer.serial),
-        sha256=hashlib.sha256(outer.der).hexdigest(),
-        key_type=key_type,
-        key_bits=key_bits,
-        note=note,
-    )
-
-
-def _sans(outer: OuterCertificate) -> tuple[tuple[str, ...] | None, str | None]:
-    """The names, or None and why they cannot be read."""
-    if outer.extensions is None:
-        return None, "the certificate's extensions cannot be read"
-    found = [e for e in outer.extensions if e.oid == SUBJECT_ALT_NAME]
-    if not found:
-        return (), None
-    if len(found) > 1:
-        return None, f"the certificate has {len(found)} subjectAltName extensions"
-    try:
-        return subject_alt_names(found[0].value), None
-    except DerError as exc:
-        return None, f"the subjectAltName extension cannot be read ({exc})"
+    return CertificateFacts(**vars(facts_of(outer)), key_type=key_type, key_bits=key_bits)
 
 
 def _key(outer: OuterCertificate) -> tuple[str, int]:
@@ -137,7 +71,7 @@ def certificate_public_key(der: bytes) -> PublicKeyTypes | None:
     A DSA key whose parameters are left to the issuer is such a key: the
     certificate is still read, but nothing can be checked with its key.
     """
-    return _public_key(_outer(der, "the certificate"))
+    return _public_key(outer_certificate(der, "the certificate"))
 
 
 def _public_key(outer: OuterCertificate) -> PublicKeyTypes | None:
@@ -152,25 +86,6 @@ def pem_certificate(der: bytes) -> bytes:
     text = base64.b64encode(der)
     lines = [text[i : i + 64] for i in range(0, len(text), 64)]
     return b"-----BEGIN CERTIFICATE-----\n" + b"\n".join(lines) + b"\n-----END CERTIFICATE-----\n"
-
-
-def _name_matches(pattern: str, domain: str) -> bool:
-    pattern, domain = pattern.lower().rstrip("."), domain.lower().rstrip(".")
-    if pattern == domain:
-        return True
-    # A wildcard stands for exactly one left-most label (RFC 6125 6.4.3).
-    if pattern.startswith("*.") and "." in domain:
-        return domain.split(".", 1)[1] == pattern[2:] and not domain.startswith("*.")
-    return False
-
-
-def covers_domain(subject_cn: str | None, sans: tuple[str, ...], domain: str) -> bool:
-    """Whether a certificate with these names is valid for `domain`.
-
-    SANs decide when present (as browsers do); the CN only counts without SANs.
-    """
-    names = sans if sans else ((subject_cn,) if subject_cn else ())
-    return any(_name_matches(name, domain) for name in names)
 
 
 def load_certificate(data: bytes, password: str | None = None, source: str = "data") -> bytes:
@@ -229,15 +144,6 @@ def _pem_blocks(data: bytes) -> list[tuple[bytes, bytes]]:
             blocks.append((label, data[opened[1] : marker.start()]))
             opened = None
     return blocks
-
-
-def _outer(der: bytes, source: str) -> OuterCertificate:
-    try:
-        return read_outer_certificate(der)
-    except DerError as exc:
-        raise CertificateError(
-            f"{source} cannot be read ({exc}): it is damaged or truncated"
-        ) from None
 
 
 def _load_pkcs12(data: bytes, password: str | None, source: str) -> bytes:

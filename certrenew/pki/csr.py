@@ -146,14 +146,25 @@ def csr_names(csr_pem: bytes) -> tuple[str, ...]:
     return tuple(dict.fromkeys(_dns_fold(name) for name in names))
 
 
-def check_csr(csr_pem: bytes, rules: SubjectRules, domain: str) -> CsrFacts:
+def check_csr(
+    csr_pem: bytes, rules: SubjectRules, domain: str, also: Collection[str] = ()
+) -> CsrFacts:
     """Refuse a CSR the CA would reject or that carries the wrong organisation data.
 
     `rules` are plain values (see SubjectRules), so this check runs the same for
     the flow, the tests and anyone using the library without our configuration.
+    The CSR may name `domain` and the names in `also` (those of the certificate
+    it replaces), nothing else: a name more would be certified without anyone
+    having asked for it.
     """
     csr = load_csr(csr_pem)
     public_key = _public_key(csr)
+    # Before the signature: OpenSSL 3 no longer verifies SHA-1 ones at all.
+    if _weak_hash(csr):
+        raise CertificateError(
+            "the CSR is signed with a hash the CA refuses (SHA-1 or older): ask the systems "
+            "team to generate it again with SHA-256 (openssl req -sha256)"
+        )
     if not csr.is_signature_valid:
         raise CertificateError(
             "the CSR's signature is invalid (the file was altered after it was made): "
@@ -165,6 +176,7 @@ def check_csr(csr_pem: bytes, rules: SubjectRules, domain: str) -> CsrFacts:
             f"the CSR's Common Name (CN) is {_shown(found_cn)}, expected '{domain}': "
             f"ask the systems team for a CSR with CN={domain}"
         )
+    _check_names(csr, domain, also)
     facts_subject = {"common_name": found_cn}
     for setting, oid, words in SUBJECT_FIELDS:
         expected: str = getattr(rules, setting)
@@ -192,6 +204,41 @@ def check_csr(csr_pem: bytes, rules: SubjectRules, domain: str) -> CsrFacts:
         key_bits=key_bits,
         fingerprint=public_key_fingerprint(public_key),
     )
+
+
+def _weak_hash(csr: x509.CertificateSigningRequest) -> bool:
+    try:
+        algorithm = csr.signature_hash_algorithm
+    except UnsupportedAlgorithm:
+        return False  # a hash OpenSSL does not know: the signature check refuses it
+    return isinstance(algorithm, hashes.SHA1 | hashes.MD5)
+
+
+def _check_names(csr: x509.CertificateSigningRequest, domain: str, also: Collection[str]) -> None:
+    """Every name the CSR asks for is the domain or one of `also`."""
+    try:
+        sans = csr.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
+    except x509.ExtensionNotFound:
+        return
+    except (ValueError, x509.DuplicateExtension, x509.UnsupportedGeneralNameType):
+        raise CertificateError(
+            "the CSR's extensions cannot be read: ask the systems team to generate the CSR "
+            "again (openssl req)"
+        ) from None
+    allowed = {_dns_fold(name) for name in (domain, *also)}
+    extra = [
+        f"{type(name).__name__.removesuffix('Name').removesuffix('Address')}:{name.value}"
+        if not isinstance(name, x509.DNSName)
+        else name.value
+        for name in sans
+        if not isinstance(name, x509.DNSName) or _dns_fold(name.value) not in allowed
+    ]
+    if extra:
+        besides = f" (and {', '.join(also)}, the names it replaces)" if also else ""
+        raise CertificateError(
+            f"the CSR asks for names beyond {domain}: {', '.join(map(str, extra))}; ask the "
+            f"systems team for a CSR naming only {domain}{besides}"
+        )
 
 
 def key_problem(

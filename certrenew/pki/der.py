@@ -51,7 +51,7 @@ class DerError(ValueError):
     """The bytes are not the DER this reader expected; the message says where."""
 
 
-@dataclass(frozen=True)
+@dataclass(slots=True)  # not frozen: a certificate is 30 of them, built in a hot loop
 class Element:
     """One tag-length-value: its identifier octet, its content and its whole encoding."""
 

@@ -9,12 +9,14 @@ which ticket or form the file came from.
 
 from __future__ import annotations
 
+from collections.abc import Collection
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
 from cryptography import x509
 from cryptography.exceptions import InvalidSignature, UnsupportedAlgorithm
 from cryptography.hazmat.primitives.serialization import Encoding, pkcs7
+from cryptography.x509.oid import SignatureAlgorithmOID
 
 from certrenew.pki.certs import (
     CertificateFacts,
@@ -35,6 +37,17 @@ MIN_RSA_BITS = 2048
 EC_CURVES = ("secp256r1", "secp384r1", "secp521r1")
 # A CA's clock and ours may differ a little; more than this is a wrong date.
 NOT_BEFORE_TOLERANCE = timedelta(days=1)
+# Signatures browsers refuse (SHA-1 since 2017, MD5 and MD2 long before): name → OIDs.
+WEAK_SIGNATURES = {
+    "SHA-1": (
+        SignatureAlgorithmOID.RSA_WITH_SHA1.dotted_string,
+        "1.3.14.3.2.29",  # sha1WithRSASignature, the old OIW number
+        SignatureAlgorithmOID.ECDSA_WITH_SHA1.dotted_string,
+        SignatureAlgorithmOID.DSA_WITH_SHA1.dotted_string,
+    ),
+    "MD5": (SignatureAlgorithmOID.RSA_WITH_MD5.dotted_string,),
+    "MD2": ("1.2.840.113549.1.1.2",),
+}
 
 _ASK_AGAIN = "ask the CA (or whoever forwarded it) for the certificate issued from that CSR"
 
@@ -56,12 +69,15 @@ def check_issued_certificate(
     max_lifetime_days: int,
     now: datetime | None = None,
     chain: bytes | None = None,
+    issuers: Collection[str] = (),
+    ca: str = "the CA",
 ) -> IssuedCertificate:
     """Refuse a certificate that cannot be installed for `domain` with the renewal's key.
 
     Its facts come from the outer structure (certrenew.pki.outer), so an
     extension nothing needs here does not stop the renewal; the names must be
-    readable, since they are checked.
+    readable, since they are checked. `issuers` are words one of which the
+    issuer's name must contain when `ca` issued it (none: any issuer).
     """
     now = now or datetime.now(UTC)
     given = load_certificates(data, "the certificate file")
@@ -78,6 +94,8 @@ def check_issued_certificate(
             f"the certificate's {problem}: it cannot be installed; the renewal needs a new "
             "CSR and key from the systems team"
         )
+    _check_signature(leaf)
+    _check_issuer(facts, issuers, ca)
     _check_names(facts, domain)
     _check_dates(facts, now, max_lifetime_days)
     ordered = _chain_from(leaf, [c for c in given + extra if c != leaf])
@@ -136,6 +154,27 @@ def _key_fingerprint(der: bytes) -> str:
     """As the CSR's is computed; a key cryptography cannot load matches no CSR we accepted."""
     key = certificate_public_key(der)
     return public_key_fingerprint(key) if key is not None else "unreadable key"
+
+
+def _check_signature(leaf: bytes) -> None:
+    algorithm = read_outer_certificate(leaf).signature_algorithm
+    for name, oids in WEAK_SIGNATURES.items():
+        if algorithm in oids:
+            raise CertificateError(
+                f"the certificate is signed with {name}, which browsers refuse: ask the CA "
+                "to issue it again with a SHA-256 signature"
+            )
+
+
+def _check_issuer(facts: CertificateFacts, issuers: Collection[str], ca: str) -> None:
+    issuer = facts.issuer.casefold()
+    if not issuers or any(word.casefold() in issuer for word in issuers):
+        return
+    raise CertificateError(
+        f"the certificate was issued by '{facts.issuer}', not by {ca} (its issuer names "
+        f"{' or '.join(repr(w) for w in issuers)}): it may belong to another request; ask "
+        f"{ca} for the certificate issued from this CSR, or choose the CA that issued it"
+    )
 
 
 def _check_names(facts: CertificateFacts, domain: str) -> None:

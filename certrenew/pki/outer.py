@@ -86,6 +86,7 @@ class OuterCertificate:
     public_key_info: bytes
     public_key_algorithm: str
     extensions: tuple[Extension, ...] | None
+    signature_algorithm: str = ""  # the issuer's signature (dotted OID); "" when unreadable
 
 
 def read_outer_certificate(data: bytes) -> OuterCertificate:
@@ -97,7 +98,7 @@ def read_outer_certificate(data: bytes) -> OuterCertificate:
     parts = children(certificate.expect(SEQUENCE, "Certificate"))
     if len(parts) != 3:
         raise DerError("Certificate: expected tbsCertificate, signatureAlgorithm and signature")
-    parts[1].expect(SEQUENCE, "signatureAlgorithm")
+    signature = children(parts[1].expect(SEQUENCE, "signatureAlgorithm"))
     parts[2].expect(BIT_STRING, "signature")
     fields = children(parts[0].expect(SEQUENCE, "tbsCertificate"))
     if fields and fields[0].tag == _VERSION:
@@ -119,6 +120,7 @@ def read_outer_certificate(data: bytes) -> OuterCertificate:
         public_key_info=key_info.encoded,
         public_key_algorithm=_key_algorithm(key_info),
         extensions=_extensions(rest),
+        signature_algorithm=_signature_algorithm(signature),
     )
 
 
@@ -179,6 +181,14 @@ def subject_alt_names(value: bytes) -> tuple[str, ...]:
                 raise DerError(f"subjectAltName: an IP address of {len(general.content)} bytes")
             ips.append(str(ipaddress.ip_address(general.content)))
     return (*dns, *ips)
+
+
+def _signature_algorithm(algorithm: list[Element]) -> str:
+    """Only step 4 asks (a SHA-1 signature is refused there): unreadable is "", not an error."""
+    try:
+        return read_oid(algorithm[0], "signatureAlgorithm") if algorithm else ""
+    except DerError:
+        return ""
 
 
 def _key_algorithm(key_info: Element) -> str:

@@ -8,6 +8,8 @@ one for that key; that certificate is checked like any hand-delivered one
 
 from __future__ import annotations
 
+from collections.abc import Collection
+
 from cryptography.hazmat.primitives.serialization import Encoding, pkcs12
 
 from certrenew.pki.errors import CertificateError
@@ -32,9 +34,16 @@ def key_bags(data: bytes) -> int:
 
 
 def check_pkcs12(
-    data: bytes, password: str, *, domain: str, max_lifetime_days: int
+    data: bytes,
+    password: str,
+    *,
+    domain: str,
+    max_lifetime_days: int,
+    issuers: Collection[str] = (),
+    ca: str = "the CA",
 ) -> tuple[IssuedCertificate, str]:
-    """The certificate the `.p12` holds for its one key, checked; and the key's fingerprint."""
+    """The certificate the `.p12` holds for its one key, checked (as check_issued_certificate
+    checks one: `issuers`, `ca`); and the key's fingerprint."""
     if not looks_like_pkcs12(data):
         raise CertificateError(
             "the file is not a PKCS#12 (.p12/.pfx) file: give the .p12 downloaded from the "
@@ -68,6 +77,11 @@ def check_pkcs12(
         )
     pem = b"".join(c.public_bytes(Encoding.PEM) for c in certificates)
     issued = check_issued_certificate(
-        pem, key_fingerprint=fingerprint, domain=domain, max_lifetime_days=max_lifetime_days
+        pem,
+        key_fingerprint=fingerprint,
+        domain=domain,
+        max_lifetime_days=max_lifetime_days,
+        issuers=issuers,
+        ca=ca,
     )
     return issued, fingerprint

@@ -72,6 +72,7 @@ class SharePointArchive:
         assert settings.site_url and settings.library and settings.client_id and authority
         assert settings.cert_path is not None
         certificate = load_app_certificate(settings.cert_path, settings.secret_cert_password())
+        timeout = (10.0, settings.timeout_seconds)
         session = PatientSession(
             RetryPolicy(
                 attempts=settings.retry_attempts,
@@ -79,11 +80,16 @@ class SharePointArchive:
             ),
             verify=str(settings.ca_bundle) if settings.ca_bundle else True,
             sleep=sleep,
+            timeout=timeout,
+            systems={
+                _origin_of(settings.site_url): "SharePoint",
+                _origin_of(authority): "the sign-in authority",
+            },
         )
         tokens = AppTokenSource(
             settings.client_id, authority, certificate, site_scope(settings.site_url), session
         )
-        site_url, timeout = settings.site_url, (10.0, settings.timeout_seconds)
+        site_url = settings.site_url
 
         def connect() -> ClientContext:
             return (
@@ -233,15 +239,31 @@ class SharePointArchive:
             raise ArchiveError(
                 f"SharePoint refused to {action} {target} ({status}: {exc.message or exc.code})"
             ) from None
-        except SSLError:
-            raise ConfigError(
-                f"cannot verify the TLS certificate of {self._site_url} or of its authority: "
-                f"set {ENV}CA_BUNDLE to the CA bundle that signs them"
+        except SSLError as exc:
+            # An ArchiveError, not a ConfigError: the step waits for the fix (a bundle set,
+            # a certificate replaced) instead of failing the renewal.
+            raise ArchiveError(
+                f"cannot verify the TLS certificate of {_origin(exc, self._site_url)} to "
+                f"{action} {target}: set {ENV}CA_BUNDLE to the CA bundle that signs it (a "
+                "private CA), or have its certificate fixed (expired, or issued for another "
+                "name); the step waits"
             ) from None
         except RequestException as exc:
             raise ArchiveError(
                 f"cannot {action} {target}: {type(exc).__name__}; the step will retry"
             ) from None
+
+
+def _origin_of(url: str) -> str:
+    parts = urlsplit(url)
+    return f"{parts.scheme}://{parts.netloc}"
+
+
+def _origin(exc: RequestException, fallback: str) -> str:
+    """Scheme, host and port the failed request went to (the site or its authority)."""
+    request = exc.request
+    url = urlsplit(str(request.url)) if request is not None and request.url else None
+    return f"{url.scheme}://{url.netloc}" if url and url.netloc else fallback
 
 
 class _NotFound(ArchiveError):

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
@@ -42,8 +42,10 @@ def retry_after_seconds(response: Response) -> float | None:
     return retry.retry_after_seconds(response.headers.get("Retry-After"))
 
 
-def _network_failure(exc: Exception) -> Transient | None:
+def _network_failure(exc: Exception, read_timeout: float) -> Transient | None:
     """Dropped connections and timeouts are worth repeating; an untrusted certificate is not."""
+    if isinstance(exc, Timeout) and not isinstance(exc, RequestsConnectionError):
+        return Transient(f"network error: no answer within {read_timeout:g} s (ReadTimeout)")
     if isinstance(exc, RequestsConnectionError | Timeout) and not isinstance(exc, SSLError):
         return Transient(f"network error ({type(exc).__name__})")
     return None
@@ -57,11 +59,16 @@ class PatientSession(requests.Session):
         policy: RetryPolicy,
         verify: bool | str = True,
         sleep: Callable[[float], None] = time.sleep,
+        timeout: tuple[float, float] = (10.0, 60.0),
+        systems: Mapping[str, str] | None = None,
     ) -> None:
+        """`systems` names the origins in messages ("SharePoint", "the sign-in authority")."""
         super().__init__()
         self.verify = verify
         self.policy = policy
         self._sleep = sleep
+        self.timeout = timeout
+        self.systems = dict(systems or {})
 
     def merge_environment_settings(
         self, url: str | bytes | None, proxies: Any, stream: Any, verify: Any, cert: Any
@@ -73,6 +80,16 @@ class PatientSession(requests.Session):
         return settings
 
     def send(self, request: PreparedRequest, **kwargs: Any) -> Response:
+        # msal sends with no timeout when given a session: a silent authority would hold
+        # the step forever. Every request gets (connect, read) unless its caller set one.
+        timeout = kwargs.get("timeout")
+        if timeout is None:
+            timeout = self.timeout
+        elif isinstance(timeout, tuple):  # (connect, None) leaves the read unbounded
+            connect, read = timeout
+            timeout = (connect or self.timeout[0], read or self.timeout[1])
+        kwargs["timeout"] = timeout
+        read_timeout = float(timeout[1] if isinstance(timeout, tuple) else timeout)
         target = f"{request.method} {_where(request.url)}"
         send_once = super().send
 
@@ -94,16 +111,23 @@ class PatientSession(requests.Session):
             )
 
         def gave_up(stop: GaveUp) -> str:
+            wait = stop.last.retry_after
+            asked = f", asked to wait {wait:.0f} s" if wait is not None else ""
+            origin = _where(request.url, path=False)
+            system = self.systems.get(origin, "")
+            url = _where(request.url)
+            url = url if len(url) <= 150 else url[:147] + "..."
             return (
-                f"{_where(request.url, path=False)} is unavailable ({stop.last.reason} on "
-                f"{target}, {stop.attempts} attempts over {stop.waited:.0f} s); the step "
-                "waits and retries later, the renewal keeps its state"
+                f"{system + ' at ' if system else ''}{origin} is unavailable "
+                f"({stop.last.reason}{asked} on {request.method} {url}, {stop.attempts} "
+                f"attempts over {stop.waited:.0f} s); the step waits and retries later, the "
+                f"renewal keeps its state; check that {system or 'it'} is up"
             )
 
         return retrying(
             attempt,
             self.policy,
-            classify=_network_failure,
+            classify=lambda exc: _network_failure(exc, read_timeout),
             describe=gave_up,
             sleep=self._sleep,
             on_retry=logged,
