@@ -351,10 +351,11 @@ class RenewalSettings(Section):
         30, ge=0, description="how long to poll endpoints before asking a person"
     )
     warm_wait_seconds: float = Field(
-        120,
+        0,
         ge=0,
         description="how long a run's process stays after asking a question, so an answer "
-        "within it goes on at once; then the run waits without a process (0: at once)",
+        "within it goes on at once; then the run waits without a process (0: at once; "
+        "opt-in until the escalation, scale-out and kill-matrix tests run with it)",
     )
     warm_wait_runs: int = Field(
         4,
