@@ -26,8 +26,8 @@ from typing import TYPE_CHECKING
 from uuid import UUID
 
 from certrenew.config import RecoverySettings
-from certrenew.tasks.context import RENEWAL_FLOW
 from certrenew.tasks.forms import RETRY_ANSWERER, WaitAction, open_question, retries_by_itself
+from certrenew.tasks.guard import renewal_runs
 
 if TYPE_CHECKING:
     from prefect.client.orchestration import SyncPrefectClient
@@ -70,16 +70,14 @@ def retry_waiting_steps(settings: RecoverySettings, now: datetime | None = None)
 def _waiting_runs(client: SyncPrefectClient) -> list[tuple[UUID, str, datetime]]:
     """(run, pause key, since) of every renewal run waiting with a wait form."""
     from prefect.client.schemas.filters import (
-        FlowFilter,
-        FlowFilterName,
         FlowRunFilter,
         FlowRunFilterState,
         FlowRunFilterStateType,
     )
     from prefect.client.schemas.objects import StateType
 
-    runs = client.read_flow_runs(
-        flow_filter=FlowFilter(name=FlowFilterName(any_=[RENEWAL_FLOW])),
+    runs = renewal_runs(
+        client,
         flow_run_filter=FlowRunFilter(
             state=FlowRunFilterState(type=FlowRunFilterStateType(any_=[StateType.PAUSED]))
         ),

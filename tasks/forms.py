@@ -19,7 +19,6 @@ from itertools import count
 from typing import Any, ClassVar, Final, Protocol, TypeVar, cast
 from uuid import UUID
 
-from prefect.flow_runs import suspend_flow_run
 from prefect.input import RunInput
 from pydantic import Field, create_model
 
@@ -28,6 +27,7 @@ from certrenew.tasks.waiting import (
     WARM_WAIT,
     pause_and_wait,
     question_keyset,
+    suspend_at,
     suspension_keyset,
     waits_warm,
 )
@@ -395,9 +395,7 @@ def ask(form: type[R], key: str, description: str) -> R:
     warm = WARM_WAIT.get()
     if warm and waits_warm(warm):
         return pause_and_wait(form, key, description, warm.seconds)
-    return suspend_flow_run(
-        wait_for_input=form.with_initial_data(description=description), key=key, timeout=None
-    )
+    return suspend_at(form, key, description)
 
 
 def stored_answer(form: type[R], key: str) -> R | None:

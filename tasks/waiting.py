@@ -140,7 +140,7 @@ def pause_and_wait(form: type[R], key: str, description: str, window: float) -> 
         if _resumed_within(client, run_id, window) or _take_back(client, run_id, keyset, key):
             # Called from sync code: the answer itself, not the coroutine async_dispatch allows.
             return cast(R, form.load(keyset))
-    return _suspend(form, key, description)
+    return suspend_at(form, key, description)
 
 
 def _resumed_within(client: SyncPrefectClient, run_id: UUID, window: float) -> bool:
@@ -179,8 +179,8 @@ def _take_back(client: SyncPrefectClient, run_id: UUID, keyset: Keyset, key: str
     return False
 
 
-def _suspend(form: type[R], key: str, description: str) -> R:
-    """Suspend the run at `key` as a question without a window does: the process exits."""
+def suspend_at(form: type[R], key: str, description: str) -> R:
+    """Suspend the run at `key` with `form`: the process exits, the answer resumes the run."""
     from prefect.flow_runs import suspend_flow_run
 
     return suspend_flow_run(
