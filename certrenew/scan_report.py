@@ -135,10 +135,30 @@ def write_results_json(results: Iterable[ProbeResult], out: TextIO) -> None:
     """
     separator = "[\n  "
     for result in results:
-        item = json.dumps(result.as_dict(), indent=2, ensure_ascii=False).replace("\n", "\n  ")
-        out.write(separator + json_for_terminal(item))
+        out.write(separator + json_for_terminal(_array_element(result)))
         separator = ",\n  "
     out.write("[]\n" if separator.startswith("[") else "\n]\n")
+
+
+# json's C encoder, used only without `indent`: the indented writer is pure Python,
+# and was three quarters of the time spent writing 10,000 results.
+_encode = json.JSONEncoder(ensure_ascii=False).encode
+
+
+def _array_element(result: ProbeResult) -> str:
+    """One result as `json.dumps(indent=2)` lays it out inside the array.
+
+    A result holds scalars and one list of strings, so the layout is written
+    here and every value is encoded by the C encoder.
+    """
+    lines = []
+    for name, value in result.as_dict().items():
+        if isinstance(value, list) and value:
+            text = "[\n      " + ",\n      ".join(map(_encode, value)) + "\n    ]"
+        else:
+            text = _encode(value)
+        lines.append(f"    {_encode(name)}: {text}")
+    return "{\n" + ",\n".join(lines) + "\n  }"
 
 
 def _plugin_text(text: str) -> str:

@@ -37,6 +37,7 @@ def result(name: str, sans: list[str] | None, error: str | None = None) -> Probe
         [],
         [result("one", ["a.example.cat", "b.example.cat"])],
         [result("one", None), result("two", [], "refused"), result("three", ["x"])],
+        [result("four", ['q"uote', "tab\there", "ü\u202e", "back\\slash"])],
     ],
 )
 def test_streamed_json_is_the_whole_document_byte_for_byte(results: list[ProbeResult]) -> None:
