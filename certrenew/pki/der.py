@@ -14,6 +14,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from functools import lru_cache
 
 SEQUENCE = 0x30
 SET = 0x31
@@ -71,7 +72,8 @@ def read_element(data: bytes, offset: int = 0) -> tuple[Element, int]:
     Definite lengths only (long forms need not be minimal: OpenSSL takes them);
     an indefinite length or a length past the data is an error.
     """
-    if offset + 2 > len(data):
+    size = len(data)
+    if offset + 2 > size:
         raise DerError("truncated: no room for a tag and a length")
     tag = data[offset]
     if tag & 0x1F == 0x1F:
@@ -84,12 +86,12 @@ def read_element(data: bytes, offset: int = 0) -> tuple[Element, int]:
         count = first & 0x7F
         if count == 0:
             raise DerError("indefinite length (BER), not DER")
-        if count > _MAX_LENGTH_OCTETS or start + count > len(data):
+        if count > _MAX_LENGTH_OCTETS or start + count > size:
             raise DerError("truncated or oversized length")
         length = int.from_bytes(data[start : start + count], "big")
         start += count
     end = start + length
-    if end > len(data):
+    if end > size:
         raise DerError(f"truncated: an element of {length} bytes runs past the end of the data")
     return Element(tag, data[start:end], data[offset:end]), end
 
@@ -114,8 +116,17 @@ def read_integer(element: Element, what: str) -> int:
 def read_oid(element: Element, what: str) -> str:
     """The dotted form of an OBJECT IDENTIFIER, e.g. "2.5.29.17"."""
     content = element.expect(OID, what).content
+    try:
+        return _dotted(content)
+    except DerError:
+        raise DerError(f"{what}: malformed OBJECT IDENTIFIER") from None
+
+
+@lru_cache(maxsize=512)
+def _dotted(content: bytes) -> str:
+    """Cached: a certificate names the same few OIDs again and again (five per served one)."""
     if not content or content[-1] & 0x80:
-        raise DerError(f"{what}: malformed OBJECT IDENTIFIER")
+        raise DerError("malformed OBJECT IDENTIFIER")
     arcs: list[int] = []
     value = 0
     for octet in content:
