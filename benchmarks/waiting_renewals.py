@@ -337,9 +337,9 @@ def detection(folder: Path, bed: Bed) -> None:
         if out.returncode != 0:
             sys.exit(f"the detection failed: {out.stderr[-800:]}")
         with temporary_settings({PREFECT_API_URL: api}), get_client(sync_client=True) as client:
-            task = next(
-                t for t in client.read_task_runs() if t.name.startswith("announce-expiring")
-            )
+            tasks = client.read_task_runs()
+            task = next(t for t in tasks if t.name.startswith("announce-expiring"))
+            flow_run = client.read_flow_run(task.flow_run_id) if task.flow_run_id else None
             artifact = client.read_artifacts(
                 artifact_filter=ArtifactFilter(key=ArtifactFilterKey(any_=[EXPIRY_ARTIFACT_KEY]))
             )[0]
@@ -362,6 +362,14 @@ def detection(folder: Path, bed: Bed) -> None:
     print(
         f"  expiry table artifact: {size / 1024:.0f} KiB ({size / bed.count:.0f} bytes per target)"
     )
+    # Where the whole process's time went: the flow run, then each of its steps.
+    if flow_run is not None and flow_run.start_time and flow_run.end_time:
+        run = (flow_run.end_time - flow_run.start_time).total_seconds()
+        print(f"  the flow run {run:.1f} s; before it (process start, imports) {wall - run:.1f} s")
+    for step in sorted(tasks, key=lambda t: str(t.start_time)):
+        if step.start_time and step.end_time:
+            took = (step.end_time - step.start_time).total_seconds()
+            print(f"    {step.name}: {took:.1f} s")
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -10,12 +10,13 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar, cast
 
 from prefect import flow, get_run_logger, task
 from prefect.artifacts import create_table_artifact
 from prefect.cache_policies import NO_CACHE
 from prefect.events import emit_event
+from prefect.utilities.annotations import quote
 
 from certrenew.adapters.wiring import build_notice_channels, build_tracker
 from certrenew.config import Settings, load_settings
@@ -36,6 +37,18 @@ from certrenew.tasks.tls import scan_certificates
 EXPIRY_ARTIFACT_KEY = "certificate-expiry"
 EXPIRING_EVENT = "certificate.expiring"
 RESOURCE_PREFIX = "certrenew.certificate."
+
+T = TypeVar("T")
+
+
+def unwalked(value: T) -> T:
+    """`value`, marked so Prefect passes it to the task without walking it.
+
+    Prefect visits every task argument item by item and field by field, looking
+    for futures to wait on; with 10,000 results, decisions and inventory entries
+    that walk took longer than the scan itself.
+    """
+    return cast(T, quote(value))
 
 
 @task(name="publish-expiry-table", cache_policy=NO_CACHE)
@@ -121,12 +134,14 @@ def detect_expiring_certificates(
             raise ConfigError(f"the detection's shard parameter: {exc}") from None
         inventory = part.of(inventory)
         table_key = f"{EXPIRY_ARTIFACT_KEY}-part-{part.index}-of-{part.count}"
-    results = scan_certificates(inventory, settings.scan.concurrency, settings.scan.timeout_seconds)
+    results = scan_certificates(
+        unwalked(inventory), settings.scan.concurrency, settings.scan.timeout_seconds
+    )
     decisions = renewal_decisions(results, inventory)
-    publish_expiry_table(results, decisions, table_key)
-    announced = announce_expiring(decisions)
+    publish_expiry_table(unwalked(results), unwalked(decisions), table_key)
+    announced = announce_expiring(unwalked(decisions))
     undelivered = deliver_pending_notices(settings)
-    undelivered += send_expiry_reminders(decisions, inventory, settings)
+    undelivered += send_expiry_reminders(unwalked(decisions), unwalked(inventory), settings)
     summary = {**detection_summary(results, decisions), "notices_not_delivered": undelivered}
     get_run_logger().info(
         "%d targets scanned, %d certificates need renewal: %s",

@@ -397,3 +397,21 @@ def test_entries_that_share_their_written_fields_stay_apart_when_copied() -> Non
         "domain": "b.test",
         "endpoints": [{"host": "h", "port": 1}],
     }
+
+
+def test_lookup_by_name_then_domain_follows_a_copy_with_other_entries() -> None:
+    inventory = parse_inventory(
+        "certificates:\n"
+        "  - {name: a, domain: x.example.cat, endpoints: ['h:1']}\n"
+        "  - {name: x.example.cat, domain: y.example.cat, endpoints: ['h:1']}\n"
+        "  - {name: c, domain: y.example.cat, endpoints: ['h:1']}\n"
+    )
+    assert inventory.get("a").name == "a"
+    assert inventory.get("x.example.cat").name == "x.example.cat"  # a name before a domain
+    assert inventory.get("Y.Example.Cat").name == "x.example.cat"  # the first with that domain
+    # A copy with fewer entries must not answer from the original's index.
+    part = inventory.model_copy(update={"certificates": inventory.certificates[2:]})
+    assert part.get("c").name == "c"
+    with pytest.raises(InventoryError, match="no certificate named 'a'"):
+        part.get("a")
+    assert inventory.get("a").name == "a"
