@@ -12,6 +12,9 @@ Measured in the same run, interleaved, `--repeat` times each, medians:
 - `certrenew scan --json` over the whole inventory, as a whole process;
 - `benchmarks.minimal_client`, the least a TLS expiry check can do, at the
   same concurrency, as a whole process;
+- where it is installed, Prometheus's blackbox_exporter probing the same
+  targets at the same concurrency (`benchmarks.blackbox`: its CPU and peak
+  RSS are the exporter's own);
 - the time `certrenew.inventory.load_inventory` takes on the same inventory.
 
 Each command runs under GNU `time -v`: wall time, user + system CPU and peak
@@ -42,6 +45,7 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from cryptography.x509.oid import NameOID
 
+from benchmarks import blackbox
 from certrenew.lab.packages import ensure_installed
 from certrenew.lab.tls import LocalCA
 
@@ -291,9 +295,13 @@ def main(argv: list[str] | None = None) -> None:
         f"machine: {os.cpu_count()} cores, {os.uname().release}; load average {uptime()}; "
         f"{args.repeat} runs each, interleaved, medians"
     )
+    exporter = blackbox.installed()
+    if exporter is None:
+        print(f"({blackbox.LABEL} is not installed: measured against the minimal client only)")
     for count in args.targets:
         with tempfile.TemporaryDirectory(prefix="certrenew-bench-") as tmp:
             bed = build_bed(Path(tmp), count)
+            modules = blackbox.write_config(bed.targets, Path(tmp)) if exporter else None
             try:
                 for concurrency in args.concurrency:
                     env = dict(os.environ, CERTRENEW_SCAN__CONCURRENCY=str(concurrency))
@@ -318,6 +326,12 @@ def main(argv: list[str] | None = None) -> None:
                     for _ in range(args.repeat):
                         for label, parts in commands.items():
                             runs[label].append(timed_processes(parts, env))
+                        if exporter and modules:
+                            port = free_ports(1)[0]
+                            found = blackbox.probe_all(
+                                exporter, modules, bed.targets, port, concurrency
+                            )
+                            runs.setdefault(blackbox.LABEL, []).append(Run(*found))
                         loads.append(load_time(bed.inventory, env))
                     report(count, concurrency, runs, statistics.median(loads))
             finally:
