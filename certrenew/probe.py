@@ -228,14 +228,28 @@ async def _handshake(
         sock, server_hostname=server_name, do_handshake_on_connect=False
     ) as tls:
         fd = tls.fileno()
-        while True:
-            try:
-                tls.do_handshake()
-                break
-            except ssl.SSLWantReadError:
-                await _ready(fd, loop.add_reader, loop.remove_reader)
-            except ssl.SSLWantWriteError:
-                await _ready(fd, loop.add_writer, loop.remove_writer)
+        # Watched for reading once for the whole handshake: the server's flight comes
+        # in several reads, and adding and removing the watch for each was two
+        # system calls per read.
+        readable: asyncio.Future[None] = loop.create_future()
+
+        def wake() -> None:
+            if not readable.done():
+                readable.set_result(None)
+
+        loop.add_reader(fd, wake)
+        try:
+            while True:
+                try:
+                    tls.do_handshake()
+                    break
+                except ssl.SSLWantReadError:
+                    await readable
+                    readable = loop.create_future()
+                except ssl.SSLWantWriteError:
+                    await _ready(fd, loop.add_writer, loop.remove_writer)
+        finally:
+            loop.remove_reader(fd)
         # Closed without a polite close_notify: a bad peer could hold that forever.
         return tls.getpeercert(binary_form=True) or b""
 
