@@ -1,8 +1,8 @@
 """Reminders and escalation against a real Prefect API and a served renewal waiting for a person.
 
-The renewal waits in its warm window (certrenew.tasks.waiting) when it is
-escalated: its process keeps the parameters it started with, and must still go
-the urgent way.
+The renewal waits in its warm window (certrenew.tasks.waiting, on by default)
+when it is escalated: its process keeps the parameters it started with, and
+must still go the urgent way.
 """
 
 from __future__ import annotations
@@ -10,26 +10,24 @@ from __future__ import annotations
 import email
 import email.policy
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 from uuid import UUID
 
 import pytest
 
 from certrenew.adapters.wiring import build_notice_channels
-from certrenew.deployments.demo import DEMO_TIMINGS
 from certrenew.inventory import load_inventory
 from certrenew.probe import run_scan
 from certrenew.renewal import renewal_id
 from certrenew.renewal_need import renewal_decisions
 from certrenew.tasks.forms import Question, pause_key
 from certrenew.tasks.reminders import send_reminders
-from tests.fixtures_renewal import RenewalLab, example_config
+from tests.fixtures_renewal import RenewalLab
 
 pytestmark = pytest.mark.prefect
 
 
 def test_a_renewal_waiting_at_the_critical_threshold_is_escalated_and_goes_the_urgent_way(
-    renewal_lab: RenewalLab, tmp_path: Path
+    renewal_lab: RenewalLab,
 ) -> None:
     lab = renewal_lab
     domain, server = lab.serve_certificate("escalate", days=5)  # critical: fewer than 7 days
@@ -41,13 +39,7 @@ def test_a_renewal_waiting_at_the_critical_threshold_is_escalated_and_goes_the_u
     rid = renewal_id(domain, decision.newest.serial)
     people = lab.people(domain, server)
     tracker = lab.tracker()
-    warm = example_config(
-        tmp_path / "warm.toml",
-        inventory=str(lab.inventory),
-        data_dir=str(lab.settings.data_dir),
-        renewal=DEMO_TIMINGS | {"warm_wait_seconds": 3600},  # every answer comes within it
-    )
-    run = lab.start("escalate", config=str(warm))
+    run = lab.start("escalate")
     run.wait_paused(pause_key(Question.CSR, 1))  # the systems team has attached nothing yet
     assert run.state().name == "Paused", "escalated while its process waits for the answer"
 

@@ -96,7 +96,6 @@ def scaled_out(tmp_path: Path) -> Iterator[tuple[RenewalLab, Workers]]:
             serving=False,
             server_env={"PREFECT_SERVER_DATABASE_CONNECTION_URL": database.url},
             recovery={"heartbeat_seconds": HEARTBEAT, "missed_heartbeats": 3},
-            renewal={"warm_wait_seconds": 120},
         ) as lab,
     ):
         assert lab.stack is not None
