@@ -351,11 +351,10 @@ class RenewalSettings(Section):
         30, ge=0, description="how long to poll endpoints before asking a person"
     )
     warm_wait_seconds: float = Field(
-        0,
+        120,
         ge=0,
         description="how long a run's process stays after asking a question, so an answer "
-        "within it goes on at once; then the run waits without a process (0: at once; "
-        "opt-in until the escalation, scale-out and kill-matrix tests run with it)",
+        "within it goes on at once; then the run waits without a process (0: at once)",
     )
     warm_wait_runs: int = Field(
         4,

@@ -62,6 +62,7 @@ from certrenew.tasks.guard import older_open_run, post_pending_triggers
 from certrenew.tasks.handover import hand_over
 from certrenew.tasks.notices import owner_mailbox, send_notice
 from certrenew.tasks.people import PersonAsker, Role
+from certrenew.tasks.reminders import urgent_now
 from certrenew.tasks.report import RenewalReport
 from certrenew.tasks.tickets import (
     close_tickets,
@@ -309,7 +310,7 @@ def request_certificate_from_ca(
     ]
     approved_by = approved_at = ""
     approved = False
-    if urgent:
+    if urgent_now(urgent):
         approval = PersonAsker(ctx, start, Role.WORKFLOW_MANAGERS)(
             forms.UrgentApproval,
             Question.URGENT_APPROVAL,

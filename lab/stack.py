@@ -114,29 +114,34 @@ class LocalStack:
     def start(self, timeout: float = 120) -> Self:
         self.home.mkdir(parents=True, exist_ok=True)
         if self.own_server:
-            self.server = Process(
-                [
-                    sys.executable,
-                    "-m",
-                    "prefect",
-                    "server",
-                    "start",
-                    "--host",
-                    "127.0.0.1",
-                    "--port",
-                    str(self.port),
-                ],
-                self.env,
-                self.home / "server.log",
-            )
-            try:
-                self._wait_healthy(timeout)
-            except BaseException:  # not healthy in time, or Ctrl-C: leave no server behind
-                self.stop()
-                raise
+            self.start_server(timeout)
         if self.serving:
             self.serve()
         return self
+
+    def start_server(self, timeout: float = 120) -> Process:
+        """Start the Prefect server (again, after it was stopped: same port and database)."""
+        self.server = Process(
+            [
+                sys.executable,
+                "-m",
+                "prefect",
+                "server",
+                "start",
+                "--host",
+                "127.0.0.1",
+                "--port",
+                str(self.port),
+            ],
+            self.env,
+            self.home / "server.log",
+        )
+        try:
+            self._wait_healthy(timeout)
+        except BaseException:  # not healthy in time, or Ctrl-C: leave no server behind
+            self.stop()
+            raise
+        return self.server
 
     def serve(self) -> Process:
         """Start the serving process (again, after it died)."""

@@ -25,6 +25,7 @@ from pydantic import Field, create_model
 from certrenew.errors import ServiceUnavailable
 from certrenew.tasks.waiting import (
     WARM_WAIT,
+    ask_again,
     pause_and_wait,
     question_keyset,
     suspend_at,
@@ -392,6 +393,7 @@ def ask(form: type[R], key: str, description: str) -> R:
     answered = stored_answer(form, key)
     if answered is not None:
         return answered
+    ask_again(key)
     warm = WARM_WAIT.get()
     if warm and waits_warm(warm):
         return pause_and_wait(form, key, description, warm.seconds)

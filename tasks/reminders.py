@@ -157,11 +157,11 @@ def snapshot(client: SyncPrefectClient, run: FlowRun, ui_url: str | None) -> Run
 
 
 def make_urgent(standing: Standing) -> None:
-    """The waiting run goes on as an urgent renewal: the next resume reads `urgent=True`.
+    """The waiting run goes on as an urgent renewal: its CA request reads `urgent=True`.
 
-    A suspended run is started again from its stored parameters when resumed,
-    so the CA request, when it comes, first asks a workflow manager to approve
-    the urgent channel.
+    The run's parameter is set on the server, where a suspended run starts again
+    from and a warm one reads it back (`urgent_now`), so the CA request, when it
+    comes, first asks a workflow manager to approve the urgent channel.
     """
     if standing.urgent or not standing.run_id:
         return
@@ -175,6 +175,29 @@ def make_urgent(standing: Standing) -> None:
         prefect_api(
             lambda: client.update_flow_run(run_id, parameters={**parameters, "urgent": True})
         )
+
+
+def urgent_now(urgent: bool) -> bool:
+    """Whether this run goes the urgent way: started so, or escalated since (`make_urgent`).
+
+    The escalation sets the `urgent` parameter on the server while the run waits
+    for a person. A suspended run starts again from it; a run answered within its
+    warm window (certrenew.tasks.waiting) goes on in the process that started with
+    the old value, so the decision reads the parameter again.
+    """
+    if urgent:
+        return True
+    from uuid import UUID
+
+    from prefect import get_client
+    from prefect.runtime import flow_run
+
+    run_id = flow_run.get_id()
+    if run_id is None:
+        return False
+    with get_client(sync_client=True) as client:
+        run = prefect_api(lambda: client.read_flow_run(UUID(run_id)))
+    return bool(run.parameters.get("urgent"))
 
 
 def _comment(

@@ -16,7 +16,12 @@ same form under the same stored answer's key, and its process waits:
   so: each holds a process slot of the serving process;
 - the process dies within the window: the serving process marks the run
   Crashed (or, when it died too, the missing heartbeats do), and the recovery
-  (certrenew.deployments.recovery) starts it again: it asks the same question.
+  (certrenew.deployments.recovery) starts it again: it asks the same question;
+- the Prefect API stops answering for UNREACHABLE_SECONDS: the process exits
+  as a crashed one does (it could neither see an answer nor suspend the run),
+  leaving the run Paused; once the server is back, the serving process (or
+  worker) marks it Crashed, or the missing heartbeats do, as for a process
+  that died.
 """
 
 from __future__ import annotations
@@ -24,7 +29,7 @@ from __future__ import annotations
 import time
 from contextvars import ContextVar
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Final, TypeVar, cast
+from typing import TYPE_CHECKING, Any, Final, NoReturn, TypeVar, cast
 
 from prefect.input import RunInput
 
@@ -55,6 +60,10 @@ WARM_WAIT: ContextVar[WarmWait | None] = ContextVar("certrenew_warm_wait", defau
 # How often the waiting process looks whether its run was resumed: at most this long
 # between a person's submit and the run going on.
 LOOK_SECONDS: Final = 0.25
+# How long one look may take, and how long the waiting process goes on looking while
+# the Prefect API does not answer (a server restart fits in it); then it exits.
+LOOK_TIMEOUT_SECONDS: Final = 10.0
+UNREACHABLE_SECONDS: Final = 60.0
 
 
 def suspension_keyset(key: str) -> Keyset:
@@ -137,25 +146,82 @@ def pause_and_wait(form: type[R], key: str, description: str, window: float) -> 
             key,
             window,
         )
-        if _resumed_within(client, run_id, window) or _take_back(client, run_id, keyset, key):
+        if _resumed_within(run_id, window) or _take_back(client, run_id, keyset, key):
             # Called from sync code: the answer itself, not the coroutine async_dispatch allows.
             return cast(R, form.load(keyset))
     return suspend_at(form, key, description)
 
 
-def _resumed_within(client: SyncPrefectClient, run_id: UUID, window: float) -> bool:
-    """Whether a person resumed the paused run within `window` seconds."""
-    deadline = time.monotonic() + window
-    while time.monotonic() < deadline:
-        time.sleep(LOOK_SECONDS)
-        state = client.read_flow_run(run_id).state
-        if state is not None and state.is_running():
-            return True
-        if state is not None and not state.is_paused():
-            from prefect.exceptions import Abort
+def _resumed_within(run_id: UUID, window: float) -> bool:
+    """Whether a person resumed the paused run within `window` seconds.
 
-            raise Abort(f"the run left its wait as {state.name}: this process stops")
-    return False
+    Each look is one request without Prefect's own retries (which wait a minute
+    and more per request): an API that does not answer for UNREACHABLE_SECONDS
+    ends the process (`_give_up`). The window ends only on a look that was
+    answered, so that the run can still be suspended.
+    """
+    from prefect import get_client
+    from prefect.exceptions import Abort
+    from prefect.settings import PREFECT_CLIENT_MAX_RETRIES, temporary_settings
+
+    deadline = time.monotonic() + window
+    answered = time.monotonic()
+    with (
+        temporary_settings({PREFECT_CLIENT_MAX_RETRIES: 0}),
+        get_client(sync_client=True, httpx_settings={"timeout": LOOK_TIMEOUT_SECONDS}) as client,
+    ):
+        while True:
+            time.sleep(LOOK_SECONDS)
+            try:
+                state = client.read_flow_run(run_id).state
+            except Exception as exc:
+                if not _unanswered(exc):
+                    raise
+                if time.monotonic() - answered < UNREACHABLE_SECONDS:
+                    continue
+                _give_up(exc)
+            answered = time.monotonic()
+            if state is not None and state.is_running():
+                return True
+            if state is not None and not state.is_paused():
+                raise Abort(f"the run left its wait as {state.name}: this process stops")
+            if answered >= deadline:
+                return False
+
+
+def _give_up(exc: Exception) -> NoReturn:
+    """End this process as a crash does: exit status 1, no state proposed.
+
+    Prefect's engine would propose a Failed state for an exception and retry
+    that for minutes with the API gone; reached, Failed would end the renewal.
+    The run stays Paused instead; the serving process (or worker) sees the exit
+    status and marks it Crashed once it reaches the server, or the missing
+    heartbeats do, and the recovery starts it again: nothing is lost.
+    """
+    import os
+    import sys
+
+    from prefect import get_run_logger
+
+    get_run_logger().warning(
+        "The Prefect API has not answered for %.0f s (%s): this process stops; the run "
+        "stays Paused at its question, and the recovery starts it again once the server "
+        "is back",
+        UNREACHABLE_SECONDS,
+        type(exc).__name__,
+    )
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(1)
+
+
+def _unanswered(exc: Exception) -> bool:
+    """Whether a request failed for want of a server: no connection, no answer, or a 5xx."""
+    import httpx
+
+    if isinstance(exc, httpx.HTTPStatusError):
+        return exc.response.status_code >= 500
+    return isinstance(exc, httpx.TransportError)
 
 
 def _take_back(client: SyncPrefectClient, run_id: UUID, keyset: Keyset, key: str) -> bool:
@@ -172,11 +238,37 @@ def _take_back(client: SyncPrefectClient, run_id: UUID, keyset: Keyset, key: str
     propose_state_sync(client, Running(), flow_run_id=run_id)
     if read_flow_run_input(keyset["response"], flow_run_id=run_id) is not None:
         return True
-    run = client.read_flow_run(run_id)
-    policy = run.empirical_policy.model_copy()
-    policy.pause_keys = (policy.pause_keys or set()) - {key}
-    client.update_flow_run(run_id, empirical_policy=policy)
+    _forget_pause(client, run_id, key)
     return False
+
+
+def ask_again(key: str) -> None:
+    """Let this run ask under `key`, which it asked before without getting an answer.
+
+    Prefect refuses a pause or suspension under a key the run has seen, and
+    forgets them only when a crashed run is scheduled again through its rules:
+    a run started again by a forced state change (Retry in the UI) kept them,
+    and the question asked before the crash failed the run ("the server said
+    Running()").
+    """
+    from uuid import UUID
+
+    from prefect import get_client
+    from prefect.runtime import flow_run
+
+    run_id = flow_run.get_id()
+    assert run_id, "a question is asked inside a flow run"
+    with get_client(sync_client=True) as client:
+        _forget_pause(client, UUID(run_id), key)
+
+
+def _forget_pause(client: SyncPrefectClient, run_id: UUID, key: str) -> None:
+    run = client.read_flow_run(run_id)
+    seen = run.empirical_policy.pause_keys or set()
+    if key in seen:
+        policy = run.empirical_policy.model_copy()
+        policy.pause_keys = seen - {key}
+        client.update_flow_run(run_id, empirical_policy=policy)
 
 
 def suspend_at(form: type[R], key: str, description: str) -> R:

@@ -7,7 +7,9 @@ certrenew.lab.killpoints`), started directly on a deployment nobody serves, so
 no runner polls between attempts. A killed attempt is treated as Prefect's
 runner and an operator treat it: the run is marked Crashed, then retried
 (AwaitingRetry) and started again; people answer through the API as they do
-from the UI. The points of one renewal fire one after the other, each in the
+from the UI, while the attempt's process waits in its warm window (the
+default), so an attempt goes on from question to question until a point kills
+it. The points of one renewal fire one after the other, each in the
 attempt that reaches it; after each the ticket chain and the archive are
 checked, so the matrix names the kill point whose recovery broke something.
 """
@@ -16,6 +18,7 @@ from __future__ import annotations
 
 import json
 import os
+import select
 import subprocess
 import sys
 import time
@@ -40,7 +43,7 @@ from certrenew.lab.people import SUPPORT, DemoPeople
 from certrenew.lab.stack import prefect_env
 from certrenew.naming import renewal_file_names, renewal_folder
 from certrenew.renewal import renewal_id
-from certrenew.tasks.forms import Question, question_of
+from certrenew.tasks.forms import Question, open_question, question_of
 from tests.fixtures_renewal import RenewalLab
 from tests.fixtures_sharepoint import SharePointTestbed
 from tests.test_renewal_flow import served_serial
@@ -141,8 +144,13 @@ class KilledRenewal:
             )
         self.run_id = run.id
 
-    def attempt(self) -> int:
-        """One process running the run until it suspends, ends or is killed."""
+    def attempt(self, people: DemoPeople, renewal: str) -> int:
+        """One process running the run until it suspends, ends or is killed.
+
+        A question asked while the process waits in its warm window
+        (certrenew.tasks.waiting) is answered then, as a person at the form would:
+        the process goes on with the answer, and the next points fire in it.
+        """
         if self.attempts is None:
             env = self.env | {
                 KILL_AT_ENV: ",".join(self.points),
@@ -156,10 +164,13 @@ class KilledRenewal:
                 stdout=subprocess.PIPE,
                 text=True,
             )
-        assert self.attempts.stdin and self.attempts.stdout
+        assert self.attempts.stdin and self.attempts.stdout and self.run_id
         began = time.monotonic()
         self.attempts.stdin.write(f"{self.run_id}\n")
         self.attempts.stdin.flush()
+        while not select.select([self.attempts.stdout], [], [], 0.5)[0]:
+            if self.state().name == "Paused" and open_question(self.run_id):
+                self.answer(people, renewal)
         code = int(self.attempts.stdout.readline())
         with (self.folder / "attempts.log").open("a") as log:
             log.write(f"--- attempt exited {code} after {time.monotonic() - began:.1f} s\n")
@@ -289,7 +300,7 @@ def drive(
     """
     tracker, setup = build_tracker(settings), build_archive(settings)
     for _ in range(8 * len(run.points) + 20):
-        code = run.attempt()
+        code = run.attempt(people, renewal)
         if code == -9:
             point = run.fired()[-1]
             run.crashed()

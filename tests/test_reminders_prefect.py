@@ -1,4 +1,9 @@
-"""Reminders and escalation against a real Prefect API and a served renewal waiting for a person."""
+"""Reminders and escalation against a real Prefect API and a served renewal waiting for a person.
+
+The renewal waits in its warm window (certrenew.tasks.waiting, on by default)
+when it is escalated: its process keeps the parameters it started with, and
+must still go the urgent way.
+"""
 
 from __future__ import annotations
 
@@ -36,6 +41,7 @@ def test_a_renewal_waiting_at_the_critical_threshold_is_escalated_and_goes_the_u
     tracker = lab.tracker()
     run = lab.start("escalate")
     run.wait_paused(pause_key(Question.CSR, 1))  # the systems team has attached nothing yet
+    assert run.state().name == "Paused", "escalated while its process waits for the answer"
 
     def remind(now: datetime | None = None) -> list[str]:
         """The detection's reminders; `decisions` keep showing the old certificate."""

@@ -7,6 +7,13 @@ folder. Detection runs on a worker, its event starts the renewal, and the
 renewal goes to retirement with its runs started by both workers: worker A
 runs it until it waits for the CA choice, then A is stopped (maintenance) and
 worker B carries on from the results A stored. People answer through the API.
+
+The run waits in its warm window (certrenew.tasks.waiting) when A stops, and
+a Prefect process worker that stops kills the processes of its runs: the run
+is left Paused with no process. As the README's worker set-up has it, the
+recovery automations (`certrenew recovery`) and the workers' heartbeats find
+it silent, mark it Crashed and schedule it again, and B asks the question
+again.
 """
 
 from __future__ import annotations
@@ -20,19 +27,23 @@ from pathlib import Path
 from typing import Any, cast
 
 import pytest
+from typer.testing import CliRunner
 
+from certrenew.cli import app
 from certrenew.lab.postgres import PostgresCluster
 from certrenew.lab.stack import LocalStack, Process
 from certrenew.renewal import renewal_id
 from certrenew.tasks.context import RENEWAL_FLOW
-from certrenew.tasks.forms import Question, pause_key
+from certrenew.tasks.forms import Question, open_question, pause_key
 from certrenew.tasks.guard import created_by
 from tests.fixtures_renewal import RenewalLab, RenewalRun, served_renewal_lab
+from tests.test_recovery import state_names, wait_for
 from tests.test_renewal_flow import served_serial
 
 pytestmark = pytest.mark.prefect
 
 PROJECT = Path(__file__).resolve().parent.parent
+HEARTBEAT = 30  # the shortest Prefect accepts; a silent run is crashed after 3 of them
 POOL = "certrenew"
 
 
@@ -49,6 +60,7 @@ class Workers:
             "PREFECT_LOGGING_LEVEL": "INFO",
             "PREFECT_WORKER_QUERY_SECONDS": "2",
             "CERTRENEW_CONFIG": str(self.config),
+            "PREFECT_FLOWS_HEARTBEAT_FREQUENCY": str(HEARTBEAT),
         }
         args = [sys.executable, "-m", "prefect", "worker", "start", "--pool", POOL]
         worker = Process([*args, "--name", name, "--type", "process"], env, home / "worker.log")
@@ -83,12 +95,15 @@ def scaled_out(tmp_path: Path) -> Iterator[tuple[RenewalLab, Workers]]:
             tmp_path,
             serving=False,
             server_env={"PREFECT_SERVER_DATABASE_CONNECTION_URL": database.url},
+            recovery={"heartbeat_seconds": HEARTBEAT, "missed_heartbeats": 3},
         ) as lab,
     ):
         assert lab.stack is not None
         workers = Workers(lab.stack, lab.config, tmp_path / "shared-results")
         prefect(lab.stack, "work-pool", "create", POOL, "--type", "process")
         prefect(lab.stack, "deploy", "--all")
+        recovery = CliRunner().invoke(app, ["recovery", "--config", str(lab.config)])
+        assert recovery.exit_code == 0, recovery.output
         try:
             yield lab, workers
         finally:
@@ -140,10 +155,21 @@ def test_a_renewal_from_event_to_retirement_on_two_workers_and_postgresql(scaled
     assert started_by_the_guard(run), "the event reached the renewal through the guard"
     run.answer_each(people, rid, pause_key(Question.CSR, 1))
     run.wait_paused(Question.CA_CHOICE)
+    assert run.state().name == "Paused", "worker A's process waits for the answer"
 
-    # Worker A goes down for maintenance; worker B carries on from A's stored results.
+    # Worker A goes down for maintenance, killing the waiting process; worker B carries
+    # on from A's stored results once the recovery has found the run silent.
     workers.stop("worker-a")
     workers.start("worker-b")
+    wait_for(
+        "the silent run crashed, scheduled again and asking again on worker B",
+        lambda: (
+            ("Crashed", "") in state_names(run)
+            and open_question(run.id) is not None
+            and workers.ran("worker-b", run.id)
+        ),
+        timeout=HEARTBEAT * 3 + 240,
+    )
     run.answer_each(
         people,
         rid,

@@ -16,13 +16,15 @@ from collections.abc import Iterator
 from datetime import datetime
 from pathlib import Path
 
+import httpx
 import pytest
 
 from certrenew.deployments.demo import DEMO_TIMINGS
 from certrenew.renewal import renewal_id
 from certrenew.tasks.forms import Question, pause_key
+from certrenew.tasks.waiting import UNREACHABLE_SECONDS
 from tests.fixtures_renewal import RenewalLab, RenewalRun, example_config, served_renewal_lab
-from tests.test_recovery import state_names
+from tests.test_recovery import HEARTBEAT, state_names
 from tests.test_renewal_flow import served_serial
 
 pytestmark = pytest.mark.prefect
@@ -163,3 +165,58 @@ def test_a_question_asked_while_enough_runs_wait_so_suspends_at_once(warm_lab) -
     until("the capped run's process exited", lambda: not run_processes(capped_run))
     assert pauses(capped_run) == [("Suspended", CSR)]
     assert first.state().name == "Paused"
+
+
+def test_a_process_waiting_while_its_prefect_server_is_gone_exits_and_the_run_goes_on(
+    tmp_path: Path,
+) -> None:
+    """The server stops while the run waits warm: its process gives up instead of waiting
+    out the window, proposing nothing; once the server is back the run, still Paused, is
+    marked Crashed, and started again it asks the same question and goes on.
+
+    Started again by Retry, as an operator would: after a server restart Prefect holds
+    the Crashed event for up to 15 minutes (its in-memory event ordering lost the
+    Paused event before it), and only then does the recovery automation see it.
+    """
+    from prefect import get_client
+    from prefect.states import Scheduled
+
+    with served_renewal_lab(
+        tmp_path,
+        renewal=DEMO_TIMINGS | {"warm_wait_seconds": LONG},
+        recovery={"heartbeat_seconds": HEARTBEAT, "missed_heartbeats": 3},
+    ) as lab:
+        stack = lab.stack
+        assert stack is not None and stack.server is not None and stack.runner is not None
+        domain, server = lab.serve_certificate("warm-outage")
+        rid = renewal_id(domain, served_serial(lab, "warm-outage"))
+        people = lab.people(domain, server)
+        run = lab.start("warm-outage")
+        run.wait_paused(CSR)
+        assert run.state().name == "Paused"
+        assert run_processes(run)
+
+        stack.server.stop()
+        with pytest.raises(httpx.TransportError):
+            httpx.get(f"{stack.api_url}/health", timeout=5)
+        until(
+            "the waiting process gave up",
+            lambda: not run_processes(run),
+            # Far within the window; Prefect's own retries took 2.4 minutes to end it.
+            timeout=UNREACHABLE_SECONDS + 45,
+        )
+        assert stack.runner.proc.poll() is None, "`certrenew serve` waits for its server"
+
+        stack.start_server()
+        until(
+            "the run marked Crashed", lambda: run.state().is_crashed(), timeout=HEARTBEAT * 3 + 60
+        )
+        names = [name for name, _ in state_names(run)]
+        assert names[-2:] == ["Paused", "Crashed"], names  # nothing else was proposed
+
+        with get_client(sync_client=True) as client:
+            client.set_flow_run_state(run.id, Scheduled(name="AwaitingRetry"), force=True)
+        run.wait_paused(CSR)
+        assert pauses(run) == [("Paused", CSR), ("Paused", CSR)], "asked once, then again"
+        run.resume(**people.answer(CSR, rid))
+        run.wait_paused(Question.CA_CHOICE)
