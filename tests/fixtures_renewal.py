@@ -53,6 +53,21 @@ class RenewalRun:
         with get_client(sync_client=True) as client:
             return client.read_flow_run(self.id).state
 
+    def process(self) -> int | None:
+        """The live process running this run: the pid the serving process recorded on it."""
+        from prefect import get_client
+
+        with get_client(sync_client=True) as client:
+            recorded = client.read_flow_run(self.id).infrastructure_pid
+        if not recorded:
+            return None
+        pid = int(recorded.rsplit(":", 1)[1])
+        try:  # a process that exited and was not reaped yet is a zombie ("Z"): none
+            alive = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] != "Z"
+        except OSError:
+            return None
+        return pid if alive else None
+
     def wait_paused(self, key: str, timeout: float = 180) -> str:
         """Wait until the run asks the question `key`; returns the form's description."""
         deadline = time.monotonic() + timeout
