@@ -32,6 +32,7 @@ the others under the same machine load.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import itertools
 import os
 import statistics
@@ -85,6 +86,7 @@ class Start:
     """From the `certificate.expiring` event to the renewal running."""
 
     admission: float  # the event heard, the guard's checks, the run created
+    delivery: float  # of admission: from the event's emission until the server received it
     pickup: float  # created -> Pending: the runner's polling
     process: float  # Pending -> Running: a new Python process, imports, the flow's context
 
@@ -170,25 +172,30 @@ DETECT = (
 )
 
 
-def expiring_event_time(api_url: str) -> datetime:
-    """When the detection emitted its `certificate.expiring` event (the server's record)."""
+def expiring_event_time(api_url: str) -> tuple[datetime, datetime]:
+    """When the detection emitted its `certificate.expiring` event, and when the server had it."""
     from certrenew.flows.detect_expiring import EXPIRING_EVENT
 
     filter_ = {"event": {"name": [EXPIRING_EVENT]}, "order": "ASC"}
     page = httpx.post(f"{api_url}/events/filter", json={"filter": filter_, "limit": 1}, timeout=30)
     page.raise_for_status()
-    return datetime.fromisoformat(page.json()["events"][0]["occurred"])
+    event = page.json()["events"][0]
+    return datetime.fromisoformat(event["occurred"]), datetime.fromisoformat(event["received"])
 
 
-def split(history: list[Any], detected: datetime, resumed: list[tuple[str, float]]) -> Renewal:
+def split(
+    history: list[Any], detected: tuple[datetime, datetime], resumed: list[tuple[str, float]]
+) -> Renewal:
     def at(seconds: float) -> datetime:
         return datetime.fromtimestamp(seconds, UTC)
 
     created = history[0]  # the run's first state: Scheduled, when the guard created it
     first_running = first_after(history, created.timestamp, "RUNNING")
     first_pending = first_after(history, created.timestamp, "PENDING")
+    emitted, received = detected
     started = Start(
-        (created.timestamp - detected).total_seconds(),
+        (created.timestamp - emitted).total_seconds(),
+        (received - emitted).total_seconds(),
         (first_pending.timestamp - created.timestamp).total_seconds(),
         (first_running.timestamp - first_pending.timestamp).total_seconds(),
     )
@@ -284,7 +291,9 @@ def main(argv: list[str] | None = None) -> None:
                 }
                 if tree is not None:
                     label = f"{tree}: {label}"
-                results[label].append(one_renewal(Path(tmp), env))
+                # `python -m` puts the working folder first on sys.path: the tree's own.
+                with contextlib.chdir(tree or CHECKOUT):
+                    results[label].append(one_renewal(Path(tmp), env))
     load = subprocess.run(["uptime"], capture_output=True, text=True, check=False).stdout
     print(f"at the end: {load.strip()}")
     print(f"medians of {args.repeat} renewals per variant (seconds)")
@@ -298,6 +307,7 @@ def main(argv: list[str] | None = None) -> None:
         print(f"\n{label}")
         print(f"  event -> renewal running      {med(r.start.total for r in renewals):6.2f}")
         print(f"    admission (event -> run)    {med(r.start.admission for r in renewals):6.2f}")
+        print(f"      of it the event's delivery {med(r.start.delivery for r in renewals):5.2f}")
         print(f"    pickup (runner polling)     {med(r.start.pickup for r in renewals):6.2f}")
         print(f"    start (process, imports)    {med(r.start.process for r in renewals):6.2f}")
         print(f"  first running -> completed    {med(r.machine_time for r in renewals):6.2f}")
