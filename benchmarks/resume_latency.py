@@ -120,7 +120,7 @@ def first_after(history: list[Any], moment: Any, kind: str) -> Any:
     return next(s for s in history if s.timestamp >= moment and s.type.value == kind)
 
 
-def one_renewal(folder: Path, env: dict[str, str]) -> Renewal:
+def one_renewal(folder: Path, env: dict[str, str], poll: float) -> Renewal:
     """The demo's renewal from detection to retirement, answered at once, timed."""
     from prefect.flow_runs import resume_flow_run
     from prefect.settings import PREFECT_API_URL, temporary_settings
@@ -134,7 +134,8 @@ def one_renewal(folder: Path, env: dict[str, str]) -> Renewal:
         os.environ.update(overrides)
         config = EXAMPLES / "certrenew.toml"
         settings = load_settings(config)
-        stack = LocalStack(folder / "prefect", config)
+        # Prefect's own setting takes whole seconds; `certrenew serve` takes fractions.
+        stack = LocalStack(folder / "prefect", config, serve_args=("--poll-seconds", f"{poll:g}"))
         stack.env.update(overrides)
         # Prefect read its settings when it was imported: without the stack's address the
         # detection below would run on a temporary server of its own.
@@ -260,7 +261,7 @@ def main(argv: list[str] | None = None) -> None:
         prog="python -m benchmarks.resume_latency", description=__doc__
     )
     parser.add_argument("--repeat", type=int, default=3)
-    parser.add_argument("--poll", type=int, nargs="+", default=[1], help="runner poll, s")
+    parser.add_argument("--poll", type=float, nargs="+", default=[0.5], help="runner poll, s")
     parser.add_argument(
         "--warm", type=float, nargs="+", default=[0, 120], help="warm windows, s (0: none)"
     )
@@ -281,10 +282,9 @@ def main(argv: list[str] | None = None) -> None:
         imports.append(import_seconds())
         # Interleaved: each variant meets the same machine load.
         for tree, poll, warm in itertools.product([None, *args.against], args.poll, args.warm):
-            label = f"runner poll {poll} s, warm window {warm:g} s"
+            label = f"runner poll {poll:g} s, warm window {warm:g} s"
             with tempfile.TemporaryDirectory(prefix="certrenew-bench-") as tmp:
                 env = {
-                    "PREFECT_RUNNER_POLL_FREQUENCY": str(poll),
                     "CERTRENEW_RENEWAL__WARM_WAIT_SECONDS": str(warm),
                     # Whose `certrenew` the serving process and the flows import.
                     "PYTHONPATH": str((tree or CHECKOUT).resolve()),
@@ -293,7 +293,7 @@ def main(argv: list[str] | None = None) -> None:
                     label = f"{tree}: {label}"
                 # `python -m` puts the working folder first on sys.path: the tree's own.
                 with contextlib.chdir(tree or CHECKOUT):
-                    results[label].append(one_renewal(Path(tmp), env))
+                    results[label].append(one_renewal(Path(tmp), env, poll))
     load = subprocess.run(["uptime"], capture_output=True, text=True, check=False).stdout
     print(f"at the end: {load.strip()}")
     print(f"medians of {args.repeat} renewals per variant (seconds)")

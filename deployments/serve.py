@@ -43,13 +43,16 @@ log = logging.getLogger("certrenew.serve")
 PROCESS_LIMIT = 10
 
 
-async def serve_flows(config: str | None, cron: str, poll_seconds: int, limit: int | None) -> None:
+async def serve_flows(
+    config: str | None, cron: str, poll_seconds: float, limit: int | None
+) -> None:
     """The renewal (started only through the guard) and the detection, run by this process.
 
     Given as flow objects (`add_flow`), not deployments to load: a run starts
     as a fork of the preloaded fork server (certrenew.deployments.preload).
     """
-    runner = Runner(query_seconds=max(1, poll_seconds), limit=limit)
+    # 0 would read as "not given" (Prefect's default, 10 s).
+    runner = Runner(query_seconds=max(0.1, poll_seconds), limit=limit)
     await runner.aadd_flow(
         renew_certificate,
         name="renew-certificate",
@@ -74,10 +77,11 @@ def main(argv: list[str] | None = None) -> None:
     )
     parser.add_argument(
         "--poll-seconds",
-        type=int,
-        default=int(os.environ.get("PREFECT_RUNNER_POLL_FREQUENCY", "1")),
-        help="how often runs to start or resume are looked for: a person who answered a "
-        "form waits up to this long before the run goes on (Prefect's default is 10)",
+        type=float,
+        default=float(os.environ.get("PREFECT_RUNNER_POLL_FREQUENCY", "0.5")),
+        help="how often runs to start or resume are looked for (fractions allowed): a "
+        "person who answered a form waits up to this long before the run goes on "
+        "(Prefect's default is 10; 0.5 took 0.3-0.5 s off each start against 1)",
     )
     parser.add_argument(
         "--process-limit",
