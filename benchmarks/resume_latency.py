@@ -44,7 +44,7 @@ from collections import defaultdict
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any, cast
 from uuid import UUID
 
 import httpx
@@ -67,6 +67,9 @@ from certrenew.lab.stack import LocalStack
 from certrenew.lab.tls import LocalCA, TLSServer
 from certrenew.pki.certs import serial_hex
 from certrenew.renewal import renewal_id
+
+if TYPE_CHECKING:
+    from prefect.client.schemas.objects import FlowRun
 
 
 @dataclass(frozen=True)
@@ -142,13 +145,7 @@ def one_renewal(folder: Path, env: dict[str, str], poll: float) -> Renewal:
         with stack, temporary_settings({PREFECT_API_URL: stack.api_url}):
             os.environ.update(stack.env)
             wait_for_deployment()
-            # Detection as its own process, as the served deployment runs it.
-            subprocess.run(
-                [sys.executable, "-c", DETECT, str(settings.inventory), str(config)],
-                env=stack.env,
-                check=True,
-                capture_output=True,
-            )
+            detect(settings.inventory, config)
             run_id = find_renewal_run()
             detected = expiring_event_time(stack.api_url)
             people = DemoPeople(settings, ca, server, DEMO_DOMAIN, lambda _: None)
@@ -167,10 +164,40 @@ def one_renewal(folder: Path, env: dict[str, str], poll: float) -> Renewal:
     return split(history, detected, resumed)
 
 
-DETECT = (
-    "import sys; from certrenew.flows.detect_expiring import detect_expiring_certificates as d; "
-    "d(sys.argv[1], sys.argv[2])"
-)
+DETECTION = "detect-expiring-certificates/detect-expiring"
+
+
+def detect(inventory: Path, config: Path) -> None:
+    """A detection run of the served deployment, as its daily schedule starts it.
+
+    Run by `certrenew serve` (a fork of its preloaded process), as in
+    production, not as a new interpreter of its own beside it.
+    """
+    from prefect import get_client
+    from prefect.deployments import run_deployment
+    from prefect.exceptions import ObjectNotFound
+
+    deadline = time.monotonic() + 120
+    with get_client(sync_client=True) as client:
+        while True:
+            try:
+                client.read_deployment_by_name(DETECTION)
+                break
+            except ObjectNotFound:
+                if time.monotonic() > deadline:
+                    raise
+                time.sleep(0.5)
+    run = cast(
+        "FlowRun",
+        run_deployment(
+            DETECTION,
+            parameters={"inventory_path": str(inventory), "config_path": str(config)},
+            timeout=120,
+            poll_interval=0.5,
+        ),
+    )
+    if run.state is None or not run.state.is_completed():
+        raise RuntimeError(f"the detection run ended {run.state}")
 
 
 def expiring_event_time(api_url: str) -> tuple[datetime, datetime]:
