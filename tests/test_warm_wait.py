@@ -156,3 +156,19 @@ def test_a_question_asked_while_enough_runs_wait_so_suspends_at_once(warm_lab) -
     until("the capped run's process exited", lambda: not run_processes(capped_run))
     assert pauses(capped_run) == [("Suspended", CSR)]
     assert first.state().name == "Paused"
+
+
+def test_a_run_cancelled_while_its_process_waits_ends_and_lets_the_process_go(warm_lab) -> None:
+    """Cancel, as the UI's Cancel does: the serving process stops the run's process."""
+    from prefect import get_client
+    from prefect.states import Cancelling
+
+    lab, _, _ = warm_lab
+    lab.serve_certificate("warm-cancel")
+    run = lab.start("warm-cancel")
+    run.wait_paused(CSR)
+    [process] = run_processes(run)
+    with get_client(sync_client=True) as client:
+        client.set_flow_run_state(run.id, Cancelling(), force=True)
+    until("the run was cancelled", lambda: run.state().is_cancelled(), timeout=120)
+    until(f"its process {process} exited", lambda: not run_processes(run), timeout=60)
