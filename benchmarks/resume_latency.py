@@ -6,8 +6,9 @@ the time from submitting a form to the next question being shown:
 
 - **pickup**: from the resume (the run is Scheduled again) until the serving
   process picks the run up (Pending): the runner's polling;
-- **start**: from Pending to Running: a new Python process, its imports, the
-  flow's context;
+- **start**: from Pending to Running: the run's process (a fork of the
+  serving process's preloaded fork server; a new interpreter and its imports
+  before), Prefect's engine setting up the flow's context;
 - **replay + step**: from Running until the next question can be answered:
   the flow going through its finished steps again, then the new step's work
   and the API calls that save the next form.
@@ -91,7 +92,7 @@ class Start:
     admission: float  # the event heard, the guard's checks, the run created
     delivery: float  # of admission: from the event's emission until the server received it
     pickup: float  # created -> Pending: the runner's polling
-    process: float  # Pending -> Running: a new Python process, imports, the flow's context
+    process: float  # Pending -> Running: the run's process, the flow's context
 
     @property
     def total(self) -> float:
@@ -336,7 +337,7 @@ def main(argv: list[str] | None = None) -> None:
         print(f"    admission (event -> run)    {med(r.start.admission for r in renewals):6.2f}")
         print(f"      of it the event's delivery {med(r.start.delivery for r in renewals):5.2f}")
         print(f"    pickup (runner polling)     {med(r.start.pickup for r in renewals):6.2f}")
-        print(f"    start (process, imports)    {med(r.start.process for r in renewals):6.2f}")
+        print(f"    start (process, set-up)     {med(r.start.process for r in renewals):6.2f}")
         print(f"  first running -> completed    {med(r.machine_time for r in renewals):6.2f}")
         print(f"    less questions unanswered   {med(r.machinery for r in renewals):6.2f}")
         print(
@@ -344,7 +345,7 @@ def main(argv: list[str] | None = None) -> None:
             f"  (slowest {max(a.total for a in answers):.2f})"
         )
         print(f"    pickup (runner polling)     {med(a.pickup for a in answers):6.2f}")
-        print(f"    start (process, imports)    {med(a.start for a in answers):6.2f}")
+        print(f"    start (process, set-up)     {med(a.start for a in answers):6.2f}")
         print(f"    replay + step + form        {med(a.replay_and_step for a in answers):6.2f}")
 
 
