@@ -7,8 +7,10 @@ detection's event would start them (with `force`: the bed's expiries are spread
 over a year, and every one of them is to wait). Each reaches the CSR step (`csr-1`) and
 waits for support staff. While all of them wait, measured:
 
-- **processes held**: every process under the serving process and every
-  Python process running `prefect.engine` (a waiting renewal should hold none);
+- **processes held**: every process under the serving process (but its fork
+  server and multiprocessing's resource tracker, one each whatever the number
+  of runs) and every Python process running `prefect.engine` (a waiting
+  renewal should hold none);
 - **server memory**: RSS of the `prefect server` process tree (from /proc),
   before the first renewal and with all N waiting;
 - **database growth per waiting renewal**: the server's SQLite file under the
@@ -133,7 +135,26 @@ def held_processes(stack: LocalStack) -> set[int]:
     """Processes the waiting renewals hold: under the serving process, or running a flow."""
     assert stack.runner
     serving = stack.runner.proc.pid
-    return {p for p in tree(serving) if p != serving} | set(engine_processes(stack.api_url))
+    below = {p for p in tree(serving) if p != serving} - start_machinery(serving)
+    return below | set(engine_processes(stack.api_url))
+
+
+def start_machinery(serving: int) -> set[int]:
+    """The fork server runs are forked from, and multiprocessing's resource tracker.
+
+    One of each per serving process, whatever number of runs wait; the runs
+    are the fork server's children (certrenew.deployments.preload).
+    """
+    found = set()
+    for pid in tree(serving):
+        try:
+            stat = Path(f"/proc/{pid}/stat").read_text()
+            command = Path(f"/proc/{pid}/cmdline").read_bytes()
+        except OSError:
+            continue
+        if int(stat.rsplit(")", 1)[1].split()[1]) == serving and b"multiprocessing" in command:
+            found.add(pid)
+    return found
 
 
 def rss_mib(pids: list[int]) -> float:

@@ -41,6 +41,14 @@ if TYPE_CHECKING:
     from prefect.client.schemas.objects import FlowRun
 
 
+
+def alive(pid: int) -> bool:
+    """Whether `pid` runs; one that exited and was not reaped yet is a zombie ("Z"): not."""
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] != "Z"
+    except OSError:
+        return False
+
 @dataclass
 class RenewalRun:
     """One renewal run, seen from the outside as support staff see it."""
@@ -52,6 +60,17 @@ class RenewalRun:
 
         with get_client(sync_client=True) as client:
             return client.read_flow_run(self.id).state
+
+    def process(self) -> int | None:
+        """The live process running this run: the pid the serving process recorded on it."""
+        from prefect import get_client
+
+        with get_client(sync_client=True) as client:
+            recorded = client.read_flow_run(self.id).infrastructure_pid
+        if not recorded:
+            return None
+        pid = int(recorded.rsplit(":", 1)[1])
+        return pid if alive(pid) else None
 
     def wait_paused(self, key: str, timeout: float = 180) -> str:
         """Wait until the run asks the question `key`; returns the form's description."""

@@ -75,16 +75,17 @@ def running_step(run: RenewalRun, step: str, seen: set[UUID], timeout: float = 2
 
 
 def flow_run_process(serving_pid: int, run: RenewalRun) -> int:
-    """The serving process's child that runs `run` (`python -m prefect.engine`)."""
-    for environ in Path("/proc").glob("[0-9]*/environ"):
-        try:
-            ppid = int((environ.parent / "stat").read_text().rsplit(")", 1)[1].split()[1])
-            variables = environ.read_bytes().split(b"\0")
-        except (OSError, IndexError, ValueError):
-            continue
-        if ppid == serving_pid and f"PREFECT__FLOW_RUN_ID={run.id}".encode() in variables:
-            return int(environ.parent.name)
-    raise AssertionError(f"the serving process {serving_pid} does not run {run.id}")
+    """The process running `run`: a fork of the serving process's fork server."""
+    pid = run.process()
+    assert pid is not None, f"no process runs {run.id}"
+    fork_server = parent_of(pid)
+    assert b"forkserver" in Path(f"/proc/{fork_server}/cmdline").read_bytes()
+    assert parent_of(fork_server) == serving_pid, f"{pid} is not under {serving_pid}"
+    return pid
+
+
+def parent_of(pid: int) -> int:
+    return int(Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[1])
 
 
 def state_names(run: RenewalRun) -> list[tuple[str, str]]:

@@ -23,7 +23,7 @@ from certrenew.deployments.demo import DEMO_TIMINGS
 from certrenew.renewal import renewal_id
 from certrenew.tasks.forms import Question, pause_key
 from certrenew.tasks.waiting import UNREACHABLE_SECONDS
-from tests.fixtures_renewal import RenewalLab, RenewalRun, example_config, served_renewal_lab
+from tests.fixtures_renewal import RenewalLab, RenewalRun, alive, example_config, served_renewal_lab
 from tests.test_recovery import HEARTBEAT, state_names
 from tests.test_renewal_flow import served_serial
 
@@ -57,16 +57,9 @@ def warm_lab(
 
 
 def run_processes(run: RenewalRun) -> set[int]:
-    """The processes running `run` (`python -m prefect.engine` with its id)."""
-    found = set()
-    wanted = f"PREFECT__FLOW_RUN_ID={run.id}".encode()
-    for environ in Path("/proc").glob("[0-9]*/environ"):
-        try:
-            if wanted in environ.read_bytes().split(b"\0"):
-                found.add(int(environ.parent.name))
-        except OSError:
-            continue
-    return found
+    """The processes running `run` (a fork of the serving process's fork server)."""
+    pid = run.process()
+    return {pid} if pid is not None else set()
 
 
 def until(what: str, check: object, timeout: float = 240) -> None:
@@ -194,14 +187,14 @@ def test_a_process_waiting_while_its_prefect_server_is_gone_exits_and_the_run_go
         run = lab.start("warm-outage")
         run.wait_paused(CSR)
         assert run.state().name == "Paused"
-        assert run_processes(run)
+        [process] = run_processes(run)
 
         stack.server.stop()
         with pytest.raises(httpx.TransportError):
             httpx.get(f"{stack.api_url}/health", timeout=5)
         until(
             "the waiting process gave up",
-            lambda: not run_processes(run),
+            lambda: not alive(process),  # the run's recorded pid: the API is away
             # Far within the window; Prefect's own retries took 2.4 minutes to end it.
             timeout=UNREACHABLE_SECONDS + 45,
         )
@@ -220,3 +213,19 @@ def test_a_process_waiting_while_its_prefect_server_is_gone_exits_and_the_run_go
         assert pauses(run) == [("Paused", CSR), ("Paused", CSR)], "asked once, then again"
         run.resume(**people.answer(CSR, rid))
         run.wait_paused(Question.CA_CHOICE)
+
+
+def test_a_run_cancelled_while_its_process_waits_ends_and_lets_the_process_go(warm_lab) -> None:
+    """Cancel, as the UI's Cancel does: the serving process stops the run's process."""
+    from prefect import get_client
+    from prefect.states import Cancelling
+
+    lab, _, _ = warm_lab
+    lab.serve_certificate("warm-cancel")
+    run = lab.start("warm-cancel")
+    run.wait_paused(CSR)
+    [process] = run_processes(run)
+    with get_client(sync_client=True) as client:
+        client.set_flow_run_state(run.id, Cancelling(), force=True)
+    until("the run was cancelled", lambda: run.state().is_cancelled(), timeout=120)
+    until(f"its process {process} exited", lambda: not run_processes(run), timeout=60)
