@@ -43,7 +43,11 @@ if TYPE_CHECKING:
 log = logging.getLogger("certrenew.serve")
 
 # What every run imports before its first step: imported once, in the fork server.
-PRELOADED = ("certrenew.flows.renew_certificate", "certrenew.flows.detect_expiring")
+PRELOADED = (
+    "certrenew.flows.renew_certificate",
+    "certrenew.flows.detect_expiring",
+    "certrenew.deployments.run_process",
+)
 
 
 def start_runs_preloaded(modules: tuple[str, ...] = PRELOADED) -> None:

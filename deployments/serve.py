@@ -32,6 +32,7 @@ from certrenew.flows.detect_expiring import detect_expiring_certificates
 from certrenew.flows.renew_certificate import renew_certificate
 from certrenew.tasks.guard import unfinished_renewal_runs
 from certrenew.tasks.prefect_api import require_prefect_api
+from certrenew.tasks.waiting import LEAVE_SIGNAL
 
 if TYPE_CHECKING:
     from prefect.client.schemas.objects import FlowRun
@@ -43,6 +44,47 @@ log = logging.getLogger("certrenew.serve")
 PROCESS_LIMIT = 10
 
 
+# How long a stopping `certrenew serve` gives its warm waits to suspend their runs.
+LEAVE_PATIENCE_SECONDS = 10.0
+
+
+class _Runner(Runner):
+    """Prefect's runner, whose stop lets runs waiting warm suspend before it cancels the rest.
+
+    Prefect's runner cancels every run it holds when it stops (SIGTERM): a run
+    waiting in its warm window would end Cancelled, and its question with it.
+    Those runs are told to leave their window (certrenew.tasks.waiting); each
+    suspends under its question and its process exits, so a restart keeps the
+    form and the answer goes on. Runs in the middle of a step are cancelled as
+    before.
+    """
+
+    async def cancel_all(self) -> None:
+        await self._suspend_warm_waits()
+        await super().cancel_all()
+
+    async def _suspend_warm_waits(self) -> None:
+        tracked = self._process_manager
+        waiting = []
+        for run_id in tracked.flow_run_ids():
+            handle = tracked.get(run_id)
+            try:
+                state = (await self._client.read_flow_run(run_id)).state
+            except Exception as exc:  # the API is away: nothing can be suspended
+                log.warning("could not read run %s before stopping: %s", run_id, exc)
+                return
+            if handle is not None and handle.pid and state is not None and state.is_paused():
+                with suppress(ProcessLookupError):
+                    os.kill(handle.pid, LEAVE_SIGNAL)
+                waiting.append(run_id)
+        deadline = asyncio.get_running_loop().time() + LEAVE_PATIENCE_SECONDS
+        while any(tracked.get(run_id) for run_id in waiting):  # its process ended
+            if asyncio.get_running_loop().time() > deadline:
+                log.warning("runs still waiting after %.0f s are cancelled", LEAVE_PATIENCE_SECONDS)
+                return
+            await asyncio.sleep(0.2)
+
+
 async def serve_flows(
     config: str | None, cron: str, poll_seconds: float, limit: int | None
 ) -> None:
@@ -52,7 +94,7 @@ async def serve_flows(
     as a fork of the preloaded fork server (certrenew.deployments.preload).
     """
     # 0 would read as "not given" (Prefect's default, 10 s).
-    runner = Runner(query_seconds=max(0.1, poll_seconds), limit=limit)
+    runner = _Runner(query_seconds=max(0.1, poll_seconds), limit=limit)
     await runner.aadd_flow(
         renew_certificate,
         name="renew-certificate",

@@ -21,11 +21,17 @@ same form under the same stored answer's key, and its process waits:
   as a crashed one does (it could neither see an answer nor suspend the run),
   leaving the run Paused; once the server is back, the serving process (or
   worker) marks it Crashed, or the missing heartbeats do, as for a process
-  that died.
+  that died;
+- the serving process stops (a restart): Prefect's runner would cancel the
+  run, and its question with it. `certrenew serve` first sends LEAVE_SIGNAL to
+  its runs waiting so, and each suspends under its question at once, as at the
+  window's end (certrenew.deployments.serve).
 """
 
 from __future__ import annotations
 
+import signal
+import threading
 import time
 from contextvars import ContextVar
 from dataclasses import dataclass
@@ -65,6 +71,19 @@ LOOK_SECONDS: Final = 0.25
 LOOK_TIMEOUT_SECONDS: Final = 10.0
 UNREACHABLE_SECONDS: Final = 60.0
 
+# Sent by a stopping `certrenew serve` to its runs that wait warm: end the window now.
+LEAVE_SIGNAL: Final = signal.SIGUSR1
+_leaving = threading.Event()
+
+
+def leave_warm_waits_on_signal() -> None:
+    """From now on LEAVE_SIGNAL ends this process's warm waits, and any later one, at once.
+
+    Installed in the process runs are forked from (certrenew.deployments.run_process),
+    so every run's process has it before its first step.
+    """
+    signal.signal(LEAVE_SIGNAL, lambda *_: _leaving.set())
+
 
 def suspension_keyset(key: str) -> Keyset:
     """Where the form and its answer are kept: the suspension's keys, in both phases.
@@ -96,7 +115,7 @@ def waits_warm(warm: WarmWait | None) -> bool:
     Every process waiting holds a slot of `certrenew serve --process-limit`: a
     cap keeps slots for runs to start and resume when many ask at once.
     """
-    if warm is None or warm.seconds <= 0 or warm.most_runs <= 0:
+    if warm is None or warm.seconds <= 0 or warm.most_runs <= 0 or _leaving.is_set():
         return False
     from prefect import get_client
     from prefect.client.schemas.filters import (
@@ -172,6 +191,8 @@ def _resumed_within(run_id: UUID, window: float) -> bool:
     ):
         while True:
             time.sleep(LOOK_SECONDS)
+            if _leaving.is_set():
+                return False
             try:
                 state = client.read_flow_run(run_id).state
             except Exception as exc:

@@ -229,3 +229,33 @@ def test_a_run_cancelled_while_its_process_waits_ends_and_lets_the_process_go(wa
         client.set_flow_run_state(run.id, Cancelling(), force=True)
     until("the run was cancelled", lambda: run.state().is_cancelled(), timeout=120)
     until(f"its process {process} exited", lambda: not run_processes(run), timeout=60)
+
+
+def test_a_serving_process_that_stops_suspends_its_warm_waits_and_a_restart_goes_on(
+    tmp_path: Path,
+) -> None:
+    """`certrenew serve` stopped (SIGTERM, as systemd stops it) while a run waits warm.
+
+    Prefect's runner cancels every run it holds when it stops: a run waiting for its
+    answer would end Cancelled, and its question with it. It is suspended under the
+    same question instead, its process gone; after a restart the answer goes on.
+    """
+    with served_renewal_lab(tmp_path, renewal=DEMO_TIMINGS | {"warm_wait_seconds": LONG}) as lab:
+        stack = lab.stack
+        assert stack is not None and stack.runner is not None
+        domain, server = lab.serve_certificate("warm-restart")
+        rid = renewal_id(domain, served_serial(lab, "warm-restart"))
+        people = lab.people(domain, server)
+        run = lab.start("warm-restart")
+        run.wait_paused(CSR)
+        [process] = run_processes(run)
+
+        stack.runner.stop()
+        assert stack.runner.proc.returncode is not None
+        assert run.state().name == "Suspended", state_names(run)
+        assert not alive(process)
+        assert pauses(run)[-1] == ("Suspended", CSR), "suspended under the same question"
+
+        stack.serve()
+        run.resume(**people.answer(CSR, rid))
+        run.wait_paused(Question.CA_CHOICE)
