@@ -31,6 +31,8 @@ import multiprocessing.forkserver
 import socket
 import sys
 import threading
+from collections.abc import Callable
+from multiprocessing import spawn
 from types import SimpleNamespace
 from typing import TYPE_CHECKING, Any
 
@@ -71,6 +73,21 @@ def start_runs_preloaded(modules: tuple[str, ...] = PRELOADED) -> None:
     )
     # The starter Prefect documents as the one to patch ("patch the module to override").
     _starter_direct.run_flow_in_subprocess = run_flow_in_fork  # type: ignore[assignment]
+    # A run takes its flow by name from the preloaded modules and needs nothing from this
+    # process's main module, which multiprocessing would run again in every fork: the
+    # command line imported anew per run and, once a new version was on disk, its code
+    # meeting the fork server's older modules (every new run failed at import).
+    spawn.get_preparation_data = _without_main(spawn.get_preparation_data)  # type: ignore[assignment]
+
+
+def _without_main(prepare: Callable[[str], dict[str, Any]]) -> Callable[[str], dict[str, Any]]:
+    def prepared(name: str) -> dict[str, Any]:
+        data = prepare(name)
+        data.pop("init_main_from_name", None)
+        data.pop("init_main_from_path", None)
+        return data
+
+    return prepared
 
 
 def run_flow_in_fork(
