@@ -48,6 +48,7 @@ log = logging.getLogger("certrenew.serve")
 PRELOADED = (
     "certrenew.flows.renew_certificate",
     "certrenew.flows.detect_expiring",
+    "certrenew.flows.resume_crashed",
     "certrenew.deployments.run_process",
 )
 

@@ -5,34 +5,42 @@ one of two ways. When the serving process (or worker) survives, it marks the
 run Crashed at once. When it died too, nobody does: the run stays Running,
 but its heartbeats stop, and the first automation marks it Crashed once
 `missed_heartbeats` of them are missing (Prefect's "detect zombie flows"
-recipe). The second automation schedules every crashed renewal run again; the
-serving process or a worker starts it, and the flow replays its stored steps
-and answers (certrenew.tasks.context, certrenew.tasks.forms) and goes on where
-it stopped. Tickets are found by label before one is opened, so a step cut
-off between its side effect and its stored result opens nothing twice.
+recipe). The second automation starts the small `resume-crashed-renewal`
+flow for every crash of a renewal run (certrenew.flows.resume_crashed), which
+schedules the run again unless it left that crash already; the serving
+process or a worker starts it, and the flow replays its stored steps and
+answers (certrenew.tasks.context, certrenew.tasks.forms) and goes on where it
+stopped. Tickets are found by label before one is opened, so a step cut off
+between its side effect and its stored result opens nothing twice.
 
 The automations live on the server, so they work the same for `certrenew
-serve` on one machine and for workers on several. Installing them again
-replaces them (found by name), so every start of `certrenew serve` may do it.
+serve` on one machine and for workers on several; the small flow is served
+by either (`certrenew serve`, or `prefect deploy --all` from prefect.yaml).
+Installing them again replaces them (found by name), so every start of
+`certrenew serve` may do it.
 """
 
 from __future__ import annotations
 
 from datetime import timedelta
+from uuid import UUID
 
 from prefect.automations import AutomationCore
 from prefect.client.schemas.objects import StateType
-from prefect.events.actions import ChangeFlowRunState
+from prefect.events.actions import ChangeFlowRunState, RunDeployment
 from prefect.events.schemas.automations import EventTrigger, Posture
 from prefect.events.schemas.events import ResourceSpecification
 
 from certrenew.config import RecoverySettings
+from certrenew.errors import CertRenewError
+from certrenew.flows.resume_crashed import RESUME_FLOW
 from certrenew.tasks.context import RENEWAL_FLOW
 
 SILENT_RUN = "certrenew: a silent renewal run has crashed"
 RESUME_CRASHED = "certrenew: resume a crashed renewal run"
 CRASH_MESSAGE = "no heartbeat from the renewal run: its process is gone"
-RESUME_MESSAGE = "crashed; scheduled again by certrenew's recovery, to resume from its stored steps"
+# The small flow's deployment, by this name wherever it is served (serve, prefect.yaml).
+RESUME_DEPLOYMENT = f"{RESUME_FLOW}/{RESUME_FLOW}"
 
 # The events that end a run's heartbeats on purpose: a suspended run (waiting for a
 # person) has no process either, and must not be taken for crashed.
@@ -52,8 +60,8 @@ _OF_THE_RENEWAL_FLOW = ResourceSpecification(
 )
 
 
-def recovery_automations(settings: RecoverySettings) -> list[AutomationCore]:
-    """The two automations, as the server stores them."""
+def recovery_automations(settings: RecoverySettings, resume: UUID) -> list[AutomationCore]:
+    """The two automations, as the server stores them; `resume`: the small flow's deployment."""
     silence = timedelta(seconds=settings.heartbeat_seconds * settings.missed_heartbeats)
     return [
         AutomationCore(
@@ -77,8 +85,9 @@ def recovery_automations(settings: RecoverySettings) -> list[AutomationCore]:
         AutomationCore(
             name=RESUME_CRASHED,
             description=(
-                f"A crashed {RENEWAL_FLOW} run is scheduled again: it replays its stored "
-                "steps and answers and carries on."
+                f"A crashed {RENEWAL_FLOW} run is scheduled again, unless it left that "
+                f"crash already ({RESUME_FLOW} looks first): it replays its stored steps "
+                "and answers and carries on."
             ),
             trigger=EventTrigger(
                 expect={"prefect.flow-run.Crashed"},
@@ -87,20 +96,47 @@ def recovery_automations(settings: RecoverySettings) -> list[AutomationCore]:
                 posture=Posture.Reactive,
                 threshold=1,
             ),
-            actions=[ChangeFlowRunState(state=StateType.SCHEDULED, message=RESUME_MESSAGE)],
+            actions=[
+                RunDeployment(
+                    source="selected",
+                    deployment_id=resume,
+                    # The state's event has the state's id: the crash, not whatever came later.
+                    parameters={
+                        "crashed_run": "{{ event.resource.id }}",
+                        "crashed_state": "{{ event.id | string }}",
+                    },
+                )
+            ],
         ),
     ]
 
 
-def install_recovery(settings: RecoverySettings) -> list[str]:
-    """Create or replace the automations (off: remove them); returns the names installed."""
-    from prefect import get_client
+def install_recovery(settings: RecoverySettings, resume: UUID | None = None) -> list[str]:
+    """Create or replace the automations (off: remove them); returns the names installed.
 
-    wanted = recovery_automations(settings) if settings.enabled else []
+    `resume` is the deployment of the small flow; without it, it is looked up by
+    name (RESUME_DEPLOYMENT), as `prefect deploy --all` names it.
+    """
+    from prefect import get_client
+    from prefect.exceptions import ObjectNotFound
+
+    names = (SILENT_RUN, RESUME_CRASHED)
     with get_client(sync_client=True) as client:
-        for automation in recovery_automations(settings):
-            for old in client.read_automations_by_name(automation.name):
+        for name in names:
+            for old in client.read_automations_by_name(name):
                 client.delete_automation(old.id)
+        if not settings.enabled:
+            return []
+        if resume is None:
+            try:
+                resume = client.read_deployment_by_name(RESUME_DEPLOYMENT).id
+            except ObjectNotFound:
+                raise CertRenewError(
+                    f"the deployment {RESUME_DEPLOYMENT} is missing on the Prefect server: "
+                    "run `prefect --no-prompt deploy --all` from the project folder first "
+                    "(certrenew serve deploys it itself)"
+                ) from None
+        wanted = recovery_automations(settings, resume)
         for automation in wanted:
             client.create_automation(automation)
     return [automation.name for automation in wanted]

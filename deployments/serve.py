@@ -30,6 +30,7 @@ from certrenew.deployments.preload import start_runs_preloaded
 from certrenew.deployments.recovery import install_recovery
 from certrenew.flows.detect_expiring import detect_expiring_certificates
 from certrenew.flows.renew_certificate import renew_certificate
+from certrenew.flows.resume_crashed import RESUME_FLOW, resume_crashed_renewal
 from certrenew.tasks.guard import unfinished_renewal_runs
 from certrenew.tasks.prefect_api import require_prefect_api
 from certrenew.tasks.waiting import LEAVE_SIGNAL
@@ -88,7 +89,8 @@ class _Runner(Runner):
 async def serve_flows(
     config: str | None, cron: str, poll_seconds: float, limit: int | None
 ) -> None:
-    """The renewal (started only through the guard) and the detection, run by this process.
+    """The renewal (started only through the guard), the detection and the recovery's
+    small flow, run by this process; the recovery installed once its flow is deployed.
 
     Given as flow objects (`add_flow`), not deployments to load: a run starts
     as a fork of the preloaded fork server (certrenew.deployments.preload).
@@ -108,6 +110,12 @@ async def serve_flows(
         cron=cron,
         description="Scan the inventory; announce certificates due for renewal.",
     )
+    resume = await runner.aadd_flow(
+        resume_crashed_renewal,
+        name=RESUME_FLOW,
+        description="Schedule a crashed renewal run again, unless it left that crash already.",
+    )
+    await asyncio.to_thread(install_recovery, _settings(config).recovery, resume)
     await runner.start()
 
 
@@ -135,9 +143,9 @@ def main(argv: list[str] | None = None) -> None:
     args = parser.parse_args(argv)
     require_prefect_api()
     _log_to_stderr()
-    prepare_recovery(args.config)
+    settings = _settings(args.config)
+    beat_for_recovery(settings)
     start_runs_preloaded()  # its imports go on while the rest starts
-    settings = load_settings(Path(args.config) if args.config else None)
     start_listening(settings, args.config)
     start_retrying(settings.recovery)
     start_http_port(settings, args.config)
@@ -188,16 +196,18 @@ def _log_to_stderr() -> None:
         logger.propagate = False
 
 
-def prepare_recovery(config: str | None) -> None:
-    """Heartbeats on for the runs this process starts, and the recovery automations installed.
+def _settings(config: str | None) -> Settings:
+    return load_settings(Path(config) if config else None)
+
+
+def beat_for_recovery(settings: Settings) -> None:
+    """Heartbeats on for the runs this process starts (the recovery finds silent ones).
 
     The runs are child processes: they read the heartbeat frequency from the
     environment they inherit.
     """
-    settings = load_settings(Path(config) if config else None).recovery
-    if settings.enabled:
-        os.environ["PREFECT_FLOWS_HEARTBEAT_FREQUENCY"] = str(settings.heartbeat_seconds)
-    install_recovery(settings)
+    if settings.recovery.enabled:
+        os.environ["PREFECT_FLOWS_HEARTBEAT_FREQUENCY"] = str(settings.recovery.heartbeat_seconds)
 
 
 if __name__ == "__main__":

@@ -21,7 +21,7 @@ installed.
 from __future__ import annotations
 
 from typing import TYPE_CHECKING
-from uuid import UUID, uuid5
+from uuid import UUID
 
 from prefect import get_client
 from prefect.runtime import flow_run
@@ -30,6 +30,7 @@ from certrenew.renewal import RenewalStart
 from certrenew.tasks.context import RENEWAL_LABEL, run_page, say
 from certrenew.tasks.endpoints import confirm_expiry, confirm_key
 from certrenew.tasks.guard import renewal_runs
+from certrenew.tasks.rescheduling import schedule_again
 from certrenew.tasks.tickets import close_tickets, open_install_ticket
 
 if TYPE_CHECKING:
@@ -37,10 +38,6 @@ if TYPE_CHECKING:
     from prefect.client.schemas.objects import FlowRun
 
 HANDED_OVER = "handed over by a new run of the same renewal; resuming from its stored steps"
-
-# Transitions made for one stopped state share an id: Prefect refuses the same
-# transition twice in a row, so two new runs handing over at once retry it once.
-_TRANSITIONS = UUID("6f1d3c1e-5d0b-4d53-9a43-3b1f0e3f2a10")
 
 
 def stopped_renewal_runs(client: SyncPrefectClient, names: set[str]) -> list[FlowRun]:
@@ -97,23 +94,9 @@ def hand_over(start: RenewalStart, ui_url: str | None) -> str | None:
                 continue  # a run without a deployment cannot be scheduled again
             earlier = renewal_of(run)
             if earlier is not None and carries_on(earlier, start):
-                retry(client, run)
+                assert run.state is not None
+                schedule_again(client, run.id, run.state.id, HANDED_OVER)
                 page = run_page(str(run.id), ui_url)
                 say(f"renewal {earlier.id} is unfinished in {page}: scheduled it again to go on")
                 return page
     return None
-
-
-def retry(client: SyncPrefectClient, run: FlowRun) -> None:
-    """Schedule `run` again, unless it left its stopped state meanwhile."""
-    from prefect.states import AwaitingRetry
-
-    assert run.state is not None
-    current = client.read_flow_run(run.id).state
-    if current is None or current.id != run.state.id:
-        return  # retried already (the recovery automations, a person, another new run)
-    transition = uuid5(_TRANSITIONS, str(run.state.id))
-    client.set_flow_run_state(
-        run.id,
-        AwaitingRetry(message=HANDED_OVER, state_details={"transition_id": transition}),
-    )

@@ -41,13 +41,13 @@ if TYPE_CHECKING:
     from prefect.client.schemas.objects import FlowRun
 
 
-
 def alive(pid: int) -> bool:
     """Whether `pid` runs; one that exited and was not reaped yet is a zombie ("Z"): not."""
     try:
         return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] != "Z"
     except OSError:
         return False
+
 
 @dataclass
 class RenewalRun:
@@ -78,7 +78,12 @@ class RenewalRun:
         while time.monotonic() < deadline:
             state = self.state()
             if state.is_final():
-                raise AssertionError(f"run ended {state.name} ({state.message}) before '{key}'")
+                # What the run said last: in CI output, the only trace of why it ended.
+                said = "\n".join(self.logs()[-15:])
+                raise AssertionError(
+                    f"run ended {state.name} ({state.message}) before '{key}'; its last logs:\n"
+                    f"{said}"
+                )
             question = open_question(self.id)
             if question and question.key == key:
                 return question.description
@@ -261,7 +266,13 @@ def served_renewal_lab(
         with stack, temporary_settings({PREFECT_API_URL: stack.api_url}):
             if serving:
                 wait_for_deployment()
-            yield lab
+            try:
+                yield lab
+            except Exception as exc:
+                # A run's process writes to serve.log: why it crashed is told there only.
+                if stack.runner:
+                    exc.add_note(f"--- serve.log, last lines:\n{stack.runner.tail(40)}")
+                raise
     finally:
         for server in lab.servers:
             server.stop()

@@ -18,18 +18,24 @@ import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import TYPE_CHECKING
 from uuid import UUID
 
 import pytest
 from typer.testing import CliRunner
 
 from certrenew.cli import app
+from certrenew.flows.resume_crashed import RESUME_FLOW
 from certrenew.lab.stack import LocalStack
 from certrenew.renewal import renewal_id
+from certrenew.tasks.context import RENEWAL_FLOW
 from certrenew.tasks.crashes import CRASH_LOOP
 from certrenew.tasks.forms import Question, pause_key
 from tests.fixtures_renewal import RenewalLab, RenewalRun, served_renewal_lab
 from tests.test_renewal_flow import served_serial
+
+if TYPE_CHECKING:
+    from prefect.client.schemas.objects import FlowRun
 
 pytestmark = pytest.mark.prefect
 
@@ -128,16 +134,14 @@ def test_a_killed_renewal_resumes_by_itself_and_opens_no_ticket_twice(recovery_l
     run.resume(**people.answer(Question.CA_REQUEST, rid))
 
     # 2. The machine "restarts": the serving process dies with the run's process while
-    # step 4 polls. Missing heartbeats tell the run crashed; it waits to be resumed.
+    # step 4 polls. Missing heartbeats tell the run crashed; it waits to be resumed (the
+    # recovery's small flow waits for a serving process too).
     running_step(run, "collect-certificate", seen)
     os.killpg(stack.runner.proc.pid, signal.SIGKILL)
     stack.runner.proc.wait()
     wait_for(
-        "the silent run marked Crashed and scheduled again",
-        lambda: (
-            [name for name, _ in state_names(run)].count("Crashed") == 2
-            and run.state().is_scheduled()
-        ),
+        "the silent run marked Crashed",
+        lambda: [name for name, _ in state_names(run)].count("Crashed") == 2,
         timeout=HEARTBEAT * 3 + 120,
     )
     shown = CliRunner().invoke(app, ["status", "--json", "--config", str(lab.config)])
@@ -168,6 +172,61 @@ def test_a_killed_renewal_resumes_by_itself_and_opens_no_ticket_twice(recovery_l
     assert [name for name, _ in state_names(run)].count("Crashed") == 2
 
 
+def recovery_runs_for(run: RenewalRun) -> list[FlowRun]:
+    """The recovery's small flow runs started for `run`'s crashes."""
+    from prefect import get_client
+    from prefect.client.schemas.filters import FlowFilter, FlowFilterName
+
+    with get_client(sync_client=True) as client:
+        runs = client.read_flow_runs(
+            flow_filter=FlowFilter(name=FlowFilterName(any_=[RESUME_FLOW]))
+        )
+    return [r for r in runs if str(r.parameters.get("crashed_run", "")).endswith(str(run.id))]
+
+
+def test_a_crash_reported_after_the_run_went_on_leaves_the_run_alone(recovery_lab) -> None:
+    """A Crashed event that comes when the run is no longer in that crash changes nothing.
+
+    It comes so when a person pressed Retry at once and the recovery's reaction
+    came second, or after a server restart, when Prefect holds the event for up
+    to 15 minutes. The run here is in step 1, in its process; scheduled again,
+    it would get a second process beside the first.
+    """
+    from uuid import uuid4
+
+    from prefect.events import emit_event
+    from prefect.events.worker import EventsWorker
+
+    lab, _ = recovery_lab
+    lab.serve_certificate("late-crash")
+    run = lab.start("late-crash")
+    running_step(run, "collect-csr-and-key", set())
+    before = state_names(run)
+    emit_event(
+        event="prefect.flow-run.Crashed",
+        id=uuid4(),  # a state the run is not in (any more)
+        resource={"prefect.resource.id": f"prefect.flow-run.{run.id}"},
+        related=[
+            {
+                "prefect.resource.id": f"prefect.flow.{uuid4()}",
+                "prefect.resource.role": "flow",
+                "prefect.resource.name": RENEWAL_FLOW,
+            }
+        ],
+    )
+    EventsWorker.drain_all()
+
+    wait_for(
+        "the recovery looked at the run",
+        lambda: any(r.state and r.state.is_final() for r in recovery_runs_for(run)),
+        timeout=120,
+    )
+    [looked] = recovery_runs_for(run)
+    assert looked.state is not None and looked.state.is_completed(), looked.state
+    assert run.state().is_running()
+    assert state_names(run) == before, "the run's states are as they were"
+
+
 def test_a_renewal_that_keeps_crashing_waits_for_a_person(tmp_path: Path) -> None:
     """Beyond `[recovery] max_retries` crashes in the window, the run is not carried on for
     ever: it waits for a person, with the reason in its form, on its service-owner ticket
@@ -184,8 +243,10 @@ def test_a_renewal_that_keeps_crashing_waits_for_a_person(tmp_path: Path) -> Non
 
         wait_for(
             "the run crashed twice and scheduled again",
-            lambda: [name for name, _ in state_names(run)].count("Crashed") == 2
-            and not run.state().is_crashed(),
+            lambda: (
+                [name for name, _ in state_names(run)].count("Crashed") == 2
+                and not run.state().is_crashed()
+            ),
         )
         crash_loop = pause_key(Question.WAIT, CRASH_LOOP, 2)
         assert "crashed 2 times in the last 24 hours" in run.wait_paused(crash_loop)
