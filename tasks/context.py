@@ -41,6 +41,7 @@ from certrenew.errors import (
     TrackerError,
 )
 from certrenew.tasks import forms
+from certrenew.tasks.prefect_api import patiently
 from certrenew.tasks.waiting import WARM_WAIT, WarmWait
 
 P = ParamSpec("P")
@@ -108,10 +109,14 @@ def mark_this_run(renewal: str, domain: str) -> None:
     if run_id is None:
         return
     with get_client(sync_client=True) as client:
-        client.update_flow_run_labels(UUID(run_id), {RENEWAL_LABEL: renewal})
+        # Without its label nothing finds the run again (history, a later run's hand-over).
+        patiently(
+            lambda: client.update_flow_run_labels(UUID(run_id), {RENEWAL_LABEL: renewal}),
+            "the run's renewal label",
+        )
         name = run_name(domain, run_id)
         if flow_run.get_name() != name:
-            client.update_flow_run(UUID(run_id), name=name)
+            patiently(lambda: client.update_flow_run(UUID(run_id), name=name), "the run's name")
 
 
 def say(message: str) -> None:

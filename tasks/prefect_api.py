@@ -7,11 +7,23 @@ a flow and wrong at a prompt: `certrenew renew` and `serve` printed a
 server accepted connections and never answered. So the commands ask the API's
 /health once, with a short timeout and no retries, before anything else, and
 every failure to reach the API is the same one-line message.
+
+Inside a run it is the other way round: a write the run cannot do without is
+tried again for longer than Prefect's client does (`patiently`).
 """
 
 from __future__ import annotations
 
-from certrenew.errors import ServiceUnavailable
+import logging
+from collections.abc import Callable
+from typing import TypeVar
+
+from certrenew.errors import ServiceUnavailable, Transient
+from certrenew.retry import RetryPolicy, retrying
+
+T = TypeVar("T")
+
+log = logging.getLogger("certrenew")
 
 # How long the first health check waits for an answer.
 HEALTH_CHECK_SECONDS = 10.0
@@ -38,6 +50,51 @@ def unreachable(exc: BaseException, timeout: float | None = None) -> ServiceUnav
     return ServiceUnavailable(
         f"{where} {what}: start the server (`prefect server start`) or set PREFECT_API_URL "
         "to the server the renewals run on"
+    )
+
+
+# A run's own write that must not be lost to a busy server: SQLite turns writes away
+# (HTTP 503) while hundreds of runs start, longer than Prefect's client retries them.
+# Tried for about two minutes more, on top of those.
+PATIENT = RetryPolicy(attempts=10, base_delay_seconds=0.5, max_delay_seconds=30.0)
+
+
+def unanswered(exc: BaseException) -> bool:
+    """Whether a request failed for want of a server: no connection, no answer, or a 5xx."""
+    import httpx
+
+    if isinstance(exc, httpx.HTTPStatusError):
+        return exc.response.status_code >= 500
+    return isinstance(exc, httpx.TransportError)
+
+
+def patiently(call: Callable[[], T], what: str, policy: RetryPolicy = PATIENT) -> T:
+    """`call()`, tried again while the Prefect API does not answer or turns it away."""
+
+    def classify(exc: Exception) -> Transient | None:
+        if not unanswered(exc):
+            return None
+        status = getattr(getattr(exc, "response", None), "status_code", None)
+        return Transient(f"HTTP {status}" if status else type(exc).__name__)
+
+    def retry_said(failure: Transient, delay: float, attempt: int) -> None:
+        log.warning(
+            "the Prefect API did not take %s (%s): try %d in %.1f s",
+            what,
+            failure.reason,
+            attempt,
+            delay,
+        )
+
+    return retrying(
+        lambda _: call(),
+        policy,
+        describe=lambda gave: (
+            f"the Prefect API did not take {what} in {gave.attempts} tries over "
+            f"{gave.waited:.0f} s ({gave.last.reason}): check the server and its database"
+        ),
+        classify=classify,
+        on_retry=retry_said,
     )
 
 

@@ -39,6 +39,8 @@ from typing import TYPE_CHECKING, Any, Final, NoReturn, TypeVar, cast
 
 from prefect.input import RunInput
 
+from certrenew.tasks.prefect_api import unanswered
+
 if TYPE_CHECKING:
     from uuid import UUID
 
@@ -196,7 +198,7 @@ def _resumed_within(run_id: UUID, window: float) -> bool:
             try:
                 state = client.read_flow_run(run_id).state
             except Exception as exc:
-                if not _unanswered(exc):
+                if not unanswered(exc):
                     raise
                 if time.monotonic() - answered < UNREACHABLE_SECONDS:
                     continue
@@ -234,15 +236,6 @@ def _give_up(exc: Exception) -> NoReturn:
     sys.stdout.flush()
     sys.stderr.flush()
     os._exit(1)
-
-
-def _unanswered(exc: Exception) -> bool:
-    """Whether a request failed for want of a server: no connection, no answer, or a 5xx."""
-    import httpx
-
-    if isinstance(exc, httpx.HTTPStatusError):
-        return exc.response.status_code >= 500
-    return isinstance(exc, httpx.TransportError)
 
 
 def _take_back(client: SyncPrefectClient, run_id: UUID, keyset: Keyset, key: str) -> bool:
