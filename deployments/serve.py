@@ -13,6 +13,7 @@ import argparse
 import asyncio
 import logging
 import os
+import signal
 import sys
 from contextlib import suppress
 from pathlib import Path
@@ -116,6 +117,10 @@ async def serve_flows(
         description="Schedule a crashed renewal run again, unless it left that crash already.",
     )
     await asyncio.to_thread(install_recovery, _settings(config).recovery, resume)
+    # Ctrl-C stops it as SIGTERM does: runs waiting warm are suspended, the rest
+    # cancelled. The terminal sends SIGINT to the runs too, which ignore it
+    # (certrenew.deployments.run_process); Prefect's runner would wait for them.
+    signal.signal(signal.SIGINT, runner.handle_sigterm)
     await runner.start()
 
 

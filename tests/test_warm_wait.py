@@ -12,7 +12,7 @@ from __future__ import annotations
 import os
 import signal
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from datetime import datetime
 from pathlib import Path
 
@@ -20,6 +20,7 @@ import httpx
 import pytest
 
 from certrenew.deployments.demo import DEMO_TIMINGS
+from certrenew.lab.stack import LocalStack
 from certrenew.renewal import renewal_id
 from certrenew.tasks.forms import Question, pause_key
 from certrenew.tasks.waiting import UNREACHABLE_SECONDS
@@ -231,10 +232,26 @@ def test_a_run_cancelled_while_its_process_waits_ends_and_lets_the_process_go(wa
     until(f"its process {process} exited", lambda: not run_processes(run), timeout=60)
 
 
+def ctrl_c(stack: LocalStack) -> None:
+    """Ctrl-C in the terminal `certrenew serve` runs in: SIGINT to its whole process group."""
+    assert stack.runner is not None
+    os.killpg(stack.runner.proc.pid, signal.SIGINT)
+    stack.runner.proc.wait(timeout=60)
+    stack.runner.stop()
+
+
+@pytest.mark.parametrize(
+    "stop",
+    [
+        pytest.param(lambda stack: stack.runner.stop(), id="SIGTERM"),
+        pytest.param(ctrl_c, id="Ctrl-C"),
+    ],
+)
 def test_a_serving_process_that_stops_suspends_its_warm_waits_and_a_restart_goes_on(
-    tmp_path: Path,
+    tmp_path: Path, stop: Callable[[LocalStack], None]
 ) -> None:
-    """`certrenew serve` stopped (SIGTERM, as systemd stops it) while a run waits warm.
+    """`certrenew serve` stopped while a run waits warm: SIGTERM (as systemd stops it), or
+    Ctrl-C in its terminal, which the terminal sends to every process of the group.
 
     Prefect's runner cancels every run it holds when it stops: a run waiting for its
     answer would end Cancelled, and its question with it. It is suspended under the
@@ -250,7 +267,7 @@ def test_a_serving_process_that_stops_suspends_its_warm_waits_and_a_restart_goes
         run.wait_paused(CSR)
         [process] = run_processes(run)
 
-        stack.runner.stop()
+        stop(stack)
         assert stack.runner.proc.returncode is not None
         assert run.state().name == "Suspended", state_names(run)
         assert not alive(process)
