@@ -15,7 +15,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, cast
+from typing import TYPE_CHECKING, Any, NamedTuple, cast
 from uuid import UUID
 
 import pytest
@@ -30,10 +30,12 @@ from certrenew.deployments.demo import (
     RENEWAL_DEPLOYMENT,
     wait_for_deployment,
 )
+from certrenew.inventory import load_inventory
 from certrenew.lab.inventory import inventory_entry, write_inventory
 from certrenew.lab.people import DemoPeople
 from certrenew.lab.stack import LocalStack
 from certrenew.lab.tls import LeafCertificate, LocalCA, TLSServer
+from certrenew.probe import run_scan
 from certrenew.renewal import RenewalStart, ServedCertificate, renewal_id
 from certrenew.tasks.forms import open_question
 
@@ -135,6 +137,13 @@ class RenewalRun:
         return messages
 
 
+class ServedRenewal(NamedTuple):
+    domain: str
+    server: TLSServer
+    renewal: str
+    people: DemoPeople
+
+
 @dataclass
 class RenewalLab:
     settings: Settings
@@ -163,6 +172,12 @@ class RenewalLab:
     def people(self, domain: str, server: TLSServer) -> DemoPeople:
         return DemoPeople(self.settings, self.ca, server, domain, lambda _: None)
 
+    def serve_renewal(self, name: str, days: float = 5) -> ServedRenewal:
+        """A certificate served and listed, its renewal's id, and the people who answer."""
+        domain, server = self.serve_certificate(name, days)
+        renewal = renewal_id(domain, served_serial(self, name))
+        return ServedRenewal(domain, server, renewal, self.people(domain, server))
+
     def tracker(self) -> TicketTracker:
         return build_tracker(self.settings)
 
@@ -189,6 +204,15 @@ class RenewalLab:
 
     def install(self, server: TLSServer, crt: bytes, key: bytes) -> None:
         server.install(LeafCertificate.from_pem(crt + self.ca.cert_pem, key))
+
+
+def served_serial(lab: RenewalLab, name: str) -> str:
+    """The serial the lab's certificate `name` serves, read as step 0 reads it."""
+    inventory = load_inventory(lab.inventory)
+    single = inventory.model_copy(update={"certificates": [inventory.get(name)]})
+    (result,) = run_scan(single, concurrency=1, timeout=5)
+    assert result.serial
+    return result.serial
 
 
 def renewal_start(domain: str, name: str = "seu", ca: str = "CESICAT") -> RenewalStart:

@@ -13,10 +13,8 @@ from collections.abc import Iterator
 
 import pytest
 
-from certrenew.renewal import renewal_id
 from tests.fixtures_browser import BrowserUser, RunPage
 from tests.fixtures_renewal import RenewalLab, served_renewal_lab
-from tests.test_renewal_flow import served_serial
 
 # Eight forms, each resume starting a new flow process: on a loaded shared machine this
 # took 600 s, the suite's hang guard, so the guard is doubled here.
@@ -35,9 +33,7 @@ def test_support_staff_answer_every_form_in_the_ui_and_an_outsider_is_refused(
     ui_lab: RenewalLab, browser_user: BrowserUser
 ) -> None:
     lab = ui_lab
-    domain, server = lab.serve_certificate("browser")
-    rid = renewal_id(domain, served_serial(lab, "browser"))
-    people = lab.people(domain, server)
+    domain, _server, rid, people = lab.serve_renewal("browser")
     tracker = lab.tracker()
     run = lab.start("browser", urgent=True)
     ui = RunPage(browser_user, lab.run_page(run))

@@ -17,8 +17,7 @@ import pytest
 from certrenew.naming import renewal_file_names, renewal_folder
 from certrenew.renewal import renewal_id
 from certrenew.tasks.forms import NAME_FIELDS, Question, pause_key
-from tests.fixtures_renewal import RenewalLab
-from tests.test_renewal_flow import served_serial
+from tests.fixtures_renewal import RenewalLab, served_serial
 
 pytestmark = pytest.mark.prefect
 

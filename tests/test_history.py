@@ -16,10 +16,9 @@ import pytest
 from typer.testing import CliRunner
 
 from certrenew.cli import app
-from certrenew.renewal import renewal_id
 from certrenew.tasks.forms import Question, pause_key
 from tests.fixtures_renewal import RenewalLab
-from tests.test_renewal_flow import key_lines, served_serial
+from tests.test_renewal_flow import key_lines
 
 pytestmark = pytest.mark.prefect
 
@@ -98,9 +97,7 @@ def check_renewal_story(
 
 def run_audited_renewal(lab: RenewalLab, name: str) -> tuple[str, str, bytes]:
     """One renewal answered by three named people; (domain, renewal id, the key)."""
-    domain, server = lab.serve_certificate(name)
-    rid = renewal_id(domain, served_serial(lab, name))
-    people = lab.people(domain, server)
+    domain, _server, rid, people = lab.serve_renewal(name)
     run = lab.start(name)
     run.answer_each(people, rid, pause_key(Question.CSR, 1))
     run.wait_paused(Question.CA_CHOICE)

@@ -44,9 +44,8 @@ from certrenew.lab.stack import prefect_env
 from certrenew.naming import renewal_file_names, renewal_folder
 from certrenew.renewal import renewal_id
 from certrenew.tasks.forms import Question, open_question, question_of
-from tests.fixtures_renewal import RenewalLab
+from tests.fixtures_renewal import RenewalLab, served_serial
 from tests.fixtures_sharepoint import SharePointTestbed
-from tests.test_renewal_flow import served_serial
 from tests.test_renewal_integrations import live_config
 
 if TYPE_CHECKING:

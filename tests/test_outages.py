@@ -81,10 +81,9 @@ from certrenew.tasks.forms import (
 from certrenew.tasks.notices import report_failures, retry_pending_notices
 from certrenew.tasks.status import open_renewals
 from certrenew.tasks.tickets import post_once
-from tests.fixtures_renewal import RenewalLab, RenewalRun
+from tests.fixtures_renewal import RenewalLab, RenewalRun, served_serial
 from tests.fixtures_sharepoint import LIBRARY, SharePointTestbed
 from tests.test_acme_route import RULES
-from tests.test_renewal_flow import served_serial
 from tests.test_renewal_integrations import (
     SMTP_PASSWORD as RELAY_PASSWORD,
 )

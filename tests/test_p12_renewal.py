@@ -22,8 +22,7 @@ from certrenew.lab.tls import TLSServer
 from certrenew.naming import renewal_file_names, renewal_folder
 from certrenew.renewal import renewal_id
 from certrenew.tasks.forms import Question, pause_key
-from tests.fixtures_renewal import RenewalLab, example_config
-from tests.test_renewal_flow import served_serial
+from tests.fixtures_renewal import RenewalLab, example_config, served_serial
 
 pytestmark = pytest.mark.prefect
 

@@ -13,12 +13,10 @@ from uuid import UUID
 
 import pytest
 
-from certrenew.renewal import renewal_id
 from certrenew.tasks.context import run_name
 from certrenew.tasks.forms import Question, pause_key
 from certrenew.tasks.report import report_key
 from tests.fixtures_renewal import RenewalLab
-from tests.test_renewal_flow import served_serial
 
 pytestmark = pytest.mark.prefect
 
@@ -84,9 +82,7 @@ def flow_run_name(run_id: UUID) -> str:
 
 def test_a_renewal_reads_like_the_runbook_in_the_ui(renewal_lab: RenewalLab) -> None:
     lab = renewal_lab
-    domain, server = lab.serve_certificate("readable")
-    rid = renewal_id(domain, served_serial(lab, "readable"))
-    people = lab.people(domain, server)
+    domain, _server, rid, people = lab.serve_renewal("readable")
     tracker = lab.tracker()
     run = lab.start("readable")
 

@@ -31,8 +31,7 @@ from certrenew.renewal import renewal_id
 from certrenew.tasks.context import RENEWAL_FLOW
 from certrenew.tasks.crashes import CRASH_LOOP
 from certrenew.tasks.forms import Question, pause_key
-from tests.fixtures_renewal import RenewalLab, RenewalRun, served_renewal_lab
-from tests.test_renewal_flow import served_serial
+from tests.fixtures_renewal import RenewalLab, RenewalRun, served_renewal_lab, served_serial
 
 if TYPE_CHECKING:
     from prefect.client.schemas.objects import FlowRun
@@ -113,9 +112,7 @@ def wait_for(condition: str, check: object, timeout: float = 300) -> None:
 
 def test_a_killed_renewal_resumes_by_itself_and_opens_no_ticket_twice(recovery_lab) -> None:
     lab, stack = recovery_lab
-    domain, server = lab.serve_certificate("crash")
-    rid = renewal_id(domain, served_serial(lab, "crash"))
-    people = lab.people(domain, server)
+    domain, _server, rid, people = lab.serve_renewal("crash")
     tracker = lab.tracker()
     run = lab.start("crash")
     seen: set[UUID] = set()

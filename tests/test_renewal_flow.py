@@ -16,24 +16,14 @@ from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 
 from certrenew.deployments.demo import DEMO_TIMINGS
-from certrenew.inventory import load_inventory
 from certrenew.lab.tls import build_csr
 from certrenew.naming import renewal_file_names, renewal_folder
 from certrenew.pki.certs import serial_hex
-from certrenew.probe import run_scan
 from certrenew.renewal import renewal_id
 from certrenew.tasks.forms import Question, pause_key
-from tests.fixtures_renewal import RenewalLab, example_config
+from tests.fixtures_renewal import RenewalLab, example_config, served_serial
 
 pytestmark = pytest.mark.prefect
-
-
-def served_serial(lab: RenewalLab, name: str) -> str:
-    inventory = load_inventory(lab.inventory)
-    single = inventory.model_copy(update={"certificates": [inventory.get(name)]})
-    (result,) = run_scan(single, concurrency=1, timeout=5)
-    assert result.serial
-    return result.serial
 
 
 def expired_certificate_for(lab: RenewalLab, csr_pem: bytes, domain: str) -> bytes:
@@ -190,9 +180,7 @@ def test_resume_after_lost_results_and_second_run_open_nothing_twice(
     renewal_lab: RenewalLab,
 ) -> None:
     lab = renewal_lab
-    domain, server = lab.serve_certificate("exactly-once")
-    rid = renewal_id(domain, served_serial(lab, "exactly-once"))
-    people = lab.people(domain, server)
+    domain, _server, rid, people = lab.serve_renewal("exactly-once")
     tracker = lab.tracker()
     run = lab.start("exactly-once")
     run.answer_each(people, rid, "csr-1", "ca-choice")
@@ -300,9 +288,7 @@ def test_urgency_refused_goes_the_normal_way_and_retiring_without_revocation_sen
 ) -> None:
     """The flow reads the two decisions people make: urgent approval and how to retire."""
     lab = renewal_lab
-    domain, server = lab.serve_certificate("refused-urgent")
-    rid = renewal_id(domain, served_serial(lab, "refused-urgent"))
-    people = lab.people(domain, server)
+    _domain, _server, rid, people = lab.serve_renewal("refused-urgent")
     tracker = lab.tracker()
     run = lab.start("refused-urgent", urgent=True)
     run.answer_each(people, rid, pause_key(Question.CSR, 1), Question.CA_CHOICE)
@@ -334,9 +320,7 @@ def test_an_approved_urgent_request_is_marked_for_the_ca_and_recorded(
     renewal_lab: RenewalLab,
 ) -> None:
     lab = renewal_lab
-    domain, server = lab.serve_certificate("approved-urgent")
-    rid = renewal_id(domain, served_serial(lab, "approved-urgent"))
-    people = lab.people(domain, server)
+    _domain, _server, rid, people = lab.serve_renewal("approved-urgent")
     run = lab.start("approved-urgent", urgent=True)
     run.answer_each(people, rid, pause_key(Question.CSR, 1), Question.CA_CHOICE)
     run.wait_paused(Question.URGENT_APPROVAL)
@@ -358,9 +342,7 @@ def test_only_people_in_the_role_answer_and_a_refusal_is_said_on_the_ticket(
         renewal=DEMO_TIMINGS,
         roles={"certificate_managers": ["anna"], "workflow_managers": ["marta"]},
     )
-    domain, server = lab.serve_certificate("roles")
-    rid = renewal_id(domain, served_serial(lab, "roles"))
-    people = lab.people(domain, server)
+    _domain, _server, rid, people = lab.serve_renewal("roles")
     tracker = lab.tracker()
     run = lab.start("roles", urgent=True, config=str(config))
 

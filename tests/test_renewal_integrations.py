@@ -26,11 +26,10 @@ from certrenew.lab.people import DemoPeople
 from certrenew.renewal import renewal_id
 from certrenew.tasks.forms import Question, pause_key
 from tests.fixtures_jira import FAST_RETRIES
-from tests.fixtures_renewal import RenewalLab, example_config
+from tests.fixtures_renewal import RenewalLab, example_config, served_serial
 from tests.fixtures_sharepoint import LIBRARY, SharePointTestbed
 from tests.secret_sweep import files_under, found, prefect_database, texts
 from tests.test_history import check_renewal_story, history
-from tests.test_renewal_flow import served_serial
 
 pytestmark = pytest.mark.prefect
 
@@ -181,11 +180,10 @@ def test_runbook_on_jira_and_sharepoint_waits_through_outages(
     # The archived key is encrypted with the configured passphrase.
     archived_key = sharepoint.site.file(f"{folder}/{domain}.key")
     assert b"ENCRYPTED" in archived_key and archived_key != people.generated["key"]
-    assert serialization.load_pem_private_key(
-        archived_key, KEY_PASSPHRASE.encode()
-    ).public_key() == serialization.load_pem_private_key(
-        people.generated["key"], None
-    ).public_key()
+    assert (
+        serialization.load_pem_private_key(archived_key, KEY_PASSPHRASE.encode()).public_key()
+        == serialization.load_pem_private_key(people.generated["key"], None).public_key()
+    )
     assert sharepoint.site.file(f"{folder}/{domain}.crt") == people.generated["crt"]
     assert b"PRIVATE KEY" not in sharepoint.site.file(f"{folder}/manifest.json")
 

@@ -17,9 +17,8 @@ from certrenew.config import load_settings
 from certrenew.lab.jira_server import JiraServer
 from certrenew.lab.people import DemoPeople
 from certrenew.renewal import renewal_id
-from tests.fixtures_renewal import RenewalLab
+from tests.fixtures_renewal import RenewalLab, served_serial
 from tests.fixtures_sharepoint import SharePointTestbed
-from tests.test_renewal_flow import served_serial
 from tests.test_renewal_integrations import live_config
 
 pytestmark = pytest.mark.prefect

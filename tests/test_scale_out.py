@@ -32,13 +32,11 @@ from typer.testing import CliRunner
 from certrenew.cli import app
 from certrenew.lab.postgres import PostgresCluster
 from certrenew.lab.stack import LocalStack, Process
-from certrenew.renewal import renewal_id
 from certrenew.tasks.context import RENEWAL_FLOW
 from certrenew.tasks.forms import Question, open_question, pause_key
 from certrenew.tasks.guard import created_by
 from tests.fixtures_renewal import RenewalLab, RenewalRun, served_renewal_lab
 from tests.test_recovery import state_names, wait_for
-from tests.test_renewal_flow import served_serial
 
 pytestmark = pytest.mark.prefect
 
@@ -141,9 +139,7 @@ def test_a_renewal_from_event_to_retirement_on_two_workers_and_postgresql(scaled
     from prefect.deployments import run_deployment
 
     lab, workers = scaled_out
-    domain, server = lab.serve_certificate("scaled")
-    rid = renewal_id(domain, served_serial(lab, "scaled"))
-    people = lab.people(domain, server)
+    _domain, _server, rid, people = lab.serve_renewal("scaled")
     tracker = lab.tracker()
 
     workers.start("worker-a")

@@ -21,12 +21,16 @@ import pytest
 
 from certrenew.deployments.demo import DEMO_TIMINGS
 from certrenew.lab.stack import LocalStack
-from certrenew.renewal import renewal_id
 from certrenew.tasks.forms import Question, pause_key
 from certrenew.tasks.waiting import UNREACHABLE_SECONDS
-from tests.fixtures_renewal import RenewalLab, RenewalRun, alive, example_config, served_renewal_lab
+from tests.fixtures_renewal import (
+    RenewalLab,
+    RenewalRun,
+    alive,
+    example_config,
+    served_renewal_lab,
+)
 from tests.test_recovery import HEARTBEAT, state_names
-from tests.test_renewal_flow import served_serial
 
 pytestmark = pytest.mark.prefect
 
@@ -99,9 +103,7 @@ def pauses(run: RenewalRun) -> list[tuple[str, str]]:
 
 def test_an_answer_within_the_window_goes_on_in_the_same_process(warm_lab) -> None:
     lab, _, _ = warm_lab
-    domain, server = lab.serve_certificate("warm-answer")
-    rid = renewal_id(domain, served_serial(lab, "warm-answer"))
-    people = lab.people(domain, server)
+    _domain, _server, rid, people = lab.serve_renewal("warm-answer")
     run = lab.start("warm-answer")
 
     run.wait_paused(CSR)
@@ -128,9 +130,7 @@ def test_an_answer_within_the_window_goes_on_in_the_same_process(warm_lab) -> No
 
 def test_no_answer_within_the_window_lets_the_process_go(warm_lab) -> None:
     lab, short, _ = warm_lab
-    domain, server = lab.serve_certificate("warm-timeout")
-    rid = renewal_id(domain, served_serial(lab, "warm-timeout"))
-    people = lab.people(domain, server)
+    _domain, _server, rid, people = lab.serve_renewal("warm-timeout")
     run = lab.start("warm-timeout", config=str(short))
 
     run.wait_paused(CSR)
@@ -182,9 +182,7 @@ def test_a_process_waiting_while_its_prefect_server_is_gone_exits_and_the_run_go
     ) as lab:
         stack = lab.stack
         assert stack is not None and stack.server is not None and stack.runner is not None
-        domain, server = lab.serve_certificate("warm-outage")
-        rid = renewal_id(domain, served_serial(lab, "warm-outage"))
-        people = lab.people(domain, server)
+        _domain, _server, rid, people = lab.serve_renewal("warm-outage")
         run = lab.start("warm-outage")
         run.wait_paused(CSR)
         assert run.state().name == "Paused"
@@ -260,9 +258,7 @@ def test_a_serving_process_that_stops_suspends_its_warm_waits_and_a_restart_goes
     with served_renewal_lab(tmp_path, renewal=DEMO_TIMINGS | {"warm_wait_seconds": LONG}) as lab:
         stack = lab.stack
         assert stack is not None and stack.runner is not None
-        domain, server = lab.serve_certificate("warm-restart")
-        rid = renewal_id(domain, served_serial(lab, "warm-restart"))
-        people = lab.people(domain, server)
+        _domain, _server, rid, people = lab.serve_renewal("warm-restart")
         run = lab.start("warm-restart")
         run.wait_paused(CSR)
         [process] = run_processes(run)
