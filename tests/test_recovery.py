@@ -259,3 +259,20 @@ def test_a_renewal_that_keeps_crashing_waits_for_a_person(tmp_path: Path) -> Non
         run.resume(answered_by="anna")  # the cause is fixed: it goes on where it crashed
         running_step(run, "collect-csr-and-key", seen)
         assert [name for name, _ in state_names(run)].count("Crashed") == 2
+
+
+def test_recovery_for_workers_says_to_deploy_its_flow_first(tmp_path: Path) -> None:
+    """`certrenew recovery` before `prefect deploy --all`: the automations would start a
+    flow that is not there, so none is installed and the message says what to run."""
+    from prefect import get_client
+
+    from certrenew.deployments.recovery import RESUME_CRASHED, SILENT_RUN
+
+    with served_renewal_lab(tmp_path, serving=False) as lab:
+        said = CliRunner().invoke(app, ["recovery", "--config", str(lab.config)])
+        assert said.exit_code != 0
+        assert "resume-crashed-renewal" in said.output
+        assert "prefect --no-prompt deploy --all" in " ".join(said.output.split())
+        with get_client(sync_client=True) as client:
+            for name in (SILENT_RUN, RESUME_CRASHED):
+                assert not client.read_automations_by_name(name), name
