@@ -120,22 +120,21 @@ def install_recovery(settings: RecoverySettings, resume: UUID | None = None) -> 
     from prefect import get_client
     from prefect.exceptions import ObjectNotFound
 
-    names = (SILENT_RUN, RESUME_CRASHED)
     with get_client(sync_client=True) as client:
-        for name in names:
-            for old in client.read_automations_by_name(name):
-                client.delete_automation(old.id)
-        if not settings.enabled:
-            return []
-        if resume is None:
+        if settings.enabled and resume is None:
             try:
                 resume = client.read_deployment_by_name(RESUME_DEPLOYMENT).id
-            except ObjectNotFound:
+            except ObjectNotFound:  # the automations installed before, if any, stay
                 raise CertRenewError(
                     f"the deployment {RESUME_DEPLOYMENT} is missing on the Prefect server: "
                     "run `prefect --no-prompt deploy --all` from the project folder first "
                     "(certrenew serve deploys it itself)"
                 ) from None
+        for name in (SILENT_RUN, RESUME_CRASHED):
+            for old in client.read_automations_by_name(name):
+                client.delete_automation(old.id)
+        if not settings.enabled or resume is None:
+            return []
         wanted = recovery_automations(settings, resume)
         for automation in wanted:
             client.create_automation(automation)
