@@ -263,16 +263,24 @@ def test_a_renewal_that_keeps_crashing_waits_for_a_person(tmp_path: Path) -> Non
 
 def test_recovery_for_workers_says_to_deploy_its_flow_first(tmp_path: Path) -> None:
     """`certrenew recovery` before `prefect deploy --all`: the automations would start a
-    flow that is not there, so none is installed and the message says what to run."""
+    flow that is not there, so none is made, the ones installed before stay, and the
+    message says what to run."""
+    from uuid import uuid4
+
     from prefect import get_client
 
-    from certrenew.deployments.recovery import RESUME_CRASHED, SILENT_RUN
+    from certrenew.deployments.recovery import RESUME_CRASHED, SILENT_RUN, install_recovery
 
     with served_renewal_lab(tmp_path, serving=False) as lab:
+        before = install_recovery(lab.settings.recovery, uuid4())  # an earlier install
         said = CliRunner().invoke(app, ["recovery", "--config", str(lab.config)])
         assert said.exit_code != 0
         assert "resume-crashed-renewal" in said.output
         assert "prefect --no-prompt deploy --all" in " ".join(said.output.split())
         with get_client(sync_client=True) as client:
-            for name in (SILENT_RUN, RESUME_CRASHED):
-                assert not client.read_automations_by_name(name), name
+            kept = [
+                name
+                for name in (SILENT_RUN, RESUME_CRASHED)
+                if client.read_automations_by_name(name)
+            ]
+        assert kept == before == [SILENT_RUN, RESUME_CRASHED]
