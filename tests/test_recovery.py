@@ -191,15 +191,16 @@ def test_a_crash_reported_after_the_run_went_on_leaves_the_run_alone(recovery_la
     """
     from uuid import uuid4
 
-    from prefect.events import emit_event
-    from prefect.events.worker import EventsWorker
+    import httpx
+    from prefect.events import Event
+    from prefect.settings import PREFECT_API_URL
 
     lab, _ = recovery_lab
     lab.serve_certificate("late-crash")
     run = lab.start("late-crash")
     running_step(run, "collect-csr-and-key", set())
     before = state_names(run)
-    emit_event(
+    crashed = Event(
         event="prefect.flow-run.Crashed",
         id=uuid4(),  # a state the run is not in (any more)
         resource={"prefect.resource.id": f"prefect.flow-run.{run.id}"},
@@ -211,12 +212,17 @@ def test_a_crash_reported_after_the_run_went_on_leaves_the_run_alone(recovery_la
             }
         ],
     )
-    EventsWorker.drain_all()
+    # Through the server's events endpoint, which answers once it has taken the event
+    # (the client's background worker may still hold it when the test looks).
+    sent = httpx.post(
+        f"{PREFECT_API_URL.value()}/events", json=[crashed.model_dump(mode="json")], timeout=30
+    )
+    assert sent.status_code == 204, sent.text
 
     wait_for(
         "the recovery looked at the run",
         lambda: any(r.state and r.state.is_final() for r in recovery_runs_for(run)),
-        timeout=120,
+        timeout=240,
     )
     [looked] = recovery_runs_for(run)
     assert looked.state is not None and looked.state.is_completed(), looked.state
