@@ -88,7 +88,7 @@ class _Runner(Runner):
 
 
 async def serve_flows(
-    config: str | None, cron: str, poll_seconds: float, limit: int | None
+    settings: Settings, config: str | None, cron: str, poll_seconds: float, limit: int | None
 ) -> None:
     """The renewal (started only through the guard), the detection and the recovery's
     small flow, run by this process; the recovery installed once its flow is deployed.
@@ -116,7 +116,7 @@ async def serve_flows(
         name=RESUME_FLOW,
         description="Schedule a crashed renewal run again, unless it left that crash already.",
     )
-    await asyncio.to_thread(install_recovery, _settings(config).recovery, resume)
+    await asyncio.to_thread(install_recovery, settings.recovery, resume)
     # Ctrl-C stops it as SIGTERM does: runs waiting warm are suspended, the rest
     # cancelled. The terminal sends SIGINT to the runs too, which ignore it
     # (certrenew.deployments.run_process); Prefect's runner would wait for them.
@@ -148,7 +148,7 @@ def main(argv: list[str] | None = None) -> None:
     args = parser.parse_args(argv)
     require_prefect_api()
     _log_to_stderr()
-    settings = _settings(args.config)
+    settings = load_settings(Path(args.config) if args.config else None)
     beat_for_recovery(settings)
     start_runs_preloaded()  # its imports go on while the rest starts
     start_listening(settings, args.config)
@@ -157,7 +157,11 @@ def main(argv: list[str] | None = None) -> None:
     with suppress(KeyboardInterrupt, TerminationSignal):
         asyncio.run(
             serve_flows(
-                args.config, args.detect_cron, args.poll_seconds, args.process_limit or None
+                settings,
+                args.config,
+                args.detect_cron,
+                args.poll_seconds,
+                args.process_limit or None,
             )
         )
 
@@ -199,10 +203,6 @@ def _log_to_stderr() -> None:
         logger.addHandler(handler)
         logger.setLevel(logging.INFO)
         logger.propagate = False
-
-
-def _settings(config: str | None) -> Settings:
-    return load_settings(Path(config) if config else None)
 
 
 def beat_for_recovery(settings: Settings) -> None:
